@@ -1,0 +1,28 @@
+# The README's two commands: `make run` and `make test`. Both set up .venv on first use.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+SCENARIO ?= scenarios/quickstart.yaml
+
+.PHONY: run test bench check clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $$(.ci/find-python) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/nksim run $(SCENARIO)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+check: $(STAMP)
+	$(VENV)/bin/nksim check $(SCENARIO)
+
+clean:
+	rm -rf $(VENV) results/*/ .pytest_cache

@@ -1,0 +1,22 @@
+"""nksim: agent-based simulator of CAR-NK cell therapy against tumors.
+
+`sim.load_scenario(path)` and `sim.run(scenario) -> Result` mirror `nksim run`.
+"""
+__version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # Lazy: `import sim` stays cheap, and kernels compile only when a model is used.
+    if name in ("run", "Result", "warm_up"):
+        from . import api
+
+        return getattr(api, name)
+    if name in ("load_scenario", "Scenario", "ScenarioError"):
+        from . import config
+
+        return getattr(config, name)
+    if name == "TumorImmuneModel":
+        from .model import TumorImmuneModel
+
+        return TumorImmuneModel
+    raise AttributeError(name)

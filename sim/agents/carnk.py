@@ -1,0 +1,84 @@
+"""CARNKCell: a registered Mesa agent that is a view on one slot of the NK arrays."""
+from __future__ import annotations
+
+import mesa
+import numpy as np
+
+from ..kernels import step as K
+from ..kernels.params import IFNG, IL15, TGFB
+from ..kernels.persistence import death_probability, effective_half_life
+
+
+class CARNKCell(mesa.Agent):
+    """A CAR-NK cell. State lives in `model.nk`; this object reads and explains it."""
+
+    __slots__ = ("idx",)
+
+    def __init__(self, model, idx: int):
+        super().__init__(model)
+        self.idx = idx
+
+    # -- state read from the arrays
+    @property
+    def site(self) -> int:
+        return int(self.model.nk.site[self.idx])
+
+    @property
+    def pos(self) -> tuple[int, int, int]:
+        return tuple(int(v) for v in np.unravel_index(self.site, self.model.shape))
+
+    @pos.setter
+    def pos(self, value) -> None:  # mesa.Agent assigns pos=None on creation
+        pass
+
+    @property
+    def state(self) -> str:
+        return {K.NK_FREE: "free", K.NK_KILLING: "killing", K.NK_BOUND: "bound", K.NK_EMPTY: "dead"}[int(self.model.nk.state[self.idx])]
+
+    @property
+    def granules(self) -> float:
+        return float(self.model.nk.granules[self.idx])
+
+    @property
+    def kills(self) -> int:
+        return int(self.model.nk.kills[self.idx])
+
+    @property
+    def stimulations(self) -> int:
+        return int(self.model.nk.stims[self.idx])
+
+    @property
+    def exhausted(self) -> bool:
+        return self.stimulations >= self.model.p_nk.exhaustion_stims
+
+    @property
+    def divisions(self) -> int:
+        return int(self.model.nk.divisions[self.idx])
+
+    def local(self, field: int) -> float:
+        """Total concentration (ng/mL) of a field at this cell's site."""
+        m = self.model
+        return float(m.fields.sample_sites(m.fields.names[field], np.array([self.site]))[0])
+
+    def il15_seen(self) -> float:
+        """IL-15 this cell responds to: the local field plus its own autocrine product."""
+        return self.local(IL15) + self.model.p_nk.il15_autocrine
+
+    # -- behaviour: the same kernel functions the batch step uses
+    def signal_against(self, tumor) -> tuple[float, int, int]:
+        """(trigger probability, kill route, kill path) of a conjugate with a TumorCell view."""
+        m = self.model
+        return K.conjugate_outcome(
+            m.p_nk, self.local(TGFB), tumor.local(IFNG), tumor.antigen, tumor.mhc_base, tumor.ligand,
+            tumor.coating, self.exhausted, self.granules, float(m.nk.dr_left[self.idx]),
+        )
+
+    def half_life_days(self) -> float:
+        """Current persistence half-life (days), stretched by local IL-15."""
+        p = self.model.p_nk
+        return effective_half_life(p.half_life_min, self.il15_seen(), p.il15_extension, p.il15_ec50) / 1440.0
+
+    def death_probability(self) -> float:
+        """Probability of dying within the next step."""
+        p = self.model.p_nk
+        return death_probability(p.half_life_min, self.il15_seen(), p.il15_extension, p.il15_ec50, p.dt)

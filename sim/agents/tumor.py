@@ -1,0 +1,64 @@
+"""TumorCell: an on-request Mesa agent view of one slot of the tumor arrays (never registered,
+because tumors reach 10^7 cells and must not cost a Python object each)."""
+from __future__ import annotations
+
+import mesa
+import numpy as np
+
+from ..kernels import step as K
+from ..kernels.params import IFNG
+from ..kernels.recognition import effective_mhc
+
+
+class TumorCell(mesa.Agent):
+    """A tumor cell view; attributes read `model.tumor`."""
+
+    def __init__(self, model, idx: int):  # deliberately not super().__init__: no registration
+        self.model = model
+        self.idx = idx
+        self.unique_id = -1 - idx
+
+    @property
+    def site(self) -> int:
+        return int(self.model.tumor.site[self.idx])
+
+    @property
+    def pos(self) -> tuple[int, int, int]:
+        return tuple(int(v) for v in np.unravel_index(self.site, self.model.shape))
+
+    @property
+    def antigen(self) -> float:
+        return float(self.model.tumor.antigen[self.idx])
+
+    @property
+    def antigen_negative(self) -> bool:
+        return self.antigen <= 0.0
+
+    @property
+    def mhc_base(self) -> float:
+        return float(self.model.tumor.mhc[self.idx])
+
+    @property
+    def ligand(self) -> float:
+        return float(self.model.tumor.ligand[self.idx])
+
+    @property
+    def coating(self) -> float:
+        return float(self.model.tumor.coat[self.idx])
+
+    @property
+    def state(self) -> str:
+        return {K.T_ALIVE: "alive", K.T_DOOMED: "apoptotic", K.T_DEAD: "dead", K.T_EMPTY: "cleared"}[int(self.model.tumor.state[self.idx])]
+
+    def local(self, field: int) -> float:
+        m = self.model
+        return float(m.fields.sample_sites(m.fields.names[field], np.array([self.site]))[0])
+
+    @property
+    def mhc(self) -> float:
+        """MHC-I after IFN-γ up-regulation at this cell's site (the kernel's rule)."""
+        r = self.model.config.tumor.ifng_response
+        return effective_mhc(self.mhc_base, self.local(IFNG), r.mhc_max_fold, r.ec50_ng_ml)
+
+    def remove(self) -> None:  # views are not registered
+        pass

@@ -1,0 +1,81 @@
+"""Command line: `nksim run | check | params` (and `sweep`, `plot`, `validate`).
+
+Bad input exits with status 2 and one message naming the YAML path; nothing is written.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .config import ScenarioError
+
+
+def _cmd_run(args) -> int:
+    from . import api
+    from .config import load_scenario
+
+    cfg = load_scenario(args.scenario)
+    out = Path(args.out) if args.out else Path("results") / cfg.name
+    res = api.run(cfg, seed=args.seed, out=out, progress=not args.quiet, days=args.days)
+    m = res.metrics
+    print(f"wrote {out}/  (tumor {m['tumor_initial']} → {m['tumor_final']}, reduction {m['tumor_reduction']:.1%}, "
+          f"kills CAR/innate {m['kills_car']}/{m['kills_innate']}, wall {res.summary['wall_time_s']:.1f} s)")
+    return 0
+
+
+def _cmd_check(args) -> int:
+    from .config import load_scenario
+
+    cfg = load_scenario(args.scenario)
+    shape = cfg.domain.lattice_shape()
+    print(f"ok: {args.scenario} ({cfg.name}: {cfg.domain.dims}D lattice {shape}, {cfg.time.days} days)")
+    return 0
+
+
+def _cmd_params(args) -> int:
+    from .config import parameter_table_markdown
+
+    text = parameter_table_markdown()
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree; other modules add their subcommands through `register` hooks."""
+    p = argparse.ArgumentParser(prog="nksim", description="Agent-based simulator of CAR-NK cell therapy.")
+    from . import __version__
+
+    p.add_argument("--version", action="version", version=f"nksim {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run a scenario")
+    r.add_argument("scenario")
+    r.add_argument("--out", help="output folder (default results/<name>)")
+    r.add_argument("--seed", type=int, help="override the scenario seed")
+    r.add_argument("--days", type=float, help="override time.days")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=_cmd_run)
+    c = sub.add_parser("check", help="validate a scenario without running it")
+    c.add_argument("scenario")
+    c.set_defaults(func=_cmd_check)
+    pr = sub.add_parser("params", help="print the parameter table (Markdown)")
+    pr.add_argument("--out")
+    pr.set_defaults(func=_cmd_params)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `nksim` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ScenarioError as e:
+        print(f"nksim: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,487 @@
+"""Scenario schema: pydantic models with units, bounds and a source for every default.
+
+The schema is the single source of truth for parameters: `docs/parameters.md` is generated from
+it (`nksim params`), and YAML errors are reported by dotted path with the line number.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+# ---------------------------------------------------------------------------------------------
+# Parameter helper: every numeric default carries a unit and a source.
+# ---------------------------------------------------------------------------------------------
+
+
+def P(default: Any, unit: str, source: str, desc: str, **bounds: Any) -> Any:
+    """A schema field with its unit, literature source (or "assumed") and description."""
+    return Field(default, description=desc, json_schema_extra={"unit": unit, "source": source}, **bounds)
+
+
+class ScenarioError(ValueError):
+    """Bad scenario input: the message names the YAML path and how to fix it."""
+
+    def __init__(self, path: str, message: str, line: int | None = None, file: str | None = None):
+        self.path, self.line, self.file, self.detail = path, line, file, message
+        where = f"{file}:" if file else ""
+        where += f"line {line}: " if line else ""
+        super().__init__(f"{where}{path}: {message}" if path else f"{where}{message}")
+
+
+class _Block(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Space and time
+# ---------------------------------------------------------------------------------------------
+
+
+class Domain(_Block):
+    """The simulated tissue: a 2D or 3D lattice of cell-sized sites."""
+
+    space: Literal["lattice", "well_mixed"] = Field("lattice", description="lattice (spatial) or well_mixed (mass action, no space)")
+    dims: Literal[2, 3] = P(2, "-", "assumed", "lattice dimension")
+    size_um: list[float] = P([1000.0, 1000.0], "µm", "assumed", "domain edge lengths (2 or 3 values; a single value means a cube)")
+    spacing_um: float = P(20.0, "µm", "assumed (about one tumor-cell diameter)", "lattice site spacing", gt=0)
+    field_coarsen: int = P(2, "sites", "assumed; error bounded in tests/test_fields.py", "field voxel edge in lattice sites", ge=1, le=16)
+
+    @model_validator(mode="after")
+    def _size_matches_dims(self) -> "Domain":
+        if len(self.size_um) == 1:
+            object.__setattr__(self, "size_um", self.size_um * self.dims)
+        if len(self.size_um) != self.dims:
+            raise ValueError(f"size_um has {len(self.size_um)} values but dims is {self.dims}; give {self.dims} edge lengths")
+        if any(s <= 0 for s in self.size_um):
+            raise ValueError("size_um values must be > 0")
+        return self
+
+    def lattice_shape(self) -> tuple[int, int, int]:
+        """Lattice sites per axis (nx, ny, nz); nz = 1 in 2D."""
+        n = [max(1, int(round(s / self.spacing_um))) for s in self.size_um]
+        return (n[0], n[1], n[2] if self.dims == 3 else 1)
+
+
+class TimeCfg(_Block):
+    """Clock: the cell step, the slower tumor and field steps, and output cadence."""
+
+    days: float = P(3.0, "day", "assumed", "simulated duration", gt=0)
+    dt_min: float = P(2.0, "min", "assumed (CAR-T speed 5 µm/min moves ~0.5 site per step; Luque 2024)", "motility/contact step", gt=0, le=60)
+    tumor_dt_min: float = P(10.0, "min", "assumed (≪ 38.6 h cycle)", "division/apoptosis step (multi-rate)", gt=0, le=240)
+    field_dt_min: float = P(10.0, "min", "assumed; solver exact for any step", "cytokine field step", gt=0, le=1440)
+    output_every_h: float = P(2.0, "h", "assumed", "time-series output interval", gt=0)
+    snapshot_every_h: float = P(24.0, "h", "assumed", "spatial snapshot interval (0 = none)", ge=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tumor
+# ---------------------------------------------------------------------------------------------
+
+
+class Distribution(_Block):
+    """A per-cell level drawn from a lognormal with the given mean and coefficient of variation."""
+
+    mean: float = P(1.0, "relative", "assumed", "mean level (1 = reference expression)", ge=0)
+    cv: float = P(0.5, "-", "assumed", "coefficient of variation (lognormal)", ge=0, le=5)
+
+
+class Antigen(Distribution):
+    """The CAR target on tumor cells: density per cell plus an antigen-negative fraction."""
+
+    name: str = Field("CD19", description="target antigen (CD19, HER2, EGFR, CLDN18.2, ...)")
+    negative_fraction: float = P(0.02, "fraction", "assumed", "fraction of antigen-negative cells at start", ge=0, le=1)
+
+
+class TumorInit(_Block):
+    """Initial tumor: a compact nodule (disc/sphere) or scattered disseminated cells."""
+
+    shape: Literal["nodule", "scattered"] = Field("nodule", description="nodule (compact disc/sphere at the centre) or scattered (uniform random)")
+    count: int = P(2000, "cells", "assumed", "initial tumor cells", ge=0)
+
+
+class IFNgResponse(_Block):
+    """How IFN-γ changes tumor cells: MHC-I up-regulation and slower proliferation."""
+
+    mhc_max_fold: float = P(1.0, "fold", "assumed", "maximal MHC-I up-regulation by IFN-γ", ge=0)
+    growth_max_inhibition: float = P(0.5, "fraction", "assumed", "maximal reduction of the division rate by IFN-γ", ge=0, le=1)
+    ec50_ng_ml: float = P(1.0, "ng/mL", "assumed", "IFN-γ half-effect concentration", gt=0)
+
+
+class Tumor(_Block):
+    """Tumor cells: growth, antigen/MHC-I/NKG2D-ligand phenotype, apoptosis, TGF-β secretion."""
+
+    init: TumorInit = Field(default_factory=TumorInit)
+    doubling_time_h: float = P(38.6, "h", "Luque 2024 (CARTopiaX tumor cell cycle)", "cell-cycle time when space is free", gt=0)
+    apoptosis_delay_min: float = P(60.0, "min", "assumed (caspase signal ~15–45 min, PMC4543232)", "time from lethal hit to death", ge=0)
+    clearance_min: float = P(120.0, "min", "assumed", "time a dead cell keeps its site before clearance", ge=0)
+    antigen: Antigen = Field(default_factory=Antigen)
+    mhc_i: Distribution = Field(default_factory=lambda: Distribution(mean=1.0, cv=0.3))
+    nkg2d_ligand: Distribution = Field(default_factory=lambda: Distribution(mean=0.5, cv=0.5))
+    tgfb_secretion: float = P(5.0, "ng/(10⁶ cells·day)", "assumed (ELISA range 1–10); gives ~1–2 ng/mL in a 3D nodule (literature.md §5)", "TGF-β secretion per live tumor cell", ge=0)
+    ifng_response: IFNgResponse = Field(default_factory=IFNgResponse)
+
+
+# ---------------------------------------------------------------------------------------------
+# CAR-NK cells
+# ---------------------------------------------------------------------------------------------
+
+
+class NKDose(_Block):
+    """Initial CAR-NK cells placed in the tissue."""
+
+    cells: int = P(500, "cells", "assumed", "CAR-NK cells at t = 0", ge=0)
+    placement: Literal["random", "rim"] = Field("random", description="random free sites, or a ring around the tumor")
+
+
+class Motility(_Block):
+    """Persistent random walk biased toward the tumor."""
+
+    speed_um_min: float = P(5.0, "µm/min", "Luque 2024 (CAR-T speed)", "migration speed", ge=0)
+    persistence_min: float = P(10.0, "min", "Luque 2024 (persistence time of motion)", "mean time before a new direction", gt=0)
+    tumor_bias: float = P(0.3, "0-1", "assumed", "weight of the direction toward the tumor centroid", ge=0, le=1)
+
+
+class Receptors(_Block):
+    """Receptor levels that set the signal balance (relative units)."""
+
+    car_expression: float = P(1.0, "relative", "assumed", "CAR surface level (0 = non-transduced NK)", ge=0)
+    car_affinity: float = P(1.0, "relative", "assumed", "CAR affinity scale", ge=0)
+    nkg2d: float = P(1.0, "relative", "assumed", "NKG2D level", ge=0)
+    inhibitory: float = P(0.5, "relative", "assumed (balances NKG2D at reference MHC-I and ligand: missing-self)", "KIR/NKG2A level against MHC-I", ge=0)
+    cd16: float = P(1.0, "relative", "assumed", "CD16 (FcγRIIIa) level for ADCC", ge=0)
+
+
+class Activation(_Block):
+    """Signal integration: net = (activating − inhibitory) × (1 − TGF-β suppression)."""
+
+    attach_rate_per_min: float = P(0.2, "1/min", "Ghaffarizadeh 2018 (PhysiCell attachment rate)", "rate of forming a conjugate on contact", ge=0)
+    half_activation: float = P(0.5, "signal", "assumed", "net signal giving half-maximal triggering", gt=0)
+    hill: float = P(2.0, "-", "assumed", "steepness of the triggering curve", gt=0)
+    release_min: float = P(10.0, "min", "assumed", "time spent on a non-triggering conjugate", ge=0)
+
+
+class Killing(_Block):
+    """Perforin/granzyme contact killing with a granule stock, plus a slower death-receptor route."""
+
+    perforin: bool = Field(True, description="perforin/granzyme competent (false = perforin-deficient)")
+    kill_time_min: float = P(15.0, "min", "Ghaffarizadeh 2018 (1/15 min kill rate); PMC4543232 (~15 min)", "conjugate time for a granule kill", gt=0)
+    granules: float = P(4.0, "kills", "assumed (Kather immunoABM killer capacity 5)", "granule stock (kills before depletion)", ge=0)
+    granule_regen_h: float = P(8.0, "h", "assumed", "time to regenerate one kill's granules", gt=0)
+    death_receptor_kill_time_min: float = P(45.0, "min", "PMC4543232 (death-receptor caspase ~45 min); Prager 2019", "conjugate time for a death-receptor kill", gt=0)
+    death_receptor_capacity: float = P(1.0, "kills", "Prager 2019 (perforin-deficient NK kill about once)", "death-receptor kills available per NK", ge=0)
+    exhaustion_stimulations: int = P(10, "conjugates", "assumed (Kather immunoABM capacity 5; Vanherberghen 2013 serial killers)", "triggering conjugates before exhaustion", ge=1)
+
+
+class Persistence(_Block):
+    """In vivo NK loss as a hazard with a half-life; IL-15 extends it."""
+
+    half_life_days: float = P(7.0, "day", "Zhang 2007 (t½ < 10 days)", "in vivo half-life without IL-15 support", gt=0)
+
+
+class IL15(_Block):
+    """IL-15 armoring: secretion into the field, longer life and IL-15-driven proliferation."""
+
+    mode: Literal["none", "secreted"] = Field("none", description="none, or secreted (autocrine/paracrine into the IL-15 field)")
+    secretion: float = P(20.0, "ng/(10⁶ cells·day)", "assumed", "IL-15 secretion per armored NK", ge=0)
+    half_life_extension: float = P(3.0, "fold", "assumed (Liu 2018: IL-15 critical for persistence)", "max fold extension of the half-life at saturating IL-15", ge=0)
+    ec50_ng_ml: float = P(0.5, "ng/mL", "assumed", "IL-15 half-effect concentration", gt=0)
+    autocrine_ng_ml: float = P(1.0, "ng/mL", "assumed", "IL-15 a secreting cell sees from its own product (autocrine), added to the field", ge=0)
+    proliferation_per_day: float = P(0.3, "1/day", "assumed (Zhang 2007: 4.3 %/day without support)", "max IL-15-driven division rate", ge=0)
+    max_divisions: int = P(4, "divisions", "assumed (Kather immunoABM proliferation capacity 10)", "divisions allowed per lineage", ge=0)
+
+
+class Secretion(_Block):
+    """IFN-γ release by CAR-NK cells while engaged with a target."""
+
+    ifng_engaged: float = P(500.0, "ng/(10⁶ cells·day)", "assumed (activated NK; Bellone 1995 order of magnitude)", "IFN-γ secretion while in a triggered conjugate", ge=0)
+    ifng_exhausted_fraction: float = P(0.2, "fraction", "assumed", "secretion of exhausted cells relative to fresh", ge=0, le=1)
+
+
+class NK(_Block):
+    """CAR-NK product inside the tissue."""
+
+    dose: NKDose = Field(default_factory=NKDose)
+    motility: Motility = Field(default_factory=Motility)
+    receptors: Receptors = Field(default_factory=Receptors)
+    activation: Activation = Field(default_factory=Activation)
+    killing: Killing = Field(default_factory=Killing)
+    persistence: Persistence = Field(default_factory=Persistence)
+    il15: IL15 = Field(default_factory=IL15)
+    secretion: Secretion = Field(default_factory=Secretion)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fields and microenvironment
+# ---------------------------------------------------------------------------------------------
+
+
+class FieldSpec(_Block):
+    """One cytokine: diffusion, decay and a background level."""
+
+    diffusion_um2_min: float = P(600.0, "µm²/min", "assumed (~10 µm²/s for a cytokine in tissue)", "diffusion coefficient", ge=0)
+    half_life_min: float = P(60.0, "min", "assumed", "decay half-life (uptake and clearance)", gt=0)
+    background_ng_ml: float = P(0.0, "ng/mL", "assumed", "systemic background level", ge=0)
+
+
+def _tgfb_default() -> FieldSpec:
+    return FieldSpec(diffusion_um2_min=600.0, half_life_min=3.0, background_ng_ml=0.0)
+
+
+class TGFbEffects(_Block):
+    """TGF-β suppression of NK function, each a fraction at saturating TGF-β (Hill, n = 1)."""
+
+    ic50_ng_ml: float = P(2.0, "ng/mL", "literature.md §5 (2 ng/mL ~ patient plasma)", "TGF-β half-suppression concentration", gt=0)
+    activation_max: float = P(0.5, "fraction", "Bellone 1995 (cytotoxicity weakly inhibited)", "max suppression of the net activating signal", ge=0, le=1)
+    nkg2d_max: float = P(0.6, "fraction", "Crane 2010 (NKG2D down-regulation)", "max NKG2D down-regulation", ge=0, le=1)
+    ifng_max: float = P(0.9, "fraction", "Bellone 1995; Trotta 2008 (IFN-γ strongly inhibited)", "max suppression of IFN-γ secretion", ge=0, le=1)
+    resistant: bool = Field(False, description="NK carry a dominant-negative/knocked-out TGF-βR2 (Yvon 2017; Burga 2019)")
+
+
+class Stroma(_Block):
+    """TGF-β-secreting stroma: a shell of sites around the tumor."""
+
+    enabled: bool = Field(False, description="add a stromal TGF-β source around the tumor")
+    thickness_um: float = P(60.0, "µm", "assumed", "stromal shell thickness", ge=0)
+    tgfb_secretion: float = P(20.0, "ng/(10⁶ sites·day)", "assumed (stromal fibroblasts/Tregs as a lumped source)", "TGF-β secretion per stromal site", ge=0)
+
+
+class Fields(_Block):
+    """Cytokine fields and their effects."""
+
+    ifng: FieldSpec = Field(default_factory=FieldSpec)
+    tgfb: FieldSpec = Field(default_factory=_tgfb_default, description="TGF-β1; default half-life 3 min (assumed: active TGF-β is cleared within minutes)")
+    il15: FieldSpec = Field(default_factory=lambda: FieldSpec(diffusion_um2_min=600.0, half_life_min=90.0))
+    tgfb_effects: TGFbEffects = Field(default_factory=TGFbEffects)
+    stroma: Stroma = Field(default_factory=Stroma)
+
+
+class Output(_Block):
+    """What a run writes."""
+
+    snapshots: bool = Field(True, description="write spatial snapshots (.npz)")
+    figure: bool = Field(True, description="write the tumor/CAR-NK PNG")
+
+
+class Scenario(_Block):
+    """A complete nksim scenario."""
+
+    name: str = Field("scenario", description="scenario name (output folder name)")
+    description: str = Field("", description="free text")
+    seed: int = P(12345, "-", "-", "random seed (recorded in every output)", ge=0)
+    domain: Domain = Field(default_factory=Domain)
+    time: TimeCfg = Field(default_factory=TimeCfg)
+    tumor: Tumor = Field(default_factory=Tumor)
+    nk: NK = Field(default_factory=NK)
+    fields: Fields = Field(default_factory=Fields)
+    output: Output = Field(default_factory=Output)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading, overrides and error reporting
+# ---------------------------------------------------------------------------------------------
+
+
+def _line_index(text: str) -> dict[tuple, int]:
+    """Map each key path in a YAML document to its 1-based line number."""
+    lines: dict[tuple, int] = {}
+
+    def walk(node: Any, path: tuple) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                p = path + (str(k.value),)
+                lines[p] = k.start_mark.line + 1
+                walk(v, p)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                lines[path + (i,)] = v.start_mark.line + 1
+                walk(v, path + (i,))
+
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return lines
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def load_raw(path: str | Path) -> dict:
+    """Read a scenario YAML into a plain dict; ScenarioError on a missing file or bad YAML."""
+    p = Path(path)
+    if not p.is_file():
+        raise ScenarioError("", f"scenario file not found: {p} (check the path)")
+    text = p.read_text(encoding="utf-8")
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        problem = getattr(e, "problem", None) or str(e)
+        raise ScenarioError("", f"malformed YAML: {problem} (fix the indentation or quoting)", line=line, file=str(p)) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ScenarioError("", "the top level must be a mapping of blocks (name:, tumor:, nk:, ...)", file=str(p))
+    raw["__source__"] = {"file": str(p), "lines": _line_index(text)}
+    return raw
+
+
+def _model_for_path(model: type[BaseModel], path: tuple) -> type[BaseModel] | None:
+    """The pydantic block class at a key path, for "did you mean" hints."""
+    for key in path:
+        if isinstance(key, int):
+            continue
+        f = model.model_fields.get(key)
+        ann = getattr(f, "annotation", None) if f else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return model
+
+
+def _format_error(err: dict, lines: dict, file: str | None) -> ScenarioError:
+    """Turn one pydantic error into a ScenarioError naming the dotted path, line and fix."""
+    loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+    dotted = ".".join(str(x) for x in loc)
+    typ, msg = err["type"], err["msg"]
+    if typ == "extra_forbidden":
+        parent = _model_for_path(Scenario, loc[:-1])
+        options = list(parent.model_fields) if parent else []
+        close = difflib.get_close_matches(str(loc[-1]), options, n=1, cutoff=0.5)
+        hint = f"; did you mean '{close[0]}'?" if close else (f"; allowed keys: {', '.join(options)}" if options else "")
+        msg = f"unknown key '{loc[-1]}'{hint}"
+    elif typ in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        msg = f"{msg} (got {err.get('input')!r})"
+    elif "type" in typ or typ.endswith("_parsing"):
+        msg = f"{msg} (got {err.get('input')!r})"
+    elif typ == "literal_error":
+        msg = f"{msg} (got {err.get('input')!r})"
+    line = None
+    for k in range(len(loc), 0, -1):
+        line = lines.get(tuple(str(x) if not isinstance(x, int) else x for x in loc[:k]))
+        if line:
+            break
+    return ScenarioError(dotted, msg, line=line, file=file)
+
+
+def validate(raw: dict) -> Scenario:
+    """Validate a raw scenario dict; raise ScenarioError naming the first bad YAML path."""
+    raw = dict(raw)
+    src = raw.pop("__source__", {}) or {}
+    raw.pop("sweep", None)
+    try:
+        return Scenario.model_validate(raw)
+    except ValidationError as e:
+        errs = e.errors()
+        first = _format_error(errs[0], src.get("lines", {}), src.get("file"))
+        if len(errs) > 1:
+            others = "; ".join(str(_format_error(x, src.get("lines", {}), None)) for x in errs[1:4])
+            raise ScenarioError(first.path, f"{first.detail} (also: {others})", first.line, first.file) from None
+        raise first from None
+
+
+def apply_overrides(raw: dict, overrides: dict[str, Any]) -> dict:
+    """Return a copy of `raw` with dotted-path overrides set; unknown paths raise ScenarioError."""
+    out = copy.deepcopy({k: v for k, v in raw.items() if k != "__source__"})
+    for dotted, value in overrides.items():
+        keys = dotted.split(".")
+        model: type[BaseModel] | None = Scenario
+        node = out
+        for i, key in enumerate(keys):
+            if model is not None and key not in model.model_fields:
+                close = difflib.get_close_matches(key, list(model.model_fields), n=1, cutoff=0.5)
+                hint = f"; did you mean '{'.'.join(keys[:i] + [close[0]])}'?" if close else ""
+                raise ScenarioError(dotted, f"unknown parameter path{hint}")
+            sub = _model_for_path(model, (key,)) if model is not None else None
+            if i == len(keys) - 1:
+                node[key] = value
+            else:
+                node = node.setdefault(key, {})
+                if not isinstance(node, dict):
+                    raise ScenarioError(dotted, f"'{'.'.join(keys[: i + 1])}' is not a block")
+            model = sub
+    return out
+
+
+def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
+    """Load, override and validate a scenario YAML file."""
+    raw = load_raw(path)
+    src = raw.get("__source__")
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+        raw["__source__"] = src
+    return validate(raw)
+
+
+def coerce(scenario: Scenario | dict | str | Path | None, overrides: dict[str, Any] | None = None) -> Scenario:
+    """Accept a Scenario, a raw dict, a YAML path or None (defaults), with optional overrides."""
+    if scenario is None:
+        scenario = {}
+    if isinstance(scenario, (str, Path)):
+        return load_scenario(scenario, overrides)
+    if isinstance(scenario, Scenario):
+        if not overrides:
+            return scenario
+        scenario = scenario.model_dump()
+    raw = apply_overrides(scenario, overrides or {})
+    return validate(raw)
+
+
+# ---------------------------------------------------------------------------------------------
+# The parameter table
+# ---------------------------------------------------------------------------------------------
+
+
+def parameter_rows(model: type[BaseModel] = Scenario, prefix: str = "") -> list[dict]:
+    """Every leaf parameter: dotted path, default, unit, bounds, source and description."""
+    rows = []
+    inst = model()
+    for name, f in model.model_fields.items():
+        path = f"{prefix}{name}"
+        ann = f.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            default = getattr(inst, name)
+            for r in parameter_rows(type(default), path + "."):
+                r["default"] = _deep_get(default, r["path"][len(path) + 1 :])
+                rows.append(r)
+            continue
+        extra = f.json_schema_extra or {}
+        bounds = [f"{m.__class__.__name__.lower()} {next(iter(vars(m).values()))}" for m in f.metadata if vars(m)]
+        rows.append(
+            {
+                "path": path,
+                "default": getattr(inst, name),
+                "unit": extra.get("unit", "-"),
+                "bounds": ", ".join(bounds),
+                "source": extra.get("source", "-"),
+                "description": f.description or "",
+            }
+        )
+    return rows
+
+
+def _deep_get(obj: Any, dotted: str) -> Any:
+    for k in dotted.split("."):
+        obj = getattr(obj, k)
+    return obj
+
+
+def parameter_table_markdown() -> str:
+    """The documented parameter table, generated from the schema."""
+    out = [
+        "# Parameter table",
+        "",
+        "Generated from `sim/config.py` by `nksim params` — do not edit by hand.",
+        "Every default is in physical units; the source is a paper from `shared/reference/literature.md` or \"assumed\".",
+        "",
+        "| parameter | default | unit | bounds | source | meaning |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in parameter_rows():
+        out.append(f"| `{r['path']}` | {r['default']} | {r['unit']} | {r['bounds']} | {r['source']} | {r['description']} |")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,29 @@
+"""Cytotoxic machinery: granule stock, its regeneration, the death-receptor fallback and exhaustion."""
+from numba import njit
+
+PATH_NONE = 0
+PATH_GRANULE = 1
+PATH_DEATH_RECEPTOR = 2
+
+
+@njit(cache=True)
+def regenerate_granules(granules, max_granules, regen_min, dt_min):
+    """Granule stock after `dt_min` of linear regeneration, capped at the full stock."""
+    g = granules + dt_min / regen_min
+    return max_granules if g > max_granules else g
+
+
+@njit(cache=True)
+def choose_kill_path(perforin, granules, dr_left):
+    """Perforin/granzyme if granules are left, else a death-receptor kill if any remain, else none."""
+    if perforin and granules >= 1.0:
+        return PATH_GRANULE
+    if dr_left >= 1.0:
+        return PATH_DEATH_RECEPTOR
+    return PATH_NONE
+
+
+@njit(cache=True)
+def is_exhausted(stimulations, exhaustion_stimulations):
+    """An NK cell is exhausted after a fixed number of triggering conjugates."""
+    return stimulations >= exhaustion_stimulations

@@ -1,0 +1,25 @@
+"""Kernel parameter bundles: the resolved scenario in kernel units (minutes, lattice sites, ng/mL)."""
+from collections import namedtuple
+
+# Field order in the field arrays; the model and kernels both use these constants.
+IFNG, TGFB, IL15 = 0, 1, 2
+FIELD_NAMES = ("ifng", "tgfb", "il15")
+
+NKParams = namedtuple(
+    "NKParams",
+    [
+        "dt", "dims", "sites_per_step", "persistence_min", "tumor_bias",
+        "car_expression", "car_affinity", "nkg2d", "inhibitory", "cd16", "inhibitory_block",
+        "attach_rate", "half_activation", "hill", "release_min",
+        "perforin", "kill_min", "max_granules", "regen_min", "dr_kill_min", "dr_capacity", "exhaustion_stims",
+        "half_life_min", "il15_extension", "il15_ec50", "prolif_rate", "max_divisions",
+        "ifng_rate", "ifng_exhausted_fraction", "il15_rate", "il15_autocrine",
+        "tgfb_ic50", "tgfb_activation_max", "tgfb_nkg2d_max", "tgfb_ifng_max", "tgfb_resistant",
+        "mhc_max_fold", "tumor_ifng_ec50", "apoptosis_delay_min",
+    ],
+)
+
+TumorParams = namedtuple(
+    "TumorParams",
+    ["division_rate", "ifng_growth_max", "ifng_ec50", "apoptosis_delay_min", "clearance_min"],
+)

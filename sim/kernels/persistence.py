@@ -1,0 +1,25 @@
+"""NK persistence: death hazard from the in vivo half-life, extended by IL-15, and IL-15-driven division."""
+from numba import njit
+
+from .rates import LN2, hazard_probability, saturation
+
+
+@njit(cache=True)
+def effective_half_life(half_life_min, il15_ng_ml, max_extension, ec50_ng_ml):
+    """Half-life stretched by IL-15 signalling: t½·(1 + ext·IL15/(IL15+EC50))."""
+    return half_life_min * (1.0 + max_extension * saturation(il15_ng_ml, ec50_ng_ml))
+
+
+@njit(cache=True)
+def death_probability(half_life_min, il15_ng_ml, max_extension, ec50_ng_ml, dt_min):
+    """Per-step probability that an NK cell dies (persistence loss)."""
+    t_half = effective_half_life(half_life_min, il15_ng_ml, max_extension, ec50_ng_ml)
+    return hazard_probability(LN2 / t_half, dt_min)
+
+
+@njit(cache=True)
+def division_probability(max_rate_per_min, il15_ng_ml, ec50_ng_ml, divisions, max_divisions, dt_min):
+    """Per-step probability of an IL-15-driven NK division (none once the lineage limit is reached)."""
+    if divisions >= max_divisions:
+        return 0.0
+    return hazard_probability(max_rate_per_min * saturation(il15_ng_ml, ec50_ng_ml), dt_min)

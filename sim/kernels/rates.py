@@ -1,0 +1,28 @@
+"""Rate arithmetic shared by every mechanism: hazards, half-lives and saturating responses."""
+import math
+
+from numba import njit
+
+LN2 = math.log(2.0)
+
+
+@njit(cache=True)
+def hazard_probability(rate_per_min, dt_min):
+    """Probability that an event with constant hazard `rate_per_min` happens within `dt_min`."""
+    if rate_per_min <= 0.0:
+        return 0.0
+    return 1.0 - math.exp(-rate_per_min * dt_min)
+
+
+@njit(cache=True)
+def half_life_to_rate(half_life_min):
+    """First-order rate (1/min) for a half-life in minutes."""
+    return LN2 / half_life_min
+
+
+@njit(cache=True)
+def saturation(conc, ec50):
+    """Michaelis–Menten occupancy c/(c+EC50) in [0, 1): the response to a cytokine level."""
+    if conc <= 0.0:
+        return 0.0
+    return conc / (conc + ec50)

@@ -1,0 +1,284 @@
+"""The batch steps: every live cell, in random-sequential order, through the mechanism functions.
+
+`nk_step` runs every cell step (motility, contact, signal integration, killing, secretion,
+persistence, IL-15 division). `tumor_step` runs every tumor step and only visits cells whose
+next event (division, death, clearance) is due, so its cost follows the active cells.
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+from .growth import division_acceptance, next_division_delay
+from .killing import PATH_GRANULE, PATH_NONE, choose_kill_path, is_exhausted, regenerate_granules
+from .lattice import neighbour_site, random_free_neighbour, site_coords, voxel_of
+from .motility import hop, maybe_turn, moves_this_step, random_direction
+from .params import IFNG, IL15, TGFB
+from .persistence import death_probability, division_probability
+from .recognition import (
+    ROUTE_CAR, activating_signals, effective_mhc, kill_route, net_signal, tgfb_suppression, trigger_probability,
+)
+
+# NK states
+NK_EMPTY = -1
+NK_FREE = 0
+NK_KILLING = 1
+NK_BOUND = 2  # conjugate that did not trigger
+
+# Tumor states
+T_ALIVE = 0
+T_DOOMED = 1  # lethally hit, apoptosis pending (still counted as a tumor cell)
+T_DEAD = 2  # dead, occupying its site until cleared
+T_EMPTY = 3  # free slot
+
+# tstats layout: live count, antigen+ count, antigen- count, sum x, sum y, sum z, births, deaths
+S_LIVE, S_AGPOS, S_AGNEG, S_SX, S_SY, S_SZ, S_BIRTHS, S_DEATHS = 0, 1, 2, 3, 4, 5, 6, 7
+# counters layout: kills by route (CAR, innate, ADCC), NK births, NK deaths, conjugates, triggers
+C_KILL0, C_NKBIRTH, C_NKDEATH, C_CONJ, C_TRIG = 0, 3, 4, 5, 6
+
+
+@njit(cache=True)
+def shuffled(rng, idx):
+    """Fisher–Yates shuffle in place with the model's generator (the random-sequential order)."""
+    for i in range(idx.shape[0] - 1, 0, -1):
+        j = rng.integers(0, i + 1)
+        t = idx[i]
+        idx[i] = idx[j]
+        idx[j] = t
+    return idx
+
+
+@njit(cache=True)
+def pick_contact(rng, site, offsets, occ, t_state, nx, ny, nz):
+    """A uniformly chosen live (not yet hit) tumor cell in the Moore neighbourhood, or -1."""
+    k = offsets.shape[0]
+    start = rng.integers(0, k)
+    for t in range(k):
+        s2 = neighbour_site(site, offsets[(start + t) % k], nx, ny, nz)
+        if s2 >= 0:
+            j = occ[s2]
+            if j >= 0 and t_state[j] == T_ALIVE:
+                return j
+    return -1
+
+
+@njit(cache=True)
+def conjugate_outcome(p, tgfb, ifng_at_target, antigen, mhc, ligand, coat, exhausted, granules, dr_left):
+    """Signal integration for one NK–tumor conjugate: (trigger probability, kill route, kill path)."""
+    nkg2d_sup = tgfb_suppression(tgfb, p.tgfb_ic50, p.tgfb_nkg2d_max, p.tgfb_resistant)
+    act_sup = tgfb_suppression(tgfb, p.tgfb_ic50, p.tgfb_activation_max, p.tgfb_resistant)
+    car, innate, adcc = activating_signals(p.car_expression, p.car_affinity, antigen, p.nkg2d, ligand, nkg2d_sup, p.cd16, coat)
+    mhc_eff = effective_mhc(mhc, ifng_at_target, p.mhc_max_fold, p.tumor_ifng_ec50)
+    net = net_signal(car, innate, adcc, p.inhibitory, mhc_eff, p.inhibitory_block, act_sup)
+    prob = 0.0 if exhausted else trigger_probability(net, p.half_activation, p.hill)
+    return prob, kill_route(car, innate, adcc), choose_kill_path(p.perforin, granules, dr_left)
+
+
+@njit(cache=True)
+def doom_tumor(j, now, delay, t_state, t_timer):
+    """Mark a tumor cell lethally hit; it dies after the apoptosis delay."""
+    t_state[j] = T_DOOMED
+    t_timer[j] = now + delay
+
+
+@njit(cache=True)
+def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
+            occ, t_antigen, t_mhc, t_ligand, t_coat, t_state, t_timer,
+            n_used, n_site, n_dir, n_state, n_target, n_timer, n_route, n_gran, n_dr,
+            n_stims, n_kills, n_divs, fvals, fbg, fsrc, src_scale, counters, born, died):
+    """Advance every live NK cell by one step; returns (births, deaths) written to `born`/`died`."""
+    nx, ny, nz = shape
+    fx, fy, fz = fshape
+    dt = p.dt
+    m = 0
+    for i in range(n_used):
+        if n_state[i] != NK_EMPTY:
+            m += 1
+    order = np.empty(m, np.int64)
+    m = 0
+    for i in range(n_used):
+        if n_state[i] != NK_EMPTY:
+            order[m] = i
+            m += 1
+    shuffled(rng, order)
+    nb = 0
+    nd = 0
+    for i in order:
+        s = n_site[i]
+        v = voxel_of(s, ny, nz, fy, fz, coarsen)
+        tgfb = fvals[TGFB, v] + fbg[TGFB]
+        il15 = fvals[IL15, v] + fbg[IL15] + p.il15_autocrine
+        # persistence
+        if rng.random() < death_probability(p.half_life_min, il15, p.il15_extension, p.il15_ec50, dt):
+            n_state[i] = NK_EMPTY
+            died[nd] = i
+            nd += 1
+            counters[C_NKDEATH] += 1
+            continue
+        exhausted = is_exhausted(n_stims[i], p.exhaustion_stims)
+        n_gran[i] = regenerate_granules(n_gran[i], p.max_granules, p.regen_min, dt)
+        if p.il15_rate > 0.0:
+            fsrc[IL15, v] += p.il15_rate * src_scale
+        # IL-15-driven division
+        if rng.random() < division_probability(p.prolif_rate, il15, p.il15_ec50, n_divs[i], p.max_divisions, dt):
+            s2 = random_free_neighbour(rng, s, offsets, occ, nx, ny, nz)
+            if s2 < 0:
+                s2 = s
+            c = n_used + nb
+            n_site[c] = s2
+            random_direction(rng, p.dims, n_dir[c])
+            n_state[c] = NK_FREE
+            n_target[c] = -1
+            n_timer[c] = 0.0
+            n_route[c] = 0
+            n_gran[c] = n_gran[i]
+            n_dr[c] = p.dr_capacity
+            n_stims[c] = 0
+            n_kills[c] = 0
+            n_divs[i] += 1
+            n_divs[c] = n_divs[i]
+            born[nb] = c
+            nb += 1
+            counters[C_NKBIRTH] += 1
+        st = n_state[i]
+        if st != NK_FREE:
+            if st == NK_KILLING:
+                ifng_sup = tgfb_suppression(tgfb, p.tgfb_ic50, p.tgfb_ifng_max, p.tgfb_resistant)
+                f = p.ifng_exhausted_fraction if exhausted else 1.0
+                fsrc[IFNG, v] += p.ifng_rate * (1.0 - ifng_sup) * f * src_scale
+            if now + dt >= n_timer[i]:
+                j = n_target[i]
+                if st == NK_KILLING and t_state[j] == T_ALIVE:
+                    doom_tumor(j, now + dt, p.apoptosis_delay_min, t_state, t_timer)
+                    n_kills[i] += 1
+                    counters[C_KILL0 + n_route[i]] += 1
+                n_state[i] = NK_FREE
+                n_target[i] = -1
+            continue
+        # contact and signal integration
+        j = pick_contact(rng, s, offsets, occ, t_state, nx, ny, nz)
+        if j >= 0 and rng.random() < 1.0 - math.exp(-p.attach_rate * dt):
+            counters[C_CONJ] += 1
+            vt = voxel_of(occ_site_of(j, s, offsets, occ, nx, ny, nz), ny, nz, fy, fz, coarsen)
+            ifng_t = fvals[IFNG, vt] + fbg[IFNG]
+            prob, route, path = conjugate_outcome(p, tgfb, ifng_t, t_antigen[j], t_mhc[j], t_ligand[j], t_coat[j],
+                                                  exhausted, n_gran[i], n_dr[i])
+            n_target[i] = j
+            if path != PATH_NONE and rng.random() < prob:
+                counters[C_TRIG] += 1
+                n_stims[i] += 1
+                n_state[i] = NK_KILLING
+                n_route[i] = route
+                if path == PATH_GRANULE:
+                    n_gran[i] -= 1.0
+                    n_timer[i] = now + p.kill_min
+                else:
+                    n_dr[i] -= 1.0
+                    n_timer[i] = now + p.dr_kill_min
+            else:
+                n_state[i] = NK_BOUND
+                n_timer[i] = now + p.release_min
+            continue
+        # motility
+        maybe_turn(rng, n_dir[i], p.persistence_min, dt, p.dims)
+        for _ in range(moves_this_step(rng, p.sites_per_step)):
+            s2 = hop(rng, n_site[i], n_dir[i], centroid, p.tumor_bias, occ, nx, ny, nz)
+            if s2 < 0:
+                random_direction(rng, p.dims, n_dir[i])
+                break
+            n_site[i] = s2
+    return nb, nd
+
+
+@njit(cache=True)
+def occ_site_of(j, s, offsets, occ, nx, ny, nz):
+    """The lattice site of tumor cell `j`, known to neighbour NK site `s`."""
+    for k in range(offsets.shape[0]):
+        s2 = neighbour_site(s, offsets[k], nx, ny, nz)
+        if s2 >= 0 and occ[s2] == j:
+            return s2
+    return s
+
+
+@njit(cache=True)
+def add_tumor_stats(tstats, vox_count, site, antigen, sign, shape, fshape, coarsen):
+    """Add (sign=+1) or remove (sign=-1) a live tumor cell from the running totals."""
+    nx, ny, nz = shape
+    x, y, z = site_coords(site, ny, nz)
+    tstats[S_LIVE] += sign
+    if antigen > 0.0:
+        tstats[S_AGPOS] += sign
+    else:
+        tstats[S_AGNEG] += sign
+    tstats[S_SX] += sign * x
+    tstats[S_SY] += sign * y
+    tstats[S_SZ] += sign * z
+    vox_count[voxel_of(site, ny, nz, fshape[1], fshape[2], coarsen)] += sign
+
+
+@njit(cache=True)
+def tumor_step(rng, now, dt, p, shape, fshape, coarsen, offsets, occ,
+               t_used, t_site, t_antigen, t_mhc, t_ligand, t_coat, t_state, t_timer,
+               free_slots, n_free, fvals, fbg, tstats, vox_count):
+    """Process due tumor events (division, death, clearance) in random order; returns (t_used, n_free)."""
+    nx, ny, nz = shape
+    fx, fy, fz = fshape
+    horizon = now + dt
+    due = 0
+    for i in range(t_used):
+        if t_state[i] != T_EMPTY and t_timer[i] <= horizon:
+            due += 1
+    order = np.empty(due, np.int64)
+    due = 0
+    for i in range(t_used):
+        if t_state[i] != T_EMPTY and t_timer[i] <= horizon:
+            order[due] = i
+            due += 1
+    shuffled(rng, order)
+    for i in order:
+        st = t_state[i]
+        s = t_site[i]
+        if st == T_ALIVE:
+            v = voxel_of(s, ny, nz, fy, fz, coarsen)
+            ifng = fvals[IFNG, v] + fbg[IFNG]
+            if rng.random() >= division_acceptance(ifng, p.ifng_growth_max, p.ifng_ec50):
+                t_timer[i] = horizon + next_division_delay(rng, p.division_rate)
+                continue
+            s2 = random_free_neighbour(rng, s, offsets, occ, nx, ny, nz)
+            if s2 < 0:
+                t_timer[i] = np.inf  # quiescent until a neighbour is cleared
+                continue
+            if n_free > 0:
+                n_free -= 1
+                c = free_slots[n_free]
+            else:
+                c = t_used
+                t_used += 1
+            t_site[c] = s2
+            t_antigen[c] = t_antigen[i]
+            t_mhc[c] = t_mhc[i]
+            t_ligand[c] = t_ligand[i]
+            t_coat[c] = t_coat[i]
+            t_state[c] = T_ALIVE
+            occ[s2] = c
+            t_timer[i] = horizon + next_division_delay(rng, p.division_rate)
+            t_timer[c] = horizon + next_division_delay(rng, p.division_rate)
+            add_tumor_stats(tstats, vox_count, s2, t_antigen[c], 1, shape, fshape, coarsen)
+            tstats[S_BIRTHS] += 1
+        elif st == T_DOOMED:
+            t_state[i] = T_DEAD
+            t_timer[i] = t_timer[i] + p.clearance_min
+            add_tumor_stats(tstats, vox_count, s, t_antigen[i], -1, shape, fshape, coarsen)
+            tstats[S_DEATHS] += 1
+        elif st == T_DEAD:
+            t_state[i] = T_EMPTY
+            occ[s] = -1
+            free_slots[n_free] = i
+            n_free += 1
+            for k in range(offsets.shape[0]):
+                s3 = neighbour_site(s, offsets[k], nx, ny, nz)
+                if s3 >= 0:
+                    q = occ[s3]
+                    if q >= 0 and t_state[q] == T_ALIVE and t_timer[q] == np.inf:
+                        t_timer[q] = horizon + next_division_delay(rng, p.division_rate)
+    return t_used, n_free

@@ -1,0 +1,413 @@
+"""TumorImmuneModel: the Mesa model that owns the cell arrays, the fields and the clock.
+
+It wires things together and holds no biology: every rule lives in `sim/kernels/`.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import mesa
+import numpy as np
+
+from . import config as cfgmod
+from .agents import CARNKCell, TumorCell
+from .fields import CytokineFields
+from .kernels import step as K
+from .kernels.lattice import moore_offsets
+from .kernels.params import FIELD_NAMES, IFNG, IL15, TGFB, NKParams, TumorParams
+from .state import NKPopulation, TumorPopulation
+
+MIN_PER_DAY = 1440.0
+
+
+def lognormal_levels(rng: np.random.Generator, n: int, mean: float, cv: float) -> np.ndarray:
+    """Per-cell levels from a lognormal with the given mean and coefficient of variation."""
+    if mean <= 0 or n == 0:
+        return np.zeros(n, dtype=np.float32)
+    if cv <= 0:
+        return np.full(n, mean, dtype=np.float32)
+    s2 = math.log1p(cv * cv)
+    return rng.lognormal(math.log(mean) - s2 / 2, math.sqrt(s2), n).astype(np.float32)
+
+
+def secretion_rate(q_ng_per_1e6_cells_day: float, voxel_volume_ml: float) -> float:
+    """Convert a secretion rate in ng/(10⁶ cells·day) into ng/mL/min added to one field voxel."""
+    return q_ng_per_1e6_cells_day * 1e-6 / MIN_PER_DAY / voxel_volume_ml
+
+
+def nk_params(c: cfgmod.Scenario, voxel_volume_ml: float) -> NKParams:
+    """Resolve the NK blocks of a scenario into kernel units (minutes, sites, ng/mL/min)."""
+    nk, f = c.nk, c.fields
+    armored = nk.il15.mode == "secreted"
+    return NKParams(
+        dt=c.time.dt_min, dims=c.domain.dims,
+        sites_per_step=nk.motility.speed_um_min * c.time.dt_min / c.domain.spacing_um,
+        persistence_min=nk.motility.persistence_min, tumor_bias=nk.motility.tumor_bias,
+        car_expression=nk.receptors.car_expression, car_affinity=nk.receptors.car_affinity,
+        nkg2d=nk.receptors.nkg2d, inhibitory=nk.receptors.inhibitory, cd16=nk.receptors.cd16,
+        inhibitory_block=0.0,
+        attach_rate=nk.activation.attach_rate_per_min, half_activation=nk.activation.half_activation,
+        hill=nk.activation.hill, release_min=nk.activation.release_min,
+        perforin=bool(nk.killing.perforin), kill_min=nk.killing.kill_time_min,
+        max_granules=nk.killing.granules, regen_min=nk.killing.granule_regen_h * 60.0,
+        dr_kill_min=nk.killing.death_receptor_kill_time_min, dr_capacity=nk.killing.death_receptor_capacity,
+        exhaustion_stims=nk.killing.exhaustion_stimulations,
+        half_life_min=nk.persistence.half_life_days * MIN_PER_DAY,
+        il15_extension=nk.il15.half_life_extension, il15_ec50=nk.il15.ec50_ng_ml,
+        prolif_rate=nk.il15.proliferation_per_day / MIN_PER_DAY, max_divisions=nk.il15.max_divisions,
+        ifng_rate=secretion_rate(nk.secretion.ifng_engaged, voxel_volume_ml),
+        ifng_exhausted_fraction=nk.secretion.ifng_exhausted_fraction,
+        il15_rate=secretion_rate(nk.il15.secretion, voxel_volume_ml) if armored else 0.0,
+        il15_autocrine=nk.il15.autocrine_ng_ml if armored else 0.0,
+        tgfb_ic50=f.tgfb_effects.ic50_ng_ml, tgfb_activation_max=f.tgfb_effects.activation_max,
+        tgfb_nkg2d_max=f.tgfb_effects.nkg2d_max, tgfb_ifng_max=f.tgfb_effects.ifng_max,
+        tgfb_resistant=bool(f.tgfb_effects.resistant),
+        mhc_max_fold=c.tumor.ifng_response.mhc_max_fold, tumor_ifng_ec50=c.tumor.ifng_response.ec50_ng_ml,
+        apoptosis_delay_min=c.tumor.apoptosis_delay_min,
+    )
+
+
+def tumor_params(c: cfgmod.Scenario) -> TumorParams:
+    """Resolve the tumor block into kernel units."""
+    t = c.tumor
+    return TumorParams(
+        division_rate=math.log(2.0) / (t.doubling_time_h * 60.0),
+        ifng_growth_max=t.ifng_response.growth_max_inhibition, ifng_ec50=t.ifng_response.ec50_ng_ml,
+        apoptosis_delay_min=t.apoptosis_delay_min, clearance_min=t.clearance_min,
+    )
+
+
+class TumorImmuneModel(mesa.Model):
+    """CAR-NK cells against a tumor on a 2D/3D lattice, with IFN-γ, TGF-β and IL-15 fields.
+
+    `TumorImmuneModel(config, rng=seed, **{"nk.persistence.half_life_days": 14})` accepts a
+    Scenario, a dict, a YAML path or None, plus dotted overrides (so `mesa.batch_run` works).
+    """
+
+    def __init__(self, config: Any = None, *, rng: Any = None, seed: Any = None, scenario: Any = None, **overrides: Any):
+        if scenario is not None and not hasattr(scenario, "rng"):
+            config, scenario = scenario, None  # our scenario, not a mesa.experimental Scenario
+        cfg = cfgmod.coerce(config, overrides)
+        if rng is None and seed is None:
+            rng = cfg.seed
+        if seed is not None and rng is None:
+            rng, seed = seed, None
+        super().__init__(rng=rng, scenario=scenario)
+        self.config = cfg
+        self.seed = int(rng) if isinstance(rng, (int, np.integer)) else int(self._seed)
+        c = cfg
+        self.shape = c.domain.lattice_shape()
+        self.n_sites = int(np.prod(self.shape))
+        self.spacing_um = c.domain.spacing_um
+        self.offsets = moore_offsets(c.domain.dims)
+        self.occ = np.full(self.n_sites, -1, dtype=np.int32)
+        fl = c.fields
+        specs = [fl.ifng, fl.tgfb, fl.il15]
+        self.fields = CytokineFields(
+            self.shape, c.domain.spacing_um, c.domain.field_coarsen, FIELD_NAMES,
+            [s.diffusion_um2_min for s in specs], [s.half_life_min for s in specs], [s.background_ng_ml for s in specs],
+        )
+        self.fshape = tuple(int(x) for x in self.fields.shape)
+        self.vox_tumor = np.zeros(int(np.prod(self.fshape)), dtype=np.int64)
+        self.vox_stroma = np.zeros_like(self.vox_tumor)
+        self.p_nk = nk_params(c, self.fields.voxel_volume_ml)
+        self.p_tumor = tumor_params(c)
+        self.tgfb_rate = secretion_rate(c.tumor.tgfb_secretion, self.fields.voxel_volume_ml)
+        self.stroma_rate = secretion_rate(fl.stroma.tgfb_secretion, self.fields.voxel_volume_ml)
+        self.tstats = np.zeros(8, dtype=np.float64)
+        self.counters = np.zeros(8, dtype=np.int64)
+        self.now_min = 0.0
+        self.dt = c.time.dt_min
+        self._tumor_every = max(1, int(round(c.time.tumor_dt_min / self.dt)))
+        self._field_every = max(1, int(round(c.time.field_dt_min / self.dt)))
+        self.nk_exposure_min = 0.0  # NK-minutes lived, for the persistence half-life estimate
+        self._dead_kills: list[np.ndarray] = []
+        self.tumor = TumorPopulation(max(16, 2 * c.tumor.init.count))
+        self.nk = NKPopulation(max(16, 2 * c.nk.dose.cells))
+        self._nk_agents: list[CARNKCell | None] = []
+        self._place_tumor()
+        self._place_stroma()
+        self._place_nk(c.nk.dose.cells)
+        self.datacollector = mesa.DataCollector(model_reporters=self.reporters())
+        self.datacollector.collect(self)
+        self._next_output = c.time.output_every_h * 60.0
+
+    # ----------------------------------------------------------------------------------- set-up
+    def _centre(self) -> np.ndarray:
+        return (np.array(self.shape, dtype=np.float64) - 1) / 2.0
+
+    def _coords(self, sites: np.ndarray) -> np.ndarray:
+        nx, ny, nz = self.shape
+        return np.stack(np.unravel_index(sites, self.shape), axis=1)
+
+    def _nodule_sites(self, count: int) -> np.ndarray:
+        """The `count` sites nearest the domain centre (a disc or sphere)."""
+        dims = self.config.domain.dims
+        vol_per = math.pi if dims == 2 else 4.0 / 3.0 * math.pi
+        r = (count / vol_per) ** (1.0 / dims) * 1.3 + 2
+        c = self._centre()
+        lo = np.maximum(np.floor(c - r), 0).astype(int)
+        hi = np.minimum(np.ceil(c + r) + 1, self.shape).astype(int)
+        if dims == 2:
+            lo[2], hi[2] = 0, 1
+        grids = np.meshgrid(*[np.arange(lo[a], hi[a]) for a in range(3)], indexing="ij")
+        d2 = sum((g.astype(np.float64) - c[a]) ** 2 for a, g in enumerate(grids)).ravel()
+        sites = np.ravel_multi_index([g.ravel() for g in grids], self.shape)
+        if count > sites.size:
+            raise cfgmod.ScenarioError("tumor.init.count", f"{count} cells do not fit in the domain; enlarge domain.size_um")
+        order = np.lexsort((sites, d2))[:count]
+        return np.sort(sites[order]).astype(np.int64)
+
+    def _place_tumor(self) -> None:
+        c = self.config
+        n = c.tumor.init.count
+        if n > self.n_sites:
+            raise cfgmod.ScenarioError("tumor.init.count", f"{n} cells exceed the {self.n_sites} lattice sites; enlarge domain.size_um")
+        if c.tumor.init.shape == "nodule":
+            sites = self._nodule_sites(n)
+        else:
+            sites = np.sort(self.rng.choice(self.n_sites, size=n, replace=False)).astype(np.int64)
+        t, rng, ag = self.tumor, self.rng, c.tumor.antigen
+        t.ensure(n)
+        t.site[:n] = sites
+        t.antigen[:n] = lognormal_levels(rng, n, ag.mean, ag.cv)
+        t.antigen[:n][rng.random(n) < ag.negative_fraction] = 0.0
+        t.mhc[:n] = lognormal_levels(rng, n, c.tumor.mhc_i.mean, c.tumor.mhc_i.cv)
+        t.ligand[:n] = lognormal_levels(rng, n, c.tumor.nkg2d_ligand.mean, c.tumor.nkg2d_ligand.cv)
+        t.state[:n] = K.T_ALIVE
+        t.timer[:n] = rng.exponential(1.0 / self.p_tumor.division_rate, n)
+        t.used = n
+        self.occ[sites] = np.arange(n, dtype=np.int32)
+        xyz = self._coords(sites)
+        self.tstats[K.S_LIVE] = n
+        self.tstats[K.S_AGPOS] = int((t.antigen[:n] > 0).sum())
+        self.tstats[K.S_AGNEG] = n - self.tstats[K.S_AGPOS]
+        self.tstats[K.S_SX : K.S_SZ + 1] = xyz.sum(axis=0)
+        np.add.at(self.vox_tumor, self._voxels(sites), 1)
+        self.initial_radius = (n / (math.pi if c.domain.dims == 2 else 4 / 3 * math.pi)) ** (1 / c.domain.dims)
+
+    def _voxels(self, sites: np.ndarray) -> np.ndarray:
+        co = self.config.domain.field_coarsen
+        xyz = self._coords(sites) // co
+        return np.ravel_multi_index(xyz.T, self.fshape)
+
+    def _shell_sites(self, r_in: float, r_out: float) -> np.ndarray:
+        """Sites whose distance from the tumor centre lies in [r_in, r_out) (in sites)."""
+        c = self.centroid()
+        xyz = self._coords(np.arange(self.n_sites))
+        d = np.sqrt(((xyz - c) ** 2).sum(axis=1))
+        return np.flatnonzero((d >= r_in) & (d < r_out))
+
+    def _place_stroma(self) -> None:
+        s = self.config.fields.stroma
+        if not s.enabled or s.thickness_um <= 0:
+            return
+        r = self.initial_radius
+        shell = self._shell_sites(r, r + s.thickness_um / self.spacing_um)
+        np.add.at(self.vox_stroma, self._voxels(shell), 1)
+
+    def _place_nk(self, n: int) -> None:
+        """Put `n` fresh CAR-NK cells on tumor-free sites (random, or a ring around the tumor)."""
+        if n <= 0:
+            return
+        free = None
+        if self.config.nk.dose.placement == "rim":
+            r = self.initial_radius
+            free = self._shell_sites(r + 1, r + 4)
+            free = free[self.occ[free] < 0]
+        if free is None or free.size == 0:
+            draws = self.rng.integers(0, self.n_sites, size=4 * n + 64)
+            free = draws[self.occ[draws] < 0]
+        sites = self.rng.choice(free, size=n, replace=free.size < n)
+        self.add_nk(sites)
+
+    def add_nk(self, sites: np.ndarray) -> list[CARNKCell]:
+        """Add fresh CAR-NK cells at the given lattice sites (used by dosing); returns their agents."""
+        nk, p = self.nk, self.p_nk
+        n = len(sites)
+        nk.ensure(n)
+        sl = slice(nk.used, nk.used + n)
+        nk.site[sl] = sites
+        nk.state[sl] = K.NK_FREE
+        nk.target[sl] = -1
+        nk.granules[sl] = p.max_granules
+        nk.dr_left[sl] = p.dr_capacity
+        nk.stims[sl] = 0
+        nk.kills[sl] = 0
+        nk.divisions[sl] = 0
+        nk.born_min[sl] = self.now_min
+        d = self.rng.normal(size=(n, 3))
+        if self.config.domain.dims == 2:
+            d[:, 2] = 0
+        d /= np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
+        nk.direction[sl] = d
+        idx = range(nk.used, nk.used + n)
+        nk.used += n
+        return [self._new_agent(i) for i in idx]
+
+    def _new_agent(self, i: int) -> CARNKCell:
+        while len(self._nk_agents) <= i:
+            self._nk_agents.append(None)
+        a = CARNKCell(self, i)
+        self._nk_agents[i] = a
+        return a
+
+    # ----------------------------------------------------------------------------------- views
+    def centroid(self) -> np.ndarray:
+        """Centroid of live tumor cells (lattice coordinates); the domain centre when none are left."""
+        n = self.tstats[K.S_LIVE]
+        if n <= 0:
+            return self._centre()
+        return self.tstats[K.S_SX : K.S_SZ + 1] / n
+
+    def tumor_count(self) -> int:
+        return int(self.tstats[K.S_LIVE])
+
+    def nk_live(self) -> int:
+        return int((self.nk.state[: self.nk.used] != K.NK_EMPTY).sum())
+
+    def nk_exhausted(self) -> int:
+        nk = self.nk
+        live = nk.state[: nk.used] != K.NK_EMPTY
+        return int((live & (nk.stims[: nk.used] >= self.p_nk.exhaustion_stims)).sum())
+
+    def tumor_cells(self, indices: np.ndarray | None = None) -> mesa.AgentSet:
+        """TumorCell views (built on request, never registered) as a Mesa AgentSet."""
+        t = self.tumor
+        if indices is None:
+            st = t.state[: t.used]
+            indices = np.flatnonzero((st == K.T_ALIVE) | (st == K.T_DOOMED))
+        return mesa.AgentSet([TumorCell(self, int(i)) for i in indices], random=self.random)
+
+    def reporters(self) -> dict:
+        """Model reporters for mesa.DataCollector: the time series columns."""
+        f = self.fields
+        return {
+            "time_h": lambda m: m.now_min / 60.0,
+            "tumor": lambda m: m.tumor_count(),
+            "tumor_ag_pos": lambda m: int(m.tstats[K.S_AGPOS]),
+            "tumor_ag_neg": lambda m: int(m.tstats[K.S_AGNEG]),
+            "nk_live": lambda m: m.nk_live(),
+            "nk_exhausted": lambda m: m.nk_exhausted(),
+            "kills_car": lambda m: int(m.counters[K.C_KILL0 + 0]),
+            "kills_innate": lambda m: int(m.counters[K.C_KILL0 + 1]),
+            "kills_adcc": lambda m: int(m.counters[K.C_KILL0 + 2]),
+            "mean_ifng_ng_ml": lambda m: f.mean("ifng"),
+            "mean_tgfb_ng_ml": lambda m: f.mean("tgfb"),
+            "mean_il15_ng_ml": lambda m: f.mean("il15"),
+        }
+
+    # ----------------------------------------------------------------------------------- stepping
+    def step(self) -> None:
+        """Advance one cell step (dt); tumor events and fields run at their own slower cadence."""
+        c = self.config
+        k = self.steps  # mesa increments steps before calling step(); k >= 1
+        nk, t = self.nk, self.tumor
+        nk.ensure(nk.used + 1)  # an NK cell divides at most once per step
+        born = np.empty(nk.used + 1, dtype=np.int64)
+        died = np.empty(nk.used + 1, dtype=np.int64)
+        f = self.fields
+        fvals = f.values.reshape(len(FIELD_NAMES), -1)
+        fsrc = f.sources.reshape(len(FIELD_NAMES), -1)
+        live_before = self.nk_live()
+        nb, nd = K.nk_step(
+            self.rng, self.now_min, self.p_nk, self.shape, self.fshape, c.domain.field_coarsen, self.offsets,
+            self.centroid(), self.occ, t.antigen, t.mhc, t.ligand, t.coat, t.state, t.timer,
+            nk.used, nk.site, nk.direction, nk.state, nk.target, nk.timer, nk.route, nk.granules, nk.dr_left,
+            nk.stims, nk.kills, nk.divisions, fvals, f.background, fsrc, self.dt / (self._field_every * self.dt),
+            self.counters, born, died,
+        )
+        self.nk_exposure_min += live_before * self.dt
+        if nd:
+            dead = died[:nd]
+            self._dead_kills.append(nk.kills[dead].copy())
+            for i in dead:
+                a = self._nk_agents[i]
+                if a is not None:
+                    a.remove()
+                    self._nk_agents[i] = None
+        if nb:
+            nk.born_min[born[:nb]] = self.now_min + self.dt
+            first = nk.used
+            nk.used += nb
+            for i in range(first, nk.used):
+                self._new_agent(i)
+        if k % self._tumor_every == 0:
+            t.ensure(8 * max(1, int(self.tstats[K.S_LIVE] * 0.05)) + 64)
+            t.ensure(self.tumor_count() + 64)
+            t.used, t.n_free = K.tumor_step(
+                self.rng, self.now_min - (self._tumor_every - 1) * self.dt, self._tumor_every * self.dt, self.p_tumor,
+                self.shape, self.fshape, c.domain.field_coarsen, self.offsets, self.occ,
+                t.used, t.site, t.antigen, t.mhc, t.ligand, t.coat, t.state, t.timer,
+                t.free_slots, t.n_free, fvals, f.background, self.tstats, self.vox_tumor,
+            )
+        if k % self._field_every == 0:
+            self._secrete_tissue_sources()
+            f.step(self._field_every * self.dt)
+        self.now_min += self.dt
+        if nk.used > 1024 and nk.used > 2 * self.nk_live():
+            self._compact_nk()
+        if self.now_min + 1e-9 >= self._next_output:
+            self.datacollector.collect(self)
+            self._next_output += c.time.output_every_h * 60.0
+
+    def _secrete_tissue_sources(self) -> None:
+        """TGF-β from live tumor cells and stroma, accumulated per voxel (cost ∝ voxels, not cells)."""
+        src = self.fields.sources[TGFB].reshape(-1)
+        src += self.vox_tumor * self.tgfb_rate
+        if self.stroma_rate:
+            src += self.vox_stroma * self.stroma_rate
+
+    def _compact_nk(self) -> None:
+        keep = self.nk.compact()
+        agents = [self._nk_agents[i] for i in keep]
+        for new, a in enumerate(agents):
+            a.idx = new
+        self._nk_agents = agents
+
+    def run_for(self, days: float, progress=None) -> None:
+        """Run for `days` simulated days; `progress(model)` is called after each step if given."""
+        n = int(round(days * MIN_PER_DAY / self.dt))
+        for _ in range(n):
+            self.step()
+            if progress is not None:
+                progress(self)
+
+    # ----------------------------------------------------------------------------------- outputs
+    def kills_per_nk(self) -> np.ndarray:
+        """Kills of every NK cell that ever lived in this run (live and dead)."""
+        nk = self.nk
+        live = nk.kills[: nk.used][nk.state[: nk.used] != K.NK_EMPTY]
+        return np.concatenate([live.astype(np.int64)] + [d.astype(np.int64) for d in self._dead_kills])
+
+    def observed_nk_half_life_days(self) -> float | None:
+        """Maximum-likelihood NK half-life from persistence deaths and NK-time at risk."""
+        deaths = int(self.counters[K.C_NKDEATH])
+        if deaths == 0:
+            return None
+        return math.log(2.0) * self.nk_exposure_min / deaths / MIN_PER_DAY
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """Positions and phenotypes of all cells plus total field concentrations, for .npz output."""
+        t, nk = self.tumor, self.nk
+        st = t.state[: t.used]
+        alive = np.flatnonzero((st == K.T_ALIVE) | (st == K.T_DOOMED))
+        nlive = np.flatnonzero(nk.state[: nk.used] != K.NK_EMPTY)
+        out = {
+            "time_h": np.float64(self.now_min / 60.0),
+            "lattice_shape": np.array(self.shape),
+            "spacing_um": np.float64(self.spacing_um),
+            "tumor_xyz": self._coords(t.site[alive]).astype(np.int32),
+            "tumor_antigen": t.antigen[alive],
+            "tumor_doomed": st[alive] == K.T_DOOMED,
+            "nk_xyz": self._coords(nk.site[nlive]).astype(np.int32),
+            "nk_exhausted": nk.stims[nlive] >= self.p_nk.exhaustion_stims,
+            "nk_kills": nk.kills[nlive],
+            "field_names": np.array(FIELD_NAMES),
+            "field_coarsen": np.int64(self.config.domain.field_coarsen),
+        }
+        for name in FIELD_NAMES:
+            out[name] = self.fields.concentration(name).astype(np.float32)
+        return out

@@ -1,0 +1,92 @@
+"""Run outputs: time series (Parquet), summary (JSON), snapshots (.npz) and a figure, written
+atomically: everything goes to a temporary sibling folder that is renamed when complete."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+@contextmanager
+def atomic_dir(final: str | Path):
+    """Yield a temporary folder next to `final`; on success replace `final` with it in one rename."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+
+
+def write_json_atomic(path: str | Path, obj) -> None:
+    """Write JSON to `path` via a temporary file and os.replace."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(obj, fh, indent=2, default=_json_default)
+    os.replace(tmp, path)
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def write_run(folder: Path, timeseries: pd.DataFrame, summary: dict, snapshots: list[dict], figure: bool) -> None:
+    """Write one run's files into `folder` (expected to be a fresh temporary folder)."""
+    timeseries.to_parquet(folder / "timeseries.parquet", index=False)
+    with open(folder / "summary.json", "w") as fh:
+        json.dump(summary, fh, indent=2, default=_json_default)
+    if snapshots:
+        sd = folder / "snapshots"
+        sd.mkdir()
+        for snap in snapshots:
+            np.savez_compressed(sd / f"t{float(snap['time_h']):08.2f}h.npz", **snap)
+    if figure:
+        plot_tumor_nk(timeseries, folder / "tumor_nk.png", title=summary.get("scenario", {}).get("name", ""))
+
+
+def plot_tumor_nk(ts: pd.DataFrame, path: Path, title: str = "") -> None:
+    """The default run figure: tumor (antigen+/−) and CAR-NK counts against time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = ts["time_h"] / 24.0
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.5), constrained_layout=True)
+    ax[0].plot(t, ts["tumor"], label="all", color="k")
+    ax[0].plot(t, ts["tumor_ag_pos"], label="antigen+", color="tab:red")
+    ax[0].plot(t, ts["tumor_ag_neg"], label="antigen−", color="tab:blue")
+    ax[0].set(xlabel="time (days)", ylabel="tumor cells", title="Tumor")
+    ax[0].legend(frameon=False)
+    ax[1].plot(t, ts["nk_live"], label="live", color="tab:green")
+    ax[1].plot(t, ts["nk_exhausted"], label="exhausted", color="tab:olive")
+    ax[1].set(xlabel="time (days)", ylabel="CAR-NK cells", title="CAR-NK")
+    ax[1].legend(frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
