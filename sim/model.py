@@ -127,6 +127,9 @@ class TumorImmuneModel(mesa.Model):
         self.tumor = TumorPopulation(max(16, 2 * c.tumor.init.count))
         self.nk = NKPopulation(max(16, 2 * c.nk.dose.cells))
         self._nk_agents: list[CARNKCell | None] = []
+        # Time-dependent inputs (dosing, drug pharmacokinetics, ...) register callables here;
+        # each is called as hook(model) at the start of every step, before the kernels run.
+        self.hooks: list = []
         self._place_tumor()
         self._place_stroma()
         self._place_nk(c.nk.dose.cells)
@@ -304,6 +307,8 @@ class TumorImmuneModel(mesa.Model):
         """Advance one cell step (dt); tumor events and fields run at their own slower cadence."""
         c = self.config
         k = self.steps  # mesa increments steps before calling step(); k >= 1
+        for hook in self.hooks:
+            hook(self)
         nk, t = self.nk, self.tumor
         nk.ensure(nk.used + 1)  # an NK cell divides at most once per step
         born = np.empty(nk.used + 1, dtype=np.int64)
