@@ -16,7 +16,7 @@ run: $(STAMP)
 	$(VENV)/bin/nksim run $(SCENARIO)
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .config import Scenario, coerce, load_scenario  # noqa: F401  (re-exported)
+from . import checkpoint as ckpt
+from .config import Scenario, ScenarioError, coerce, load_scenario  # noqa: F401  (re-exported)
 from .metrics import outcome_metrics
 from .model import MIN_PER_DAY, TumorImmuneModel
 from .output import atomic_dir, write_run
@@ -45,31 +46,43 @@ def timeseries_frame(model: TumorImmuneModel) -> pd.DataFrame:
 
 
 def run(scenario: Any, seed: int | None = None, out: str | Path | None = None, progress: bool = False,
-        days: float | None = None, overrides: dict | None = None) -> Result:
-    """Run a scenario (Scenario, dict or YAML path) and return its Result; write it to `out` if given."""
+        days: float | None = None, overrides: dict | None = None,
+        checkpoint: str | Path | None = None, checkpoint_every_h: float | None = None) -> Result:
+    """Run a scenario (Scenario, dict or YAML path) and return its Result; write it to `out` if given.
+
+    With `checkpoint`, the state is saved there every `checkpoint_every_h` simulated hours, and a run
+    whose checkpoint already exists resumes from it (bit-identical to an uninterrupted run).
+    """
     cfg = coerce(scenario, overrides)
     if seed is None:
         seed = cfg.seed
     cfg = cfg.model_copy(update={"seed": int(seed)})
     days = cfg.time.days if days is None else float(days)
     t0 = time.perf_counter()
-    model = TumorImmuneModel(cfg, rng=int(seed))
-    snaps: list[dict] = []
     snap_every = cfg.time.snapshot_every_h * 60.0 if cfg.output.snapshots and cfg.time.snapshot_every_h > 0 else None
-    if snap_every:
-        snaps.append(model.snapshot())
+    if checkpoint is not None and Path(checkpoint).exists():
+        model, snaps = ckpt.load(checkpoint)
+        if model.config != cfg:
+            raise ScenarioError("", f"checkpoint {checkpoint} was written for a different scenario or seed; delete it to start afresh")
+    else:
+        model = TumorImmuneModel(cfg, rng=int(seed))
+        snaps = [model.snapshot()] if snap_every else []
     n_steps = int(round(days * MIN_PER_DAY / model.dt))
+    done = int(round(model.now_min / model.dt))
+    ck_every = int(round(checkpoint_every_h * 60 / model.dt)) if checkpoint and checkpoint_every_h else 0
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_steps, unit="step", desc=cfg.name, dynamic_ncols=True)
-    next_snap = snap_every
-    for k in range(n_steps):
+        bar = tqdm(total=n_steps, initial=done, unit="step", desc=cfg.name, dynamic_ncols=True)
+    next_snap = (len(snaps)) * snap_every if snap_every else None
+    for k in range(done, n_steps):
         model.step()
         if snap_every and model.now_min + 1e-9 >= next_snap:
             snaps.append(model.snapshot())
             next_snap += snap_every
+        if ck_every and (k + 1) % ck_every == 0 and k + 1 < n_steps:
+            ckpt.save(model, checkpoint, snaps)
         if bar is not None and (k % 50 == 0 or k == n_steps - 1):
             bar.n = k + 1
             bar.set_postfix_str(f"t={model.now_min / MIN_PER_DAY:.2f} d tumor={model.tumor_count()} NK={model.nk_live()}")
@@ -91,6 +104,8 @@ def run(scenario: Any, seed: int | None = None, out: str | Path | None = None, p
         with atomic_dir(out) as tmp:
             write_run(tmp, ts, summary, snaps, figure=cfg.output.figure)
         result.out = out
+    if checkpoint is not None and Path(checkpoint).exists():
+        Path(checkpoint).unlink()
     return result
 
 

@@ -17,7 +17,13 @@ def _cmd_run(args) -> int:
 
     cfg = load_scenario(args.scenario)
     out = Path(args.out) if args.out else Path("results") / cfg.name
-    res = api.run(cfg, seed=args.seed, out=out, progress=not args.quiet, days=args.days)
+    ck = None
+    if args.checkpoint_every_h:
+        ck = out.with_name(f"{out.name}.checkpoint.npz")
+        if ck.exists():
+            print(f"resuming from {ck}")
+    res = api.run(cfg, seed=args.seed, out=out, progress=not args.quiet, days=args.days,
+                  checkpoint=ck, checkpoint_every_h=args.checkpoint_every_h)
     m = res.metrics
     print(f"wrote {out}/  (tumor {m['tumor_initial']} → {m['tumor_final']}, reduction {m['tumor_reduction']:.1%}, "
           f"kills CAR/innate {m['kills_car']}/{m['kills_innate']}, wall {res.summary['wall_time_s']:.1f} s)")
@@ -57,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, help="override the scenario seed")
     r.add_argument("--days", type=float, help="override time.days")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--checkpoint-every-h", type=float, metavar="H",
+                   help="save <out>.checkpoint.npz every H simulated hours; rerunning resumes from it")
     r.set_defaults(func=_cmd_run)
     c = sub.add_parser("check", help="validate a scenario without running it")
     c.add_argument("scenario")

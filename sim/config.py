@@ -356,7 +356,10 @@ def _format_error(err: dict, lines: dict, file: str | None) -> ScenarioError:
         hint = f"; did you mean '{close[0]}'?" if close else (f"; allowed keys: {', '.join(options)}" if options else "")
         msg = f"unknown key '{loc[-1]}'{hint}"
     elif typ in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        msg = f"{msg} (got {err.get('input')!r})"
+        parent = _model_for_path(Scenario, loc[:-1])
+        f = parent.model_fields.get(str(loc[-1])) if parent else None
+        unit = (f.json_schema_extra or {}).get("unit") if f is not None else None
+        msg = f"{msg} (got {err.get('input')!r}{f' {unit}' if unit and unit != '-' else ''}); set a value in the allowed range"
     elif "type" in typ or typ.endswith("_parsing"):
         msg = f"{msg} (got {err.get('input')!r})"
     elif typ == "literal_error":
@@ -451,7 +454,8 @@ def parameter_rows(model: type[BaseModel] = Scenario, prefix: str = "") -> list[
                 rows.append(r)
             continue
         extra = f.json_schema_extra or {}
-        bounds = [f"{m.__class__.__name__.lower()} {next(iter(vars(m).values()))}" for m in f.metadata if vars(m)]
+        ops = {"Ge": "≥", "Gt": ">", "Le": "≤", "Lt": "<"}
+        bounds = [f"{ops[type(m).__name__]} {getattr(m, type(m).__name__.lower())}" for m in f.metadata if type(m).__name__ in ops]
         rows.append(
             {
                 "path": path,
@@ -460,6 +464,7 @@ def parameter_rows(model: type[BaseModel] = Scenario, prefix: str = "") -> list[
                 "bounds": ", ".join(bounds),
                 "source": extra.get("source", "-"),
                 "description": f.description or "",
+                "declared": "unit" in extra and "source" in extra,
             }
         )
     return rows

@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import mesa
+from mesa.agent import AgentSet
 import numpy as np
 
 from . import config as cfgmod
 from .agents import CARNKCell, TumorCell
+from .agents.tumor import TumorCellSet
 from .fields import CytokineFields
 from .kernels import step as K
 from .kernels.lattice import moore_offsets
@@ -172,24 +174,39 @@ class TumorImmuneModel(mesa.Model):
             sites = self._nodule_sites(n)
         else:
             sites = np.sort(self.rng.choice(self.n_sites, size=n, replace=False)).astype(np.int64)
-        t, rng, ag = self.tumor, self.rng, c.tumor.antigen
-        t.ensure(n)
-        t.site[:n] = sites
-        t.antigen[:n] = lognormal_levels(rng, n, ag.mean, ag.cv)
-        t.antigen[:n][rng.random(n) < ag.negative_fraction] = 0.0
-        t.mhc[:n] = lognormal_levels(rng, n, c.tumor.mhc_i.mean, c.tumor.mhc_i.cv)
-        t.ligand[:n] = lognormal_levels(rng, n, c.tumor.nkg2d_ligand.mean, c.tumor.nkg2d_ligand.cv)
-        t.state[:n] = K.T_ALIVE
-        t.timer[:n] = rng.exponential(1.0 / self.p_tumor.division_rate, n)
-        t.used = n
-        self.occ[sites] = np.arange(n, dtype=np.int32)
-        xyz = self._coords(sites)
-        self.tstats[K.S_LIVE] = n
-        self.tstats[K.S_AGPOS] = int((t.antigen[:n] > 0).sum())
-        self.tstats[K.S_AGNEG] = n - self.tstats[K.S_AGPOS]
-        self.tstats[K.S_SX : K.S_SZ + 1] = xyz.sum(axis=0)
-        np.add.at(self.vox_tumor, self._voxels(sites), 1)
+        rng, ag = self.rng, c.tumor.antigen
+        antigen = lognormal_levels(rng, n, ag.mean, ag.cv)
+        antigen[rng.random(n) < ag.negative_fraction] = 0.0
+        mhc = lognormal_levels(rng, n, c.tumor.mhc_i.mean, c.tumor.mhc_i.cv)
+        ligand = lognormal_levels(rng, n, c.tumor.nkg2d_ligand.mean, c.tumor.nkg2d_ligand.cv)
+        self.add_tumor(sites, antigen, mhc, ligand)
         self.initial_radius = (n / (math.pi if c.domain.dims == 2 else 4 / 3 * math.pi)) ** (1 / c.domain.dims)
+
+    def add_tumor(self, sites, antigen, mhc, ligand) -> np.ndarray:
+        """Add live tumor cells at free sites with given phenotypes; returns their slot indices."""
+        sites = np.asarray(sites, dtype=np.int64)
+        if sites.size != np.unique(sites).size or (self.occ[sites] >= 0).any():
+            raise ValueError("tumor sites must be distinct and free")
+        t, n = self.tumor, sites.size
+        t.ensure(n)
+        sl = slice(t.used, t.used + n)
+        t.site[sl] = sites
+        t.antigen[sl] = np.broadcast_to(np.asarray(antigen, dtype=np.float32), (n,))
+        t.mhc[sl] = np.broadcast_to(np.asarray(mhc, dtype=np.float32), (n,))
+        t.ligand[sl] = np.broadcast_to(np.asarray(ligand, dtype=np.float32), (n,))
+        t.coat[sl] = 0.0
+        t.state[sl] = K.T_ALIVE
+        t.timer[sl] = self.rng.exponential(1.0 / self.p_tumor.division_rate, n)
+        idx = np.arange(t.used, t.used + n)
+        t.used += n
+        self.occ[sites] = idx.astype(np.int32)
+        npos = int((t.antigen[sl] > 0).sum())
+        self.tstats[K.S_LIVE] += n
+        self.tstats[K.S_AGPOS] += npos
+        self.tstats[K.S_AGNEG] += n - npos
+        self.tstats[K.S_SX : K.S_SZ + 1] += self._coords(sites).sum(axis=0)
+        np.add.at(self.vox_tumor, self._voxels(sites), 1)
+        return idx
 
     def _voxels(self, sites: np.ndarray) -> np.ndarray:
         co = self.config.domain.field_coarsen
@@ -276,13 +293,13 @@ class TumorImmuneModel(mesa.Model):
         live = nk.state[: nk.used] != K.NK_EMPTY
         return int((live & (nk.stims[: nk.used] >= self.p_nk.exhaustion_stims)).sum())
 
-    def tumor_cells(self, indices: np.ndarray | None = None) -> mesa.AgentSet:
+    def tumor_cells(self, indices: np.ndarray | None = None) -> AgentSet:
         """TumorCell views (built on request, never registered) as a Mesa AgentSet."""
         t = self.tumor
         if indices is None:
             st = t.state[: t.used]
             indices = np.flatnonzero((st == K.T_ALIVE) | (st == K.T_DOOMED))
-        return mesa.AgentSet([TumorCell(self, int(i)) for i in indices], random=self.random)
+        return TumorCellSet([TumorCell(self, int(i)) for i in indices], random=self.random)
 
     def reporters(self) -> dict:
         """Model reporters for mesa.DataCollector: the time series columns."""

@@ -3,6 +3,7 @@ because tumors reach 10^7 cells and must not cost a Python object each)."""
 from __future__ import annotations
 
 import mesa
+from mesa.agent import AgentSet
 import numpy as np
 
 from ..kernels import step as K
@@ -62,3 +63,11 @@ class TumorCell(mesa.Agent):
 
     def remove(self) -> None:  # views are not registered
         pass
+
+
+class TumorCellSet(AgentSet):
+    """An AgentSet of TumorCell views that keeps them alive (AgentSet itself holds weak references)."""
+
+    def __init__(self, cells: list[TumorCell], random=None):
+        self._views = list(cells)
+        super().__init__(self._views, random=random)
