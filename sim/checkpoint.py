@@ -26,8 +26,6 @@ def save(model, path: str | Path, snapshots: list[dict] | None = None) -> None:
             arrays[f"{pop_name}_{k}"] = getattr(pop, k)[:n]
         if pop_name == "tumor":
             arrays["tumor_free_slots"] = pop.free_slots[: pop.n_free]
-        else:
-            arrays["nk_direction"] = pop.direction[:n]
     arrays["fields_values"] = model.fields.values
     for i, snap in enumerate(snapshots or []):
         for k, v in snap.items():
@@ -72,14 +70,14 @@ def load(path: str | Path):
         pop.ensure(n)
         pop.used = n
         for k in pop.FIELDS:
+            if k == "free_slots":
+                continue
             getattr(pop, k)[:n] = data[f"{pop_name}_{k}"]
             getattr(pop, k)[n:] = pop.FIELDS[k][1]
         if pop_name == "tumor":
             fs = data["tumor_free_slots"]
             pop.free_slots[: fs.size] = fs
             pop.n_free = int(fs.size)
-        else:
-            pop.direction[:n] = data["nk_direction"]
     model.fields.values[...] = data["fields_values"]
     for a in list(model.agents):
         a.remove()
