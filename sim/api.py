@@ -91,12 +91,13 @@ def run(scenario: Any, seed: int | None = None, out: str | Path | None = None, p
         bar.close()
     ts = timeseries_frame(model)
     summary = {
-        "scenario": cfg.model_dump(mode="json"),
+        "scenario": model.config.model_dump(mode="json"),  # with product presets resolved
         "seed": int(seed),
         "version": __version__,
         "days": days,
         "wall_time_s": time.perf_counter() - t0,
         "metrics": outcome_metrics(ts, model.kills_per_nk(), model.observed_nk_half_life_days()),
+        "therapy": model.therapy.summary(),  # product lot, QC, cold chain, infusions, suicide switch
     }
     result = Result(ts, summary, snaps)
     if out is not None:

@@ -183,16 +183,42 @@ class Persistence(_Block):
     half_life_days: float = P(7.0, "day", "Zhang 2007 (t½ < 10 days)", "in vivo half-life without IL-15 support", gt=0)
 
 
+class SuperagonistDose(_Block):
+    """One subcutaneous dose of the IL-15 superagonist."""
+
+    day: float = P(0.0, "day", "-", "dose time on the simulation clock", ge=0)
+    dose_ug_kg: float = P(10.0, "µg/kg", "assumed (N-803 trials dose 1–20 µg/kg s.c.) [not in literature.md]", "dose", ge=0)
+
+
+class Superagonist(_Block):
+    """Exogenous IL-15 superagonist (N-803-like), one-compartment PK with first-order s.c. absorption."""
+
+    doses: list[SuperagonistDose] = Field(default_factory=list, description="dosing days and doses (needed for il15.mode = exogenous)")
+    absorption_half_life_h: float = P(12.0, "h", "assumed (slow s.c. absorption)", "first-order absorption half-life", gt=0)
+    elimination_half_life_h: float = P(24.0, "h", "assumed", "elimination half-life", gt=0)
+    ng_ml_per_ug_kg: float = P(0.1, "ng/mL per µg/kg", "assumed (model scale; sets the height of the Bateman curve)", "concentration scale F/V of one µg/kg (instant-absorption peak)", ge=0)
+    potency: float = P(1.0, "IL-15 equivalents", "assumed", "signalling strength relative to IL-15 (multiplies the concentration)", ge=0)
+
+
 class IL15(_Block):
     """IL-15 armoring: secretion into the field, longer life and IL-15-driven proliferation."""
 
-    mode: Literal["none", "secreted"] = Field("none", description="none, or secreted (autocrine/paracrine into the IL-15 field)")
+    mode: Literal["none", "secreted", "membrane_bound", "exogenous"] = Field(
+        "none", description="none; secreted (autocrine + paracrine into the IL-15 field); membrane_bound (autocrine only, "
+        "nothing enters the field); exogenous (no armoring, an IL-15 superagonist given to the patient, see superagonist)")
     secretion: float = P(20.0, "ng/(10⁶ cells·day)", "assumed", "IL-15 secretion per armored NK", ge=0)
     half_life_extension: float = P(3.0, "fold", "assumed (Liu 2018: IL-15 critical for persistence)", "max fold extension of the half-life at saturating IL-15", ge=0)
     ec50_ng_ml: float = P(0.5, "ng/mL", "assumed", "IL-15 half-effect concentration", gt=0)
     autocrine_ng_ml: float = P(1.0, "ng/mL", "assumed", "IL-15 a secreting cell sees from its own product (autocrine), added to the field", ge=0)
     proliferation_per_day: float = P(0.3, "1/day", "assumed (Zhang 2007: 4.3 %/day without support)", "max IL-15-driven division rate", ge=0)
     max_divisions: int = P(4, "divisions", "assumed (Kather immunoABM proliferation capacity 10)", "divisions allowed per lineage", ge=0)
+    superagonist: Superagonist = Field(default_factory=Superagonist)
+
+    @model_validator(mode="after")
+    def _exogenous_needs_doses(self) -> "IL15":
+        if self.mode == "exogenous" and not self.superagonist.doses:
+            raise ValueError("mode 'exogenous' needs superagonist.doses (a list of {day, dose_ug_kg})")
+        return self
 
 
 class Secretion(_Block):
@@ -200,6 +226,32 @@ class Secretion(_Block):
 
     ifng_engaged: float = P(500.0, "ng/(10⁶ cells·day)", "assumed (activated NK; Bellone 1995 order of magnitude)", "IFN-γ secretion while in a triggered conjugate", ge=0)
     ifng_exhausted_fraction: float = P(0.2, "fraction", "assumed", "secretion of exhausted cells relative to fresh", ge=0, le=1)
+
+
+COSTIM_DOMAINS = ("cd3z", "2b4", "dap10", "dap12")
+
+
+class CARDesign(_Block):
+    """CAR construct: costimulatory domain preset (activation and persistence multipliers; sim/therapy/presets.py)."""
+
+    costim: Literal["cd3z", "2b4", "dap10", "dap12"] = Field("cd3z", description="signalling/costimulatory domain preset (CD3ζ alone is the reference)")
+    activation_multiplier: float | None = P(None, "fold", "preset (docs/parameters.md, costimulatory presets)", "override of the preset's activation strength (multiplies the net signal)", ge=0)
+    persistence_multiplier: float | None = P(None, "fold", "preset (docs/parameters.md, costimulatory presets)", "override of the preset's half-life multiplier", gt=0)
+
+
+class Suicide(_Block):
+    """iCasp9 suicide switch: a dimerizer dose kills a fraction of the CAR-NK cells (tissue and blood)."""
+
+    enabled: bool = Field(False, description="the product carries iCasp9 (Liu 2020 construct)")
+    trigger_day: float | None = P(None, "day", "-", "give the dimerizer on this day", ge=0)
+    ifng_threshold_ng_ml: float | None = P(None, "ng/mL", "assumed (toxicity proxy)", "give the dimerizer when the mean tissue IFN-γ exceeds this", gt=0)
+    kill_fraction: float = P(0.9, "fraction", "assumed (iCasp9 + AP1903 removes ~90 % within hours, Di Stasi 2011) [not in literature.md]", "fraction of CAR-NK cells killed", ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _needs_trigger(self) -> "Suicide":
+        if self.enabled and self.trigger_day is None and self.ifng_threshold_ng_ml is None:
+            raise ValueError("an enabled suicide switch needs trigger_day or ifng_threshold_ng_ml")
+        return self
 
 
 class NK(_Block):
@@ -213,6 +265,8 @@ class NK(_Block):
     persistence: Persistence = Field(default_factory=Persistence)
     il15: IL15 = Field(default_factory=IL15)
     secretion: Secretion = Field(default_factory=Secretion)
+    car_design: CARDesign = Field(default_factory=CARDesign)
+    suicide: Suicide = Field(default_factory=Suicide)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,6 +314,122 @@ class Fields(_Block):
     stroma: Stroma = Field(default_factory=Stroma)
 
 
+# ---------------------------------------------------------------------------------------------
+# Therapy: dosing and trafficking, product (sim/therapy/; docs/products.md)
+# ---------------------------------------------------------------------------------------------
+
+
+class Infusion(_Block):
+    """One infusion of the product."""
+
+    day: float = P(0.0, "day", "-", "infusion time on the simulation clock", ge=0)
+    dose: float = P(1e6, "cells or cells/kg (dosing.unit)", "Liu 2020 (dose levels 1e5, 1e6, 1e7 cells/kg) [unverified]", "nominal dose (before viability and cold-chain losses)", ge=0)
+
+
+class Infiltration(_Block):
+    """Tumor-bed entry rate from blood: preset by indication (low for solid, high for disseminated)."""
+
+    indication: Literal["disseminated", "solid"] = Field("disseminated", description="disseminated (blood, marrow, nodes: high entry) or solid (poorly infiltrated)")
+    rate_per_day: float | None = P(None, "1/day", "preset: disseminated 0.5, solid 0.02 (assumed)", "override: fraction of blood CAR-NK entering the tumor bed per day", ge=0)
+
+
+class Blood(_Block):
+    """Systemic compartments (blood and other organs) that carry infused cells (ODE solved with scipy)."""
+
+    distribution_half_life_h: float = P(1.0, "h", "assumed (infused NK leave blood within hours: lung, liver, spleen)", "half-time of blood → organ distribution", gt=0)
+    return_half_life_h: float = P(24.0, "h", "assumed", "half-time of organ → blood recirculation", gt=0)
+
+
+class Vessels(_Block):
+    """Vessel sites where blood-borne cells enter the simulated tissue (chosen with the model RNG at set-up)."""
+
+    count: int | None = P(20, "sites", "assumed", "number of vessel entry sites (ignored when density_per_mm2 is given)", ge=1)
+    density_per_mm2: float | None = P(None, "1/mm² (2D) or 1/mm³ (3D)", "assumed", "vessel density; overrides count", gt=0)
+
+
+class Lymphodepletion(_Block):
+    """Conditioning before the first dose: removes IL-15 consumers, so endogenous IL-15 rises for a while."""
+
+    regimen: Literal["none", "cy_flu"] = Field("none", description="none or cy_flu (cyclophosphamide + fludarabine)")
+    start_day: float = P(-5.0, "day", "assumed (Cy/Flu days −5 to −3, Liu 2020 protocol) [unverified]", "start of conditioning on the simulation clock", le=0)
+    il15_rise_ng_ml: float = P(0.5, "ng/mL", "assumed (serum IL-15 rises several-fold after Cy/Flu; model scale, EC50 0.5)", "rise of the systemic IL-15 background", ge=0)
+    duration_days: float = P(7.0, "day", "assumed", "plateau length after start_day", ge=0)
+    decay_half_life_days: float = P(3.0, "day", "assumed", "return to baseline after the plateau", gt=0)
+
+
+class Dosing(_Block):
+    """Infusion schedule, blood compartment and tissue entry (empty infusions = nk.dose only)."""
+
+    infusions: list[Infusion] = Field(default_factory=list, description="list of {day, dose}")
+    unit: Literal["cells_per_kg", "cells"] = Field("cells_per_kg", description="unit of infusions[].dose")
+    weight_kg: float = P(70.0, "kg", "assumed (adult)", "patient weight", gt=0, le=500)
+    tissue_fraction: float = P(1e-4, "fraction", "assumed (simulated volume / tumor-bed volume; calibrate to the observed E:T)", "share of the patient's tumor-bed entries that land in the simulated tissue", gt=0, le=1)
+    infiltration: Infiltration = Field(default_factory=Infiltration)
+    blood: Blood = Field(default_factory=Blood)
+    vessels: Vessels = Field(default_factory=Vessels)
+    lymphodepletion: Lymphodepletion = Field(default_factory=Lymphodepletion)
+
+    @model_validator(mode="after")
+    def _sorted(self) -> "Dosing":
+        days = [i.day for i in self.infusions]
+        if days != sorted(days):
+            raise ValueError("infusions must be listed in time order (by day)")
+        return self
+
+
+class Lot(_Block):
+    """Batch-to-batch variability: each replicate (seed) draws its lot around the product means."""
+
+    enabled: bool = Field(False, description="draw a lot per seed (false: every lot is the product mean)")
+    potency_cv: float = P(0.2, "-", "assumed", "lot-to-lot CV of potency (lognormal, mean 1)", ge=0, le=2)
+    viability_cv: float = P(0.1, "-", "assumed", "lot-to-lot CV of viability (beta around the product viability)", ge=0, le=1)
+    car_fraction_cv: float = P(0.25, "-", "assumed", "lot-to-lot CV of the CAR+ fraction (beta around the transduction efficiency)", ge=0, le=1)
+
+
+class Release(_Block):
+    """Release criteria (QC) applied to the drawn lot, after the cold chain."""
+
+    min_viability: float = P(0.7, "fraction", "assumed (common cell-therapy release criterion ≥ 70 % viable)", "minimum viable fraction", ge=0, le=1)
+    min_car_fraction: float = P(0.2, "fraction", "assumed", "minimum CAR+ fraction", ge=0, le=1)
+    min_potency: float = P(0.5, "relative", "assumed", "minimum potency relative to the product mean", ge=0)
+    on_fail: Literal["infuse", "reject"] = Field("reject", description="what happens to a lot failing QC: infuse anyway, or reject (no cells given)")
+
+
+class Excursion(_Block):
+    """A temperature excursion during transport or storage."""
+
+    duration_h: float = P(1.0, "h", "-", "time above the limit", ge=0)
+    temperature_c: float = P(-100.0, "°C", "-", "temperature during the excursion")
+
+
+class ColdChain(_Block):
+    """Cryopreservation, thaw, transport and excursions: loss of viable dose and potency (docs/products.md)."""
+
+    cryopreserved: bool = Field(False, description="product is frozen and thawed at the bedside (false: fresh)")
+    thaw_viability_loss: float = P(0.2, "fraction", "assumed (post-thaw NK viability and recovery losses) [not in literature.md]", "viable cells lost at thaw", ge=0, le=1)
+    thaw_potency_loss: float = P(0.3, "fraction", "assumed (post-thaw NK cytotoxicity dips until recovery) [not in literature.md]", "potency lost at thaw", ge=0, le=1)
+    transport_h: float = P(0.0, "h", "-", "transport/hold time within specification", ge=0)
+    transport_loss_per_h: float = P(0.002, "1/h", "assumed", "viability hazard during compliant transport", ge=0)
+    limit_c: float = P(-135.0, "°C", "assumed (cryo storage limit; use ~8 °C for a fresh product)", "temperature above which an excursion harms cells", le=40)
+    excursion_loss_per_h: float = P(0.1, "1/h", "assumed", "viability hazard 10 °C above the limit", ge=0)
+    q10: float = P(2.0, "-", "assumed", "hazard multiplier per 10 °C further above the limit", ge=1)
+    potency_coupling: float = P(0.5, "-", "assumed", "potency of surviving cells = transport survival^coupling", ge=0)
+    excursions: list[Excursion] = Field(default_factory=list, description="list of {duration_h, temperature_c}")
+
+
+class Product(_Block):
+    """Cell source preset (resolved into nk parameters; explicit nk values win), lots, QC and cold chain."""
+
+    type: Literal["none", "peripheral_blood", "cord_blood", "ipsc", "nk92"] = Field(
+        "none", description="cell-source preset (none: use the nk block as given)")
+    car_fraction: float | None = P(None, "fraction", "preset", "override: CAR transduction efficiency (CAR+ fraction)", ge=0, le=1)
+    viability: float | None = P(None, "fraction", "preset", "override: viable fraction at release", ge=0, le=1)
+    cytotoxicity: float | None = P(None, "relative", "preset", "override: baseline potency (multiplies the net signal)", ge=0)
+    lot: Lot = Field(default_factory=Lot)
+    release: Release = Field(default_factory=Release)
+    cold_chain: ColdChain = Field(default_factory=ColdChain)
+
+
 class Output(_Block):
     """What a run writes."""
 
@@ -278,6 +448,8 @@ class Scenario(_Block):
     tumor: Tumor = Field(default_factory=Tumor)
     nk: NK = Field(default_factory=NK)
     fields: Fields = Field(default_factory=Fields)
+    dosing: Dosing = Field(default_factory=Dosing)
+    product: Product = Field(default_factory=Product)
     output: Output = Field(default_factory=Output)
 
 
@@ -430,7 +602,7 @@ def coerce(scenario: Scenario | dict | str | Path | None, overrides: dict[str, A
     if isinstance(scenario, Scenario):
         if not overrides:
             return scenario
-        scenario = scenario.model_dump()
+        scenario = scenario.model_dump(exclude_unset=True)  # keep "not set" so product presets still resolve
     raw = apply_overrides(scenario, overrides or {})
     return validate(raw)
 
@@ -456,6 +628,12 @@ def parameter_rows(model: type[BaseModel] = Scenario, prefix: str = "") -> list[
         extra = f.json_schema_extra or {}
         ops = {"Ge": "≥", "Gt": ">", "Le": "≤", "Lt": "<"}
         bounds = [f"{ops[type(m).__name__]} {getattr(m, type(m).__name__.lower())}" for m in f.metadata if type(m).__name__ in ops]
+        item = (getattr(ann, "__args__", None) or (None,))[0] if getattr(ann, "__origin__", None) is list else None
+        if isinstance(item, type) and issubclass(item, BaseModel):  # list of blocks: document one item's keys
+            rows.append({"path": path, "default": getattr(inst, name), "unit": "-", "bounds": "",
+                         "source": "-", "description": f.description or ""})
+            rows.extend(parameter_rows(item, path + "[]."))
+            continue
         rows.append(
             {
                 "path": path,
@@ -489,4 +667,6 @@ def parameter_table_markdown() -> str:
     ]
     for r in parameter_rows():
         out.append(f"| `{r['path']}` | {r['default']} | {r['unit']} | {r['bounds']} | {r['source']} | {r['description']} |")
-    return "\n".join(out) + "\n"
+    from .therapy.presets import preset_tables_markdown
+
+    return "\n".join(out) + "\n" + preset_tables_markdown()

@@ -20,6 +20,7 @@ from .kernels import step as K
 from .kernels.lattice import moore_offsets
 from .kernels.params import FIELD_NAMES, IFNG, IL15, TGFB, NKParams, TumorParams
 from .state import NKPopulation, TumorPopulation
+from .therapy import Therapy, resolve_product
 
 MIN_PER_DAY = 1440.0
 
@@ -43,6 +44,7 @@ def nk_params(c: cfgmod.Scenario, voxel_volume_ml: float) -> NKParams:
     """Resolve the NK blocks of a scenario into kernel units (minutes, sites, ng/mL/min)."""
     nk, f = c.nk, c.fields
     armored = nk.il15.mode == "secreted"
+    autocrine = nk.il15.mode in ("secreted", "membrane_bound")  # membrane-bound IL-15 signals only to its own cell
     return NKParams(
         dt=c.time.dt_min, dims=c.domain.dims,
         sites_per_step=nk.motility.speed_um_min * c.time.dt_min / c.domain.spacing_um,
@@ -62,7 +64,7 @@ def nk_params(c: cfgmod.Scenario, voxel_volume_ml: float) -> NKParams:
         ifng_rate=secretion_rate(nk.secretion.ifng_engaged, voxel_volume_ml),
         ifng_exhausted_fraction=nk.secretion.ifng_exhausted_fraction,
         il15_rate=secretion_rate(nk.il15.secretion, voxel_volume_ml) if armored else 0.0,
-        il15_autocrine=nk.il15.autocrine_ng_ml if armored else 0.0,
+        il15_autocrine=nk.il15.autocrine_ng_ml if autocrine else 0.0,
         tgfb_ic50=f.tgfb_effects.ic50_ng_ml, tgfb_activation_max=f.tgfb_effects.activation_max,
         tgfb_nkg2d_max=f.tgfb_effects.nkg2d_max, tgfb_ifng_max=f.tgfb_effects.ifng_max,
         tgfb_resistant=bool(f.tgfb_effects.resistant),
@@ -91,7 +93,7 @@ class TumorImmuneModel(mesa.Model):
     def __init__(self, config: Any = None, *, rng: Any = None, seed: Any = None, scenario: Any = None, **overrides: Any):
         if scenario is not None and not hasattr(scenario, "rng"):
             config, scenario = scenario, None  # our scenario, not a mesa.experimental Scenario
-        cfg = cfgmod.coerce(config, overrides)
+        cfg = resolve_product(cfgmod.coerce(config, overrides))  # product presets → nk.* (explicit values win)
         if rng is None and seed is None:
             rng = cfg.seed
         if seed is not None and rng is None:
@@ -132,9 +134,11 @@ class TumorImmuneModel(mesa.Model):
         # Time-dependent inputs (dosing, drug pharmacokinetics, ...) register callables here;
         # each is called as hook(model) at the start of every step, before the kernels run.
         self.hooks: list = []
+        self.car_positive_fraction = 1.0  # share of added NK cells that carry the CAR (set by the product)
         self._place_tumor()
         self._place_stroma()
-        self._place_nk(c.nk.dose.cells)
+        self.therapy = Therapy(self)  # product lot, cold chain, dosing/blood, IL-15 and suicide hooks
+        self._place_nk(c.nk.dose.cells if self.therapy.released else 0)
         self.datacollector = mesa.DataCollector(model_reporters=self.reporters())
         self.datacollector.collect(self)
         self._next_output = c.time.output_every_h * 60.0
@@ -258,6 +262,9 @@ class TumorImmuneModel(mesa.Model):
         nk.kills[sl] = 0
         nk.divisions[sl] = 0
         nk.born_min[sl] = self.now_min
+        nk.car[sl] = p.car_expression
+        if self.car_positive_fraction < 1.0:
+            nk.car[sl][self.rng.random(n) >= self.car_positive_fraction] = 0.0
         d = self.rng.normal(size=(n, 3))
         if self.config.domain.dims == 2:
             d[:, 2] = 0
@@ -266,6 +273,22 @@ class TumorImmuneModel(mesa.Model):
         idx = range(nk.used, nk.used + n)
         nk.used += n
         return [self._new_agent(i) for i in idx]
+
+    def remove_nk(self, idx: np.ndarray) -> None:
+        """Remove live NK cells (suicide switch, drug depletion), keeping their kills for the statistics."""
+        nk = self.nk
+        idx = np.asarray(idx, dtype=np.int64)
+        idx = idx[nk.state[idx] != K.NK_EMPTY]
+        if idx.size == 0:
+            return
+        nk.state[idx] = K.NK_EMPTY
+        nk.target[idx] = -1
+        self._dead_kills.append(nk.kills[idx].copy())
+        for i in idx:
+            a = self._nk_agents[i]
+            if a is not None:
+                a.remove()
+                self._nk_agents[i] = None
 
     def _new_agent(self, i: int) -> CARNKCell:
         while len(self._nk_agents) <= i:
@@ -339,7 +362,7 @@ class TumorImmuneModel(mesa.Model):
             self.centroid(), self.occ, t.antigen, t.mhc, t.ligand, t.coat, t.state, t.timer,
             nk.used, nk.site, nk.direction, nk.state, nk.target, nk.timer, nk.route, nk.granules, nk.dr_left,
             nk.stims, nk.kills, nk.divisions, fvals, f.background, fsrc, self.dt / (self._field_every * self.dt),
-            self.counters, born, died,
+            self.counters, born, died, nk.car,
         )
         self.nk_exposure_min += live_before * self.dt
         if nd:

@@ -52,6 +52,11 @@ class CARNKCell(mesa.Agent):
         return self.stimulations >= self.model.p_nk.exhaustion_stims
 
     @property
+    def car(self) -> float:
+        """CAR surface level of this cell (0 for a CAR− cell of the product)."""
+        return float(self.model.nk.car[self.idx])
+
+    @property
     def divisions(self) -> int:
         return int(self.model.nk.divisions[self.idx])
 
@@ -70,7 +75,7 @@ class CARNKCell(mesa.Agent):
         m = self.model
         return K.conjugate_outcome(
             m.p_nk, self.local(TGFB), tumor.local(IFNG), tumor.antigen, tumor.mhc_base, tumor.ligand,
-            tumor.coating, self.exhausted, self.granules, float(m.nk.dr_left[self.idx]),
+            tumor.coating, self.exhausted, self.granules, float(m.nk.dr_left[self.idx]), float(m.nk.car[self.idx]),
         )
 
     def half_life_days(self) -> float:

@@ -63,11 +63,13 @@ def pick_contact(rng, site, offsets, occ, t_state, nx, ny, nz):
 
 
 @njit(cache=True)
-def conjugate_outcome(p, tgfb, ifng_at_target, antigen, mhc, ligand, coat, exhausted, granules, dr_left):
-    """Signal integration for one NK–tumor conjugate: (trigger probability, kill route, kill path)."""
+def conjugate_outcome(p, tgfb, ifng_at_target, antigen, mhc, ligand, coat, exhausted, granules, dr_left, car_level):
+    """Signal integration for one NK–tumor conjugate: (trigger probability, kill route, kill path).
+
+    `car_level` is this cell's CAR surface level (p.car_expression for CAR+ cells, 0 for CAR− cells)."""
     nkg2d_sup = tgfb_suppression(tgfb, p.tgfb_ic50, p.tgfb_nkg2d_max, p.tgfb_resistant)
     act_sup = tgfb_suppression(tgfb, p.tgfb_ic50, p.tgfb_activation_max, p.tgfb_resistant)
-    car, innate, adcc = activating_signals(p.car_expression, p.car_affinity, antigen, p.nkg2d, ligand, nkg2d_sup, p.cd16, coat)
+    car, innate, adcc = activating_signals(car_level, p.car_affinity, antigen, p.nkg2d, ligand, nkg2d_sup, p.cd16, coat)
     mhc_eff = effective_mhc(mhc, ifng_at_target, p.mhc_max_fold, p.tumor_ifng_ec50)
     net = net_signal(car, innate, adcc, p.inhibitory, mhc_eff, p.inhibitory_block, act_sup)
     prob = 0.0 if exhausted else trigger_probability(net, p.half_activation, p.hill)
@@ -85,8 +87,10 @@ def doom_tumor(j, now, delay, t_state, t_timer):
 def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
             occ, t_antigen, t_mhc, t_ligand, t_coat, t_state, t_timer,
             n_used, n_site, n_dir, n_state, n_target, n_timer, n_route, n_gran, n_dr,
-            n_stims, n_kills, n_divs, fvals, fbg, fsrc, src_scale, counters, born, died):
-    """Advance every live NK cell by one step; returns (births, deaths) written to `born`/`died`."""
+            n_stims, n_kills, n_divs, fvals, fbg, fsrc, src_scale, counters, born, died, n_car):
+    """Advance every live NK cell by one step; returns (births, deaths) written to `born`/`died`.
+
+    `n_car` is the per-cell CAR level (CAR+ and CAR− cells of one product); daughters inherit it."""
     nx, ny, nz = shape
     fx, fy, fz = fshape
     dt = p.dt
@@ -137,6 +141,7 @@ def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
             n_kills[c] = 0
             n_divs[i] += 1
             n_divs[c] = n_divs[i]
+            n_car[c] = n_car[i]
             born[nb] = c
             nb += 1
             counters[C_NKBIRTH] += 1
@@ -162,7 +167,7 @@ def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
             vt = voxel_of(occ_site_of(j, s, offsets, occ, nx, ny, nz), ny, nz, fy, fz, coarsen)
             ifng_t = fvals[IFNG, vt] + fbg[IFNG]
             prob, route, path = conjugate_outcome(p, tgfb, ifng_t, t_antigen[j], t_mhc[j], t_ligand[j], t_coat[j],
-                                                  exhausted, n_gran[i], n_dr[i])
+                                                  exhausted, n_gran[i], n_dr[i], n_car[i])
             n_target[i] = j
             if path != PATH_NONE and rng.random() < prob:
                 counters[C_TRIG] += 1

@@ -1,0 +1,128 @@
+"""Systemic compartment for infused CAR-NK cells: a small ODE solved with scipy, segment by segment.
+
+State (patient-level cell counts): B blood, O other organs (lung, liver, spleen, ...), X cells made
+by IL-15-driven expansion so far, E cumulative entries into the tumor bed. With IL-15 level c(t):
+
+    dB/dt = −(k_out + k_inf + k_d) B + k_back O + r B
+    dO/dt =   k_out B − (k_back + k_d) O + r O
+    dX/dt = r (B + O),       dE/dt = k_inf B
+    k_d = ln2 / t½_eff(c),   r = r_max · c/(c + EC50) · max(0, 1 − X / X_max)
+
+t½_eff is the kernel's `effective_half_life` (one source of truth with the tissue cells) and
+X_max = infused · (2^max_divisions − 1) is the lineage division budget. Infusions add to B as
+boluses; the suicide switch scales B and O. Time is in minutes, like the model clock.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+from ..kernels.persistence import effective_half_life
+
+LN2 = math.log(2.0)
+B, O, X, E = 0, 1, 2, 3
+
+
+class BloodCompartment:
+    """Blood/organ CAR-NK kinetics; `entered(t0, t1)` gives the tumor-bed entries in [t0, t1] (cells)."""
+
+    def __init__(self, *, infusions: list[tuple[float, float]], k_out: float, k_back: float, k_inf: float,
+                 half_life_min: float, il15_extension: float, il15_ec50: float, prolif_rate: float,
+                 max_divisions: int, il15: Callable[[float], float], chunk_min: float = 7 * 1440.0):
+        """Rates in 1/min; `infusions` is [(time_min, viable cells)] sorted; `il15(t)` the systemic IL-15 (ng/mL)."""
+        self.infusions = [(float(t), float(n)) for t, n in infusions]
+        self.k_out, self.k_back, self.k_inf = k_out, k_back, k_inf
+        self.half_life_min, self.ext, self.ec50 = half_life_min, il15_extension, il15_ec50
+        self.prolif_rate, self.max_divisions = prolif_rate, max_divisions
+        self.il15 = il15
+        self.chunk = chunk_min
+        self.infused = 0.0  # cells given so far (sets the division budget)
+        self._t0: list[float] = []  # segment start times
+        self._segs: list = []  # (t0, t1, dense solution)
+        self._next_inf = 0
+        y0 = np.zeros(4)
+        self._start_segment(0.0, y0)
+
+    # ------------------------------------------------------------------ the ODE
+    def _rhs(self, t: float, y: np.ndarray) -> np.ndarray:
+        c = self.il15(t)
+        kd = LN2 / effective_half_life(self.half_life_min, c, self.ext, self.ec50)
+        r = 0.0
+        if self.prolif_rate > 0 and self.infused > 0:
+            x_max = self.infused * (2.0 ** self.max_divisions - 1.0)
+            r = self.prolif_rate * c / (c + self.ec50) * max(0.0, 1.0 - y[X] / x_max) if x_max > 0 else 0.0
+        b, o = y[B], y[O]
+        return np.array([
+            -(self.k_out + self.k_inf + kd) * b + self.k_back * o + r * b,
+            self.k_out * b - (self.k_back + kd) * o + r * o,
+            r * (b + o),
+            self.k_inf * b,
+        ])
+
+    def _start_segment(self, t0: float, y0: np.ndarray) -> None:
+        """Apply boluses due at t0, then integrate to the next infusion (or one chunk ahead)."""
+        y0 = y0.copy()
+        while self._next_inf < len(self.infusions) and self.infusions[self._next_inf][0] <= t0 + 1e-9:
+            y0[B] += self.infusions[self._next_inf][1]
+            self.infused += self.infusions[self._next_inf][1]
+            self._next_inf += 1
+        self._t0.append(t0)
+        self._segs.append(self._pending(t0, y0))
+
+    def _extend(self, t: float) -> None:
+        while self._segs[-1][1] < t:
+            t1 = self._segs[-1][1]
+            self._start_segment(t1, self._eval_seg(self._segs[-1], t1))
+
+    @staticmethod
+    def _eval_seg(seg, t: float) -> np.ndarray:
+        t0, t1, sol, y0 = seg
+        return y0.copy() if sol is None else np.maximum(sol(min(max(t, t0), t1)), 0.0)
+
+    def state(self, t: float) -> np.ndarray:
+        """(blood, organs, expanded, entered) at time t (minutes)."""
+        self._extend(t)
+        i = max(0, bisect.bisect_right(self._t0, t) - 1)
+        return self._eval_seg(self._segs[i], t)
+
+    def entered(self, t0: float, t1: float) -> float:
+        """Cells that entered the tumor bed between t0 and t1 (patient level)."""
+        return max(0.0, float(self.state(t1)[E] - self.state(t0)[E]))
+
+    def blood(self, t: float) -> float:
+        return float(self.state(t)[B])
+
+    def divisions_so_far(self, t: float) -> int:
+        """Mean lineage divisions used by expansion (for the division counter of arriving cells)."""
+        if self.infused <= 0:
+            return 0
+        return int(min(self.max_divisions, round(math.log2(1.0 + self.state(t)[X] / self.infused))))
+
+    def scale(self, t: float, factor: float) -> None:
+        """Multiply circulating cells by `factor` from time t on (suicide switch)."""
+        y = self.state(t)
+        i = max(0, bisect.bisect_right(self._t0, t) - 1)
+        del self._segs[i + 1:]
+        del self._t0[i + 1:]
+        t0, _, sol, y0 = self._segs[i]
+        self._segs[i] = (t0, t, sol, y0)  # truncate the current segment at t
+        self._next_inf = bisect.bisect_right([ti for ti, _ in self.infusions], t + 1e-9)
+        y[B] *= factor
+        y[O] *= factor
+        self._t0.append(t)
+        self._segs.append(self._pending(t, y))
+
+    def _pending(self, t0: float, y0: np.ndarray):
+        """A new segment starting at t0 with state y0 (no boluses re-applied)."""
+        t1 = t0 + self.chunk
+        if self._next_inf < len(self.infusions):
+            t1 = min(t1, self.infusions[self._next_inf][0])
+        sol = None
+        if y0[B] + y0[O] > 0:
+            sol = solve_ivp(self._rhs, (t0, t1), y0, method="LSODA", dense_output=True,
+                            rtol=1e-6, atol=1e-6 * max(1.0, y0[B] + y0[O])).sol
+        return (t0, t1, sol, y0)

@@ -1,0 +1,186 @@
+"""Therapy set-up and step hooks: product lot, infusions through the blood compartment into the tissue
+at vessel sites, systemic IL-15 (lymphodepletion, superagonist PK) and the iCasp9 suicide switch.
+
+Everything here runs through `model.hooks` (called as hook(model) at the start of each step) and
+`model.add_nk`/`model.remove_nk`; the kernels are untouched. With no dosing/product/suicide/IL-15
+options set, nothing is registered and no random numbers are drawn, so older scenarios are unchanged.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..kernels.lattice import random_free_neighbour
+from ..kernels.params import IL15
+from ..kernels.step import NK_EMPTY
+from .blood import BloodCompartment
+from .products import draw_lot
+
+MIN_PER_DAY = 1440.0
+LN2 = math.log(2.0)
+INFILTRATION_PER_DAY = {"disseminated": 0.5, "solid": 0.02}  # assumed; see Infiltration in sim/config.py
+
+
+def lymphodepletion_il15(ld, t_day: float) -> float:
+    """IL-15 rise (ng/mL) after conditioning: a plateau for duration_days, then exponential return."""
+    if ld.regimen == "none" or t_day < ld.start_day:
+        return 0.0
+    after = t_day - ld.start_day - ld.duration_days
+    if after <= 0:
+        return ld.il15_rise_ng_ml
+    return ld.il15_rise_ng_ml * 0.5 ** (after / ld.decay_half_life_days)
+
+
+def superagonist_il15(sa, t_day: float) -> float:
+    """Superagonist level (IL-15 equivalents, ng/mL): Bateman curve of each s.c. dose, summed."""
+    ka = LN2 / sa.absorption_half_life_h
+    ke = LN2 / sa.elimination_half_life_h
+    total = 0.0
+    for d in sa.doses:
+        tau = (t_day - d.day) * 24.0
+        if tau < 0:
+            continue
+        if abs(ka - ke) < 1e-12:
+            shape = ka * tau * math.exp(-ka * tau)
+        else:
+            shape = ka / (ka - ke) * (math.exp(-ke * tau) - math.exp(-ka * tau))
+        total += d.dose_ug_kg * sa.ng_ml_per_ug_kg * shape
+    return sa.potency * total
+
+
+class Therapy:
+    """What sits around the CAR-NK cells in a treatment, attached to one model at set-up."""
+
+    def __init__(self, model):
+        self.model = m = model
+        c = m.config
+        self.lot = draw_lot(c, m.rng)
+        self.released = self.lot.infused
+        # potency scales the net signal (≡ dividing the half-activation); costim stretches the half-life
+        if self.lot.potency_infused != 1.0 or self.lot.persistence_multiplier != 1.0:
+            m.p_nk = m.p_nk._replace(
+                half_activation=m.p_nk.half_activation / max(self.lot.potency_infused, 1e-12),
+                half_life_min=m.p_nk.half_life_min * self.lot.persistence_multiplier)
+        m.car_positive_fraction = self.lot.car_fraction
+        self.il15_base = float(c.fields.il15.background_ng_ml)
+        self._ld, self._sa = c.dosing.lymphodepletion, c.nk.il15.superagonist
+        self._il15_active = self._ld.regimen != "none" or c.nk.il15.mode == "exogenous"
+        if self._il15_active:
+            m.hooks.append(self._il15_hook)
+        self.blood: BloodCompartment | None = None
+        self.infused: list[dict] = []
+        self.arrived = 0
+        if c.dosing.infusions:
+            self._setup_dosing()
+        self.suicide: dict | None = None
+        if c.nk.suicide.enabled:
+            self.suicide = {"triggered_day": None, "killed_tissue": 0, "trigger": None}
+            m.hooks.append(self._suicide_hook)
+
+    # ------------------------------------------------------------------ systemic IL-15
+    def il15_systemic(self, t_min: float) -> float:
+        """Systemic IL-15 (ng/mL): field background + lymphodepletion rise + superagonist."""
+        t_day = t_min / MIN_PER_DAY
+        v = self.il15_base + lymphodepletion_il15(self._ld, t_day)
+        if self.model.config.nk.il15.mode == "exogenous":
+            v += superagonist_il15(self._sa, t_day)
+        return v
+
+    def _il15_hook(self, m) -> None:
+        m.fields.background[IL15] = self.il15_systemic(m.now_min)
+
+    # ------------------------------------------------------------------ dosing
+    def _setup_dosing(self) -> None:
+        m, c = self.model, self.model.config
+        d = c.dosing
+        per = d.weight_kg if d.unit == "cells_per_kg" else 1.0
+        viable = self.lot.viable_fraction_infused if self.released else 0.0
+        infusions = []
+        for inf in d.infusions:
+            cells = inf.dose * per * viable
+            infusions.append((inf.day * MIN_PER_DAY, cells))
+            self.infused.append({"day": inf.day, "nominal_cells": inf.dose * per, "viable_cells_infused": cells})
+        p = m.p_nk
+        rate = d.infiltration.rate_per_day
+        if rate is None:
+            rate = INFILTRATION_PER_DAY[d.infiltration.indication]
+        self.k_inf_per_day = rate
+        self.tissue_fraction = d.tissue_fraction
+        self.blood = BloodCompartment(
+            infusions=infusions, k_out=LN2 / (d.blood.distribution_half_life_h * 60.0),
+            k_back=LN2 / (d.blood.return_half_life_h * 60.0), k_inf=rate / MIN_PER_DAY,
+            half_life_min=p.half_life_min, il15_extension=p.il15_extension, il15_ec50=p.il15_ec50,
+            prolif_rate=p.prolif_rate, max_divisions=p.max_divisions,
+            il15=lambda t: self.il15_systemic(t) + p.il15_autocrine,
+        )
+        self.vessels = self._place_vessels()
+        m.hooks.append(self._dosing_hook)
+
+    def _place_vessels(self) -> np.ndarray:
+        """Vessel entry sites: `count` (or density × area/volume) tumor-free sites drawn with the model RNG."""
+        m, v = self.model, self.model.config.dosing.vessels
+        if v.density_per_mm2 is not None:
+            size_mm = np.array(m.config.domain.size_um) / 1000.0
+            n = max(1, int(round(v.density_per_mm2 * float(np.prod(size_mm)))))
+        else:
+            n = int(v.count or 1)
+        free = np.flatnonzero(m.occ < 0)
+        if free.size == 0:
+            free = np.arange(m.n_sites)
+        return np.sort(m.rng.choice(free, size=n, replace=free.size < n)).astype(np.int64)
+
+    def _dosing_hook(self, m) -> None:
+        lam = self.tissue_fraction * self.blood.entered(m.now_min, m.now_min + m.dt)
+        if lam <= 0:
+            return
+        n = int(m.rng.poisson(lam))
+        if n == 0:
+            return
+        sites = self.vessels[m.rng.integers(0, self.vessels.size, size=n)]
+        nx, ny, nz = m.shape
+        for k in range(n):  # a vessel overgrown by tumor releases its cells into a free neighbour
+            if m.occ[sites[k]] >= 0:
+                s2 = random_free_neighbour(m.rng, sites[k], m.offsets, m.occ, nx, ny, nz)
+                if s2 >= 0:
+                    sites[k] = s2
+        first = m.nk.used
+        m.add_nk(sites)
+        m.nk.divisions[first:first + n] = self.blood.divisions_so_far(m.now_min)
+        self.arrived += n
+
+    # ------------------------------------------------------------------ suicide switch
+    def _suicide_hook(self, m) -> None:
+        s = m.config.nk.suicide
+        if self.suicide["triggered_day"] is not None:
+            return
+        t_day = m.now_min / MIN_PER_DAY
+        why = None
+        if s.trigger_day is not None and t_day + 1e-9 >= s.trigger_day:
+            why = "day"
+        elif s.ifng_threshold_ng_ml is not None and m.steps % m._field_every == 0 and m.fields.mean("ifng") > s.ifng_threshold_ng_ml:
+            why = "ifng"
+        if why is None:
+            return
+        nk = m.nk
+        live = np.flatnonzero(nk.state[: nk.used] != NK_EMPTY)
+        kill = live[m.rng.random(live.size) < s.kill_fraction]
+        m.remove_nk(kill)
+        if self.blood is not None:
+            self.blood.scale(m.now_min, 1.0 - s.kill_fraction)
+        self.suicide.update(triggered_day=t_day, killed_tissue=int(kill.size), trigger=why)
+
+    # ------------------------------------------------------------------ summary
+    def summary(self) -> dict:
+        """The lot, QC, cold chain, infusions, arrivals and suicide-switch record of this run."""
+        out = {"lot": self.lot.as_dict(), "car_positive_fraction": self.lot.car_fraction}
+        if self.blood is not None:
+            out["dosing"] = {"infusions": self.infused, "arrived_in_tissue": int(self.arrived),
+                             "infiltration_per_day": self.k_inf_per_day, "tissue_fraction": self.tissue_fraction,
+                             "vessel_sites": int(self.vessels.size),
+                             "blood_cells_now": self.blood.blood(self.model.now_min)}
+        if self._il15_active:
+            out["il15_systemic_now_ng_ml"] = self.il15_systemic(self.model.now_min)
+        if self.suicide is not None:
+            out["suicide"] = dict(self.suicide)
+        return out
