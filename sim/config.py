@@ -409,10 +409,10 @@ class ColdChain(_Block):
     thaw_viability_loss: float = P(0.2, "fraction", "assumed (post-thaw NK viability and recovery losses) [not in literature.md]", "viable cells lost at thaw", ge=0, le=1)
     thaw_potency_loss: float = P(0.3, "fraction", "assumed (post-thaw NK cytotoxicity dips until recovery) [not in literature.md]", "potency lost at thaw", ge=0, le=1)
     transport_h: float = P(0.0, "h", "-", "transport/hold time within specification", ge=0)
-    transport_loss_per_h: float = P(0.002, "1/h", "assumed", "viability hazard during compliant transport", ge=0)
+    transport_loss_per_h: float = P(0.002, "1/h", "assumed (fresh product at 2–8 °C loses ~5 %/day; set ~0 for a dry shipper)", "viability hazard during compliant transport", ge=0)
     limit_c: float = P(-135.0, "°C", "assumed (cryo storage limit; use ~8 °C for a fresh product)", "temperature above which an excursion harms cells", le=40)
-    excursion_loss_per_h: float = P(0.1, "1/h", "assumed", "viability hazard 10 °C above the limit", ge=0)
-    q10: float = P(2.0, "-", "assumed", "hazard multiplier per 10 °C further above the limit", ge=1)
+    excursion_loss_per_h: float = P(0.02, "1/h", "assumed (−80 °C for 2 h loses ~20 %; −20 °C for 2 h ~95 %)", "viability hazard 10 °C above the limit", ge=0)
+    q10: float = P(1.5, "-", "assumed", "hazard multiplier per 10 °C further above the limit", ge=1)
     potency_coupling: float = P(0.5, "-", "assumed", "potency of surviving cells = transport survival^coupling", ge=0)
     excursions: list[Excursion] = Field(default_factory=list, description="list of {duration_h, temperature_c}")
 

@@ -60,7 +60,7 @@ PRODUCTS: dict[str, ProductPreset] = {
             "car_fraction": _s(0.6, "assumed (Liu 2020 reports variable transduction) [unverified]"),
             "viability": _s(0.9, "assumed"),
             "cytotoxicity": _s(0.9, "assumed (cord-blood NK less mature)"),
-            "max_divisions": _s(6, "assumed (high ex vivo expansion of cord-blood NK)"),
+            "max_divisions": _s(5, "assumed (high ex vivo expansion of cord-blood NK)"),
             "proliferation_per_day": _s(0.3, "assumed"),
             "half_life_days": _s(7.0, "Zhang 2007; Liu 2020 (detectable ≥ 12 months at low level with IL-15)"),
             "cd16": _s(0.8, "assumed"),
