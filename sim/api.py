@@ -14,6 +14,7 @@ from . import checkpoint as ckpt
 from .config import Scenario, ScenarioError, coerce, load_scenario  # noqa: F401  (re-exported)
 from .metrics import outcome_metrics
 from .model import MIN_PER_DAY, TumorImmuneModel
+from .therapy import resolve_product
 from .output import atomic_dir, write_run
 
 TIMESERIES_COLUMNS = [
@@ -62,7 +63,7 @@ def run(scenario: Any, seed: int | None = None, out: str | Path | None = None, p
     snap_every = cfg.time.snapshot_every_h * 60.0 if cfg.output.snapshots and cfg.time.snapshot_every_h > 0 else None
     if checkpoint is not None and Path(checkpoint).exists():
         model, snaps = ckpt.load(checkpoint)
-        if model.config != cfg:
+        if model.config != resolve_product(cfg):
             raise ScenarioError("", f"checkpoint {checkpoint} was written for a different scenario or seed; delete it to start afresh")
     else:
         model = TumorImmuneModel(cfg, rng=int(seed))

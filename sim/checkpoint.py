@@ -27,6 +27,7 @@ def save(model, path: str | Path, snapshots: list[dict] | None = None) -> None:
         if pop_name == "tumor":
             arrays["tumor_free_slots"] = pop.free_slots[: pop.n_free]
     arrays["fields_values"] = model.fields.values
+    arrays["fields_sources"] = model.fields.sources  # secretion accumulated since the last field step
     for i, snap in enumerate(snapshots or []):
         for k, v in snap.items():
             arrays[f"snap{i}__{k}"] = np.asarray(v)
@@ -42,6 +43,7 @@ def save(model, path: str | Path, snapshots: list[dict] | None = None) -> None:
         "model_vars": model.datacollector.model_vars,
         "n_snapshots": len(snapshots or []),
         "dead_kills": np.concatenate(model._dead_kills).tolist() if model._dead_kills else [],
+        "therapy": model.therapy.state_dict(),
     }
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
@@ -79,6 +81,8 @@ def load(path: str | Path):
             pop.free_slots[: fs.size] = fs
             pop.n_free = int(fs.size)
     model.fields.values[...] = data["fields_values"]
+    if "fields_sources" in data:
+        model.fields.sources[...] = data["fields_sources"]
     for a in list(model.agents):
         a.remove()
     model._nk_agents = []
@@ -93,6 +97,7 @@ def load(path: str | Path):
     model.random.setstate((r[-2], tuple(r[:-2]), r[-1]))
     model.datacollector.model_vars = {k: list(v) for k, v in meta["model_vars"].items()}
     model._dead_kills = [np.asarray(meta["dead_kills"], dtype=np.int64)] if meta["dead_kills"] else []
+    model.therapy.load_state_dict(meta.get("therapy") or {})
     snaps = []
     for i in range(meta["n_snapshots"]):
         pre = f"snap{i}__"

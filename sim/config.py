@@ -622,7 +622,8 @@ def parameter_rows(model: type[BaseModel] = Scenario, prefix: str = "") -> list[
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             default = getattr(inst, name)
             for r in parameter_rows(type(default), path + "."):
-                r["default"] = _deep_get(default, r["path"][len(path) + 1 :])
+                if "[]" not in r["path"]:  # list items keep their own block defaults
+                    r["default"] = _deep_get(default, r["path"][len(path) + 1 :])
                 rows.append(r)
             continue
         extra = f.json_schema_extra or {}

@@ -124,9 +124,13 @@ def test_car_negative_cells_do_not_car_kill():
     car = m.nk.car[: m.nk.used]
     assert set(np.unique(car)) == {0.0, m.p_nk.car_expression}
     assert 0.4 < (car > 0).mean() < 0.6
-    none = TumorImmuneModel(cfg(product={"car_fraction": 0.0}, nk={"dose": {"cells": 200}}), rng=2)
-    none.run_for(0.5)
-    assert none.counters[K.C_KILL0] == 0 and none.counters[K.C_KILL0 + 1] > 0
+    kills = {}
+    for frac in (0.0, 1.0):  # stress ligands high enough for innate (NKG2D) kills
+        m = TumorImmuneModel(cfg(product={"car_fraction": frac, "release": {"on_fail": "infuse"}}, nk={"dose": {"cells": 200}},
+                                 tumor={"init": {"count": 200}, "nkg2d_ligand": {"mean": 2.0, "cv": 0.3}}), rng=2)
+        m.run_for(0.5)
+        kills[frac] = (int(m.counters[K.C_KILL0]), int(m.counters[K.C_KILL0 + 1]))
+    assert kills[0.0][0] == 0 and kills[0.0][1] > 0 and kills[1.0][0] > 0
 
 
 def test_nk92_does_not_proliferate_and_does_no_adcc():
@@ -307,3 +311,26 @@ def test_manufacturing_variability_spread_and_rejection():
             outcomes.append(r.metrics["kills_car"])
     assert len(outcomes) >= 2 and max(outcomes) > min(outcomes)  # lots spread the outcome
     assert len(outcomes) < 6  # some lots were rejected
+
+
+def test_checkpoint_resume_with_dosing_lot_and_suicide(tmp_path):
+    """Lot, vessels, blood ODE and the fired suicide switch survive a checkpoint bit-identically."""
+    from sim import checkpoint
+
+    c = cfg(product={"type": "cord_blood", "lot": {"enabled": True}, "release": {"on_fail": "infuse"}},
+            nk={"dose": {"cells": 50}, "il15": {"mode": "membrane_bound"},
+                "suicide": {"enabled": True, "trigger_day": 0.2, "kill_fraction": 0.5}},
+            dosing={"infusions": [{"day": 0, "dose": 1e6}, {"day": 0.4, "dose": 1e6}],
+                    "lymphodepletion": {"regimen": "cy_flu"}})
+    m = TumorImmuneModel(coerce(c).model_copy(update={"seed": 9}), rng=9)
+    m.run_for(0.3)
+    checkpoint.save(m, tmp_path / "ck.npz")
+    m2, _ = checkpoint.load(tmp_path / "ck.npz")
+    m.run_for(0.3)
+    m2.run_for(0.3)
+    assert m.therapy.summary() == m2.therapy.summary()
+    assert m.therapy.suicide["killed_tissue"] > 0 and m.therapy.arrived > 0
+    assert m.nk.used == m2.nk.used
+    for a, b in [(m.nk.site[: m.nk.used], m2.nk.site[: m.nk.used]), (m.nk.car[: m.nk.used], m2.nk.car[: m.nk.used]),
+                 (m.occ, m2.occ), (m.fields.values, m2.fields.values)]:
+        assert np.array_equal(a, b)

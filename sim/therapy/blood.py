@@ -41,6 +41,7 @@ class BloodCompartment:
         self.il15 = il15
         self.chunk = chunk_min
         self.infused = 0.0  # cells given so far (sets the division budget)
+        self.events: list[tuple[float, float]] = []  # (time, factor) of scale() calls, for checkpoints
         self._t0: list[float] = []  # segment start times
         self._segs: list = []  # (t0, t1, dense solution)
         self._next_inf = 0
@@ -104,6 +105,7 @@ class BloodCompartment:
 
     def scale(self, t: float, factor: float) -> None:
         """Multiply circulating cells by `factor` from time t on (suicide switch)."""
+        self.events.append((float(t), float(factor)))
         y = self.state(t)
         i = max(0, bisect.bisect_right(self._t0, t) - 1)
         del self._segs[i + 1:]

@@ -170,6 +170,20 @@ class Therapy:
             self.blood.scale(m.now_min, 1.0 - s.kill_fraction)
         self.suicide.update(triggered_day=t_day, killed_tissue=int(kill.size), trigger=why)
 
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        """What the hooks changed beyond the model arrays (the rest is rebuilt from config and seed)."""
+        return {"arrived": int(self.arrived), "suicide": self.suicide,
+                "blood_events": list(self.blood.events) if self.blood is not None else []}
+
+    def load_state_dict(self, d: dict) -> None:
+        """Restore `state_dict`; the blood ODE is replayed deterministically up to each recorded event."""
+        self.arrived = int(d.get("arrived", 0))
+        if d.get("suicide") is not None:
+            self.suicide = dict(d["suicide"])
+        for t, f in d.get("blood_events", []):
+            self.blood.scale(t, f)
+
     # ------------------------------------------------------------------ summary
     def summary(self) -> dict:
         """The lot, QC, cold chain, infusions, arrivals and suicide-switch record of this run."""
