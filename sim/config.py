@@ -186,7 +186,7 @@ class Persistence(_Block):
 class SuperagonistDose(_Block):
     """One subcutaneous dose of the IL-15 superagonist."""
 
-    day: float = P(0.0, "day", "-", "dose time on the simulation clock", ge=0)
+    day: float = P(0.0, "day", "scenario input", "dose time on the simulation clock", ge=0)
     dose_ug_kg: float = P(10.0, "µg/kg", "assumed (N-803 trials dose 1–20 µg/kg s.c.) [not in literature.md]", "dose", ge=0)
 
 
@@ -243,7 +243,7 @@ class Suicide(_Block):
     """iCasp9 suicide switch: a dimerizer dose kills a fraction of the CAR-NK cells (tissue and blood)."""
 
     enabled: bool = Field(False, description="the product carries iCasp9 (Liu 2020 construct)")
-    trigger_day: float | None = P(None, "day", "-", "give the dimerizer on this day", ge=0)
+    trigger_day: float | None = P(None, "day", "scenario input", "give the dimerizer on this day", ge=0)
     ifng_threshold_ng_ml: float | None = P(None, "ng/mL", "assumed (toxicity proxy)", "give the dimerizer when the mean tissue IFN-γ exceeds this", gt=0)
     kill_fraction: float = P(0.9, "fraction", "assumed (iCasp9 + AP1903 removes ~90 % within hours, Di Stasi 2011) [not in literature.md]", "fraction of CAR-NK cells killed", ge=0, le=1)
 
@@ -322,7 +322,7 @@ class Fields(_Block):
 class Infusion(_Block):
     """One infusion of the product."""
 
-    day: float = P(0.0, "day", "-", "infusion time on the simulation clock", ge=0)
+    day: float = P(0.0, "day", "scenario input", "infusion time on the simulation clock", ge=0)
     dose: float = P(1e6, "cells or cells/kg (dosing.unit)", "Liu 2020 (dose levels 1e5, 1e6, 1e7 cells/kg) [unverified]", "nominal dose (before viability and cold-chain losses)", ge=0)
 
 
@@ -398,8 +398,8 @@ class Release(_Block):
 class Excursion(_Block):
     """A temperature excursion during transport or storage."""
 
-    duration_h: float = P(1.0, "h", "-", "time above the limit", ge=0)
-    temperature_c: float = P(-100.0, "°C", "-", "temperature during the excursion")
+    duration_h: float = P(1.0, "h", "scenario input", "time above the limit", ge=0)
+    temperature_c: float = P(-100.0, "°C", "scenario input", "temperature during the excursion")
 
 
 class ColdChain(_Block):
@@ -408,7 +408,7 @@ class ColdChain(_Block):
     cryopreserved: bool = Field(False, description="product is frozen and thawed at the bedside (false: fresh)")
     thaw_viability_loss: float = P(0.2, "fraction", "assumed (post-thaw NK viability and recovery losses) [not in literature.md]", "viable cells lost at thaw", ge=0, le=1)
     thaw_potency_loss: float = P(0.3, "fraction", "assumed (post-thaw NK cytotoxicity dips until recovery) [not in literature.md]", "potency lost at thaw", ge=0, le=1)
-    transport_h: float = P(0.0, "h", "-", "transport/hold time within specification", ge=0)
+    transport_h: float = P(0.0, "h", "scenario input", "transport/hold time within specification", ge=0)
     transport_loss_per_h: float = P(0.002, "1/h", "assumed (fresh product at 2–8 °C loses ~5 %/day; set ~0 for a dry shipper)", "viability hazard during compliant transport", ge=0)
     limit_c: float = P(-135.0, "°C", "assumed (cryo storage limit; use ~8 °C for a fresh product)", "temperature above which an excursion harms cells", le=40)
     excursion_loss_per_h: float = P(0.02, "1/h", "assumed (−80 °C for 2 h loses ~20 %; −20 °C for 2 h ~95 %)", "viability hazard 10 °C above the limit", ge=0)
@@ -631,8 +631,8 @@ def parameter_rows(model: type[BaseModel] = Scenario, prefix: str = "") -> list[
         bounds = [f"{ops[type(m).__name__]} {getattr(m, type(m).__name__.lower())}" for m in f.metadata if type(m).__name__ in ops]
         item = (getattr(ann, "__args__", None) or (None,))[0] if getattr(ann, "__origin__", None) is list else None
         if isinstance(item, type) and issubclass(item, BaseModel):  # list of blocks: document one item's keys
-            rows.append({"path": path, "default": getattr(inst, name), "unit": "-", "bounds": "",
-                         "source": "-", "description": f.description or ""})
+            rows.append({"path": path, "default": getattr(inst, name), "unit": "-", "bounds": "", "declared": True,
+                         "source": "scenario input (list; item keys below)", "description": f.description or ""})
             rows.extend(parameter_rows(item, path + "[]."))
             continue
         rows.append(

@@ -16,7 +16,7 @@ BAD = {
     "wrong_type": ("tumor:\n  doubling_time_h: fast\n", "tumor.doubling_time_h", "valid number", 2),
     "negative_rate": ("nk:\n  activation:\n    attach_rate_per_min: -0.2\n", "nk.activation.attach_rate_per_min", "greater than or equal to 0", 3),
     "fraction_above_one": ("tumor:\n  antigen:\n    negative_fraction: 1.5\n", "tumor.antigen.negative_fraction", "less than or equal to 1", 3),
-    "bad_choice": ("nk:\n  il15:\n    mode: sometimes\n", "nk.il15.mode", "'none' or 'secreted'", 3),
+    "bad_choice": ("nk:\n  il15:\n    mode: sometimes\n", "nk.il15.mode", "'membrane_bound' or 'exogenous'", 3),
     "dims_mismatch": ("domain:\n  dims: 3\n  size_um: [100, 100]\n", "domain", "dims is 3", 1),
 }
 

@@ -192,7 +192,9 @@ class Therapy:
             out["dosing"] = {"infusions": self.infused, "arrived_in_tissue": int(self.arrived),
                              "infiltration_per_day": self.k_inf_per_day, "tissue_fraction": self.tissue_fraction,
                              "vessel_sites": int(self.vessels.size),
-                             "blood_cells_now": self.blood.blood(self.model.now_min)}
+                             "blood_cells_now": self.blood.blood(self.model.now_min),
+                             "blood_cells_daily": [self.blood.blood(d * MIN_PER_DAY)
+                                                   for d in range(int(self.model.now_min // MIN_PER_DAY) + 1)]}
         if self._il15_active:
             out["il15_systemic_now_ng_ml"] = self.il15_systemic(self.model.now_min)
         if self.suicide is not None:
