@@ -207,6 +207,17 @@ def test_exogenous_superagonist_and_lymphodepletion_raise_il15_background():
     assert ld.fields.background[2] == pytest.approx(0.5)
 
 
+def test_lymphodepletion_prolongs_nk_persistence():
+    half = {}
+    for regimen in ("none", "cy_flu"):
+        m = TumorImmuneModel(cfg(nk={"dose": {"cells": 300}, "persistence": {"half_life_days": 0.5},
+                                     "il15": {"proliferation_per_day": 0.0}},
+                                 dosing={"lymphodepletion": {"regimen": regimen}}), rng=5)
+        m.run_for(1.0)
+        half[regimen] = m.observed_nk_half_life_days()
+    assert half["cy_flu"] > 1.5 * half["none"]  # IL-15 0.5 ng/mL = EC50: t½ × (1 + 3 · 0.5) = 2.5×
+
+
 def test_costim_presets_scale_activation_and_persistence():
     ref = TumorImmuneModel(SMALL, rng=0).p_nk
     for name, pre in COSTIM.items():
