@@ -20,6 +20,7 @@ from .output import atomic_dir, write_run
 TIMESERIES_COLUMNS = [
     "time_h", "tumor", "tumor_ag_pos", "tumor_ag_neg", "nk_live", "nk_exhausted",
     "kills_car", "kills_innate", "kills_adcc", "mean_ifng_ng_ml", "mean_tgfb_ng_ml", "mean_il15_ng_ml",
+    "nk_blood",
 ]
 
 

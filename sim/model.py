@@ -340,6 +340,7 @@ class TumorImmuneModel(mesa.Model):
             "mean_ifng_ng_ml": lambda m: f.mean("ifng"),
             "mean_tgfb_ng_ml": lambda m: f.mean("tgfb"),
             "mean_il15_ng_ml": lambda m: f.mean("il15"),
+            "nk_blood": lambda m: m.therapy.blood_cells(),  # patient-level CAR-NK in blood (0 without dosing)
         }
 
     # ----------------------------------------------------------------------------------- stepping

@@ -117,6 +117,10 @@ class Therapy:
         self.vessels = self._place_vessels()
         m.hooks.append(self._dosing_hook)
 
+    def blood_cells(self) -> int:
+        """CAR-NK cells in the patient's blood now (0 without infusions)."""
+        return 0 if self.blood is None else int(round(self.blood.blood(self.model.now_min)))
+
     def _place_vessels(self) -> np.ndarray:
         """Vessel entry sites: `count` (or density × area/volume) tumor-free sites drawn with the model RNG."""
         m, v = self.model, self.model.config.dosing.vessels
