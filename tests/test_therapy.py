@@ -98,6 +98,12 @@ def test_infusion_cells_arrive_at_vessels_deterministically():
     assert np.array_equal(runs[0][1], runs[1][1])
 
 
+def test_infusions_replace_the_default_initial_dose_unless_set():
+    inf = {"infusions": [{"day": 1, "dose": 1e6}]}
+    assert TumorImmuneModel(cfg(dosing=inf), rng=0).nk_live() == 0
+    assert TumorImmuneModel(cfg(dosing=inf, nk={"dose": {"cells": 40}}), rng=0).nk_live() == 40
+
+
 def test_defaults_leave_old_scenarios_unchanged():
     """No dosing/product options: no hook registered, no random draws (same result as before)."""
     m = TumorImmuneModel(SMALL, rng=1)

@@ -23,13 +23,20 @@ NK_TARGETS = {
 
 
 def resolve_product(cfg: Scenario) -> Scenario:
-    """A copy of the scenario with the product preset written into nk.* where the user set nothing."""
+    """A copy of the scenario with the product preset written into nk.* where the user set nothing.
+
+    Also: with infusions scheduled, nk.dose.cells defaults to 0 (cells come from blood) unless set."""
     kind = cfg.product.type
-    if kind == "none":
-        return cfg
-    pre = PRODUCTS[kind]
     nk_set = cfg.nk.model_fields_set
+    dose_set = "dose" in nk_set and "cells" in cfg.nk.dose.model_fields_set
+    if kind == "none" and (dose_set or not cfg.dosing.infusions):
+        return cfg
     out = cfg.model_copy(deep=True)
+    if cfg.dosing.infusions and not dose_set:
+        out.nk.dose.cells = 0
+    if kind == "none":
+        return out
+    pre = PRODUCTS[kind]
     for key, (block, name) in NK_TARGETS.items():
         explicit = block in nk_set and name in getattr(cfg.nk, block).model_fields_set
         if not explicit:
