@@ -13,7 +13,7 @@ from sim import api
 from sim.config import ScenarioError, coerce, load_scenario, parameter_table_markdown
 from sim.kernels import step as K
 from sim.model import TumorImmuneModel
-from sim.therapy.blood import B, E, O, BloodCompartment
+from sim.therapy.blood import B, E, O, X, BloodCompartment
 from sim.therapy.dosing import lymphodepletion_il15, superagonist_il15
 from sim.therapy.presets import COSTIM, PRODUCTS
 from sim.therapy.products import cold_chain_factors
@@ -69,6 +69,16 @@ def test_blood_entry_il15_and_suicide_scale():
     y2 = low.state(1440.0 + 1e-6)
     assert y2[B] + y2[O] == pytest.approx(0.1 * (y1[B] + y1[O]), rel=1e-3)
     assert y2[E] == pytest.approx(y1[E], rel=1e-6)
+
+
+def test_blood_expansion_is_capped_by_the_division_budget():
+    """IL-15-driven expansion in blood stops once the lineage budget (2^max_divisions − 1) is spent."""
+    bc = BloodCompartment(infusions=[(0.0, 1e6)], k_out=math.log(2) / 60, k_back=math.log(2) / 1440, k_inf=0.0,
+                          half_life_min=1e9, il15_extension=0.0, il15_ec50=0.5, prolif_rate=2.0 / 1440,
+                          max_divisions=2, il15=lambda t: 1e3)
+    y = bc.state(30 * 1440.0)
+    assert y[X] == pytest.approx(3e6, rel=1e-3) and y[B] + y[O] == pytest.approx(4e6, rel=1e-3)
+    assert bc.divisions_so_far(30 * 1440.0) == 2
 
 
 def test_lymphodepletion_and_superagonist_profiles():
