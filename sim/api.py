@@ -62,10 +62,17 @@ def run(scenario: Any, seed: int | None = None, out: str | Path | None = None, p
     days = cfg.time.days if days is None else float(days)
     t0 = time.perf_counter()
     snap_every = cfg.time.snapshot_every_h * 60.0 if cfg.output.snapshots and cfg.time.snapshot_every_h > 0 else None
+    if checkpoint is not None and cfg.domain.space == "well_mixed":
+        raise ScenarioError("domain.space", "checkpoints cover the lattice model only; well-mixed runs take seconds, run them without one")
     if checkpoint is not None and Path(checkpoint).exists():
         model, snaps = ckpt.load(checkpoint)
         if model.config != resolve_product(cfg):
             raise ScenarioError("", f"checkpoint {checkpoint} was written for a different scenario or seed; delete it to start afresh")
+    elif cfg.domain.space == "well_mixed":
+        from .wellmixed import WellMixedModel
+
+        model = WellMixedModel(cfg, rng=int(seed))
+        snaps = []  # no positions to snapshot
     else:
         model = TumorImmuneModel(cfg, rng=int(seed))
         snaps = [model.snapshot()] if snap_every else []

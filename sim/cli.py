@@ -54,6 +54,26 @@ def _cmd_params(args) -> int:
     return 0
 
 
+def _cmd_validate(args) -> int:
+    out = Path(args.out) if args.out else Path("results") / "validation"
+    if args.which == "kuznetsov":
+        from .validation import validate_kuznetsov
+
+        rep = validate_kuznetsov(out, replicates=args.replicates or 16)
+        for label, c in rep["cases"].items():
+            print(f"{label}: ODE {c['ode_outcome']}, ABM {c['abm_outcomes'].count(c['ode_outcome'])}/{len(c['abm_outcomes'])} agree")
+        for r in rep["convergence"]:
+            print(f"Ω={r['omega']:g}: RMS error T {r['T']['rms_err']:.3f}, E {r['E']['rms_err']:.3f} (fraction of ODE peak)")
+    else:
+        from .assays import validate_cytotoxicity
+
+        rep = validate_cytotoxicity(out, replicates=args.replicates or 3)
+        for k, v in rep["summary"].items():
+            print(f"{k}: {v}")
+    print(f"wrote {out}/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree; other modules add their subcommands through `register` hooks."""
     p = argparse.ArgumentParser(prog="nksim", description="Agent-based simulator of CAR-NK cell therapy.")
@@ -76,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("params", help="print the parameter table (Markdown)")
     pr.add_argument("--out")
     pr.set_defaults(func=_cmd_params)
+    v = sub.add_parser("validate", help="compare the model with published work (figures + JSON)")
+    v.add_argument("which", choices=["kuznetsov", "cytotoxicity"])
+    v.add_argument("--out", help="output folder (default results/validation)")
+    v.add_argument("--replicates", type=int, help="replicates per condition")
+    v.set_defaults(func=_cmd_validate)
     return p
 
 
