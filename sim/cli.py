@@ -56,6 +56,11 @@ def _cmd_params(args) -> int:
 
 def _cmd_validate(args) -> int:
     out = Path(args.out) if args.out else Path("results") / "validation"
+    if args.which == "all":
+        for which in ("kuznetsov", "cytotoxicity"):
+            args.which = which
+            _cmd_validate(args)
+        return 0
     if args.which == "kuznetsov":
         from .validation import validate_kuznetsov
 
@@ -64,7 +69,7 @@ def _cmd_validate(args) -> int:
             print(f"{label}: ODE {c['ode_outcome']}, ABM {c['abm_outcomes'].count(c['ode_outcome'])}/{len(c['abm_outcomes'])} agree")
         for r in rep["convergence"]:
             print(f"Ω={r['omega']:g}: RMS error T {r['T']['rms_err']:.3f}, E {r['E']['rms_err']:.3f} (fraction of ODE peak)")
-    else:
+    else:  # cytotoxicity
         from .assays import validate_cytotoxicity
 
         rep = validate_cytotoxicity(out, replicates=args.replicates or 3)
@@ -97,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out")
     pr.set_defaults(func=_cmd_params)
     v = sub.add_parser("validate", help="compare the model with published work (figures + JSON)")
-    v.add_argument("which", choices=["kuznetsov", "cytotoxicity"])
+    v.add_argument("which", choices=["kuznetsov", "cytotoxicity", "all"])
     v.add_argument("--out", help="output folder (default results/validation)")
     v.add_argument("--replicates", type=int, help="replicates per condition")
     v.set_defaults(func=_cmd_validate)

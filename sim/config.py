@@ -160,7 +160,7 @@ class Activation(_Block):
     """Signal integration: net = (activating − inhibitory) × (1 − TGF-β suppression)."""
 
     attach_rate_per_min: float = P(0.2, "1/min", "Ghaffarizadeh 2018 (PhysiCell attachment rate)", "rate of forming a conjugate on contact", ge=0)
-    half_activation: float = P(0.5, "signal", "assumed", "net signal giving half-maximal triggering", gt=0)
+    half_activation: float = P(1.5, "signal", "calibrated to Vanherberghen 2013 (≈ half of NK never kill in a 12 h 1:1 assay; was 0.5 assumed, which gave 0.36); tests/test_cytotoxicity.py", "net signal giving half-maximal triggering", gt=0)
     hill: float = P(2.0, "-", "assumed", "steepness of the triggering curve", gt=0)
     release_min: float = P(10.0, "min", "assumed", "time spent on a non-triggering conjugate", ge=0)
 
