@@ -73,8 +73,10 @@ def validate_cytotoxicity(out: str | Path, replicates: int = 3, hours: float = 1
     """The full assay grid (CAR/NT × antigen+/− × E:T) plus perforin-deficient NK; figures + JSON."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    wells = [run_well(et, prod, tg, seed=1 + r, hours=hours)
-             for prod in ("car", "nt") for tg in ("pos", "neg") for et in ET_RATIOS for r in range(replicates)]
+    # independent seeds per arm, so equal lysis of CAR and NT on antigen− targets is a measured match
+    wells = [run_well(et, prod, tg, seed=1 + r + 100 * i + 1000 * j, hours=hours)
+             for i, prod in enumerate(("car", "nt")) for j, tg in enumerate(("pos", "neg"))
+             for et in ET_RATIOS for r in range(replicates)]
     perf = [run_well(1.0, "car", "pos", seed=1 + r, hours=hours, extra={"nk.killing.perforin": False}) for r in range(replicates)]
     rows = []
     for w in wells:

@@ -39,6 +39,9 @@ def _cmd_check(args) -> int:
 
     cfg = load_scenario(args.scenario)
     shape = cfg.domain.lattice_shape()
+    if cfg.domain.space == "well_mixed":
+        print(f"ok: {args.scenario} ({cfg.name}: well-mixed, Ω = {cfg.wellmixed.omega:g}, {cfg.time.days} days)")
+        return 0
     print(f"ok: {args.scenario} ({cfg.name}: {cfg.domain.dims}D lattice {shape}, {cfg.time.days} days)")
     return 0
 

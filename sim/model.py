@@ -94,6 +94,8 @@ class TumorImmuneModel(mesa.Model):
         if scenario is not None and not hasattr(scenario, "rng"):
             config, scenario = scenario, None  # our scenario, not a mesa.experimental Scenario
         cfg = resolve_product(cfgmod.coerce(config, overrides))  # product presets → nk.* (explicit values win)
+        if cfg.domain.space == "well_mixed":
+            raise cfgmod.ScenarioError("domain.space", "well_mixed has no lattice: use sim.wellmixed.WellMixedModel (sim.api.run picks it)")
         if rng is None and seed is None:
             rng = cfg.seed
         if seed is not None and rng is None:
