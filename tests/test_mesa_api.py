@@ -5,6 +5,7 @@ import pytest
 
 from sim.agents import CARNKCell, TumorCell
 from sim.kernels import step as K
+from sim.kernels.recognition import trigger_probability
 from sim.model import TumorImmuneModel
 
 from helpers import pairs_model
@@ -52,7 +53,9 @@ def test_agent_api_uses_the_kernel_rules():
     assert prob == 0.0
     m2 = pairs_model(2, antigen=1.0, mhc=1.0, ligand=0.5)
     prob2, route2, _ = next(iter(m2.agents_by_type[CARNKCell])).signal_against(m2.tumor_cells().to_list()[0])
-    assert prob2 > 0.5 and route2 == 0  # CAR route
+    # net signal = CAR 1 + NKG2D 0.5 − inhibition 0.5 = 1 → the kernel's Hill curve at the model's parameters
+    p = m2.p_nk
+    assert prob2 == pytest.approx(trigger_probability(1.0, p.half_activation, p.hill), rel=1e-5) and route2 == 0  # CAR route
     assert nk.half_life_days() == pytest.approx(1e6)
 
 
