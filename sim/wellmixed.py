@@ -12,7 +12,6 @@ well-mixed mode uses n directly and has no granule, exhaustion or signal limits.
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import mesa
@@ -20,7 +19,7 @@ import numpy as np
 
 from . import config as cfgmod
 from .kernels.rates import LN2
-from .kernels.wellmixed import WellMixedParams, wellmixed_step
+from .kernels.wellmixed import WellMixedParams, mass_action_probabilities, wellmixed_step
 
 MIN_PER_DAY = 1440.0
 
@@ -90,8 +89,9 @@ class WellMixedModel(mesa.Model):
         """Advance all agents by dt (one synchronous mass-action step)."""
         for hook in self.hooks:
             hook(self)
-        influx_max = int(self.w.influx * self.dt + 10 * math.sqrt(self.w.influx * self.dt + 1) + 10)
-        need = 2 * self.n_nk + influx_max + 1
+        influx_mean = mass_action_probabilities(self.w, self.n_tumor)[0]
+        n_in = int(self.rng.poisson(influx_mean))
+        need = 2 * self.n_nk + n_in + 1
         if need > self.kills.size:
             cap = max(need, int(self.kills.size * 1.5))
             k = np.zeros(cap, dtype=np.int64)
@@ -99,7 +99,7 @@ class WellMixedModel(mesa.Model):
             self.kills, self.order, self.dead_buf = k, np.zeros_like(k), np.zeros_like(k)
         self.nk_exposure_min += self.n_nk * self.dt
         self.n_tumor, self.n_nk, nd = wellmixed_step(
-            self.rng, self.w, self.n_tumor, self.n_nk, self.kills, self.order, self.dead_buf, self.counters)
+            self.rng, self.w, self.n_tumor, self.n_nk, n_in, self.kills, self.order, self.dead_buf, self.counters)
         if nd:
             self._dead_kills.append(self.dead_buf[:nd].copy())
         self.now_min += self.dt

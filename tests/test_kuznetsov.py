@@ -122,3 +122,5 @@ def test_lattice_model_refuses_well_mixed_and_cli_checks_it(capsys):
         TumorImmuneModel({"domain": {"space": "well_mixed"}})
     assert main(["check", "scenarios/kuznetsov_wellmixed.yaml"]) == 0
     assert "well-mixed" in capsys.readouterr().out
+    with pytest.raises(ScenarioError, match="domain.space"):
+        api.run("scenarios/kuznetsov_wellmixed.yaml", days=1, checkpoint="/tmp/never-written.npz")

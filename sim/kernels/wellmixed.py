@@ -1,7 +1,7 @@
 """Well-mixed (mass-action) rules: each Kuznetsov 1994 ODE term as one per-agent rule.
 
 ODE term            agent rule (per step dt, state frozen at the start of the step)
-s                   effector influx: Poisson(s·Ω·dt) new NK agents
+s                   effector influx: Poisson(s·Ω·dt) new NK agents (drawn by the caller)
 p·E·T/(g+T)         each NK divides with hazard p·saturation(N_T, g·Ω)
 m·E·T               each NK is inactivated with hazard (m/Ω)·N_T
 d·E                 each NK dies with the persistence hazard (half-life ln2/d, `death_probability`)
@@ -48,14 +48,17 @@ def mass_action_probabilities(w, n_tumor):
 
 
 @njit(cache=True)
-def wellmixed_step(rng, w, n_tumor, n_nk, kills, order, dead_kills, counters):
-    """One synchronous step of all agents. NK kill counts live in `kills[:n_nk]` (compacted on
-    return; capacity ≥ 2·n_nk + influx + 1); kills of removed NK go to `dead_kills`.
+def wellmixed_step(rng, w, n_tumor, n_nk, n_in, kills, order, dead_kills, counters):
+    """One synchronous step of all agents, with `n_in` influx agents (drawn by the caller from
+    Poisson(influx_mean), so it can size the arrays). NK kill counts live in `kills[:n_nk]`
+    (compacted on return; capacity ≥ 2·n_nk + n_in); kills of removed NK go to `dead_kills`.
 
     Returns (n_tumor, n_nk, n_dead). counters: 0 kills, 1 NK births, 2 persistence deaths,
     3 inactivations, 4 influx, 5 tumor divisions, 6 crowding losses.
     """
-    influx_mean, p_death, p_inact, p_div_nk, kill_mean, p_div_t, p_crowd = mass_action_probabilities(w, n_tumor)
+    _, p_death, p_inact, p_div_nk, kill_mean, p_div_t, p_crowd = mass_action_probabilities(w, n_tumor)
+    if kills.shape[0] < 2 * n_nk + n_in or order.shape[0] < n_nk or dead_kills.shape[0] < n_nk:
+        raise ValueError("wellmixed_step: arrays too small for 2·n_nk + n_in agents")
     for i in range(n_nk):
         order[i] = i
     for i in range(n_nk - 1, 0, -1):  # random order, so kills are shared fairly when tumor runs out
@@ -87,7 +90,6 @@ def wellmixed_step(rng, w, n_tumor, n_nk, kills, order, dead_kills, counters):
             kills[n_nk + nb] = 0
             nb += 1
             counters[1] += 1
-    n_in = rng.poisson(influx_mean)
     for q in range(n_in):
         kills[n_nk + nb + q] = 0
     counters[4] += n_in
