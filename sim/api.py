@@ -106,7 +106,8 @@ def run(scenario: Any, seed: int | None = None, out: str | Path | None = None, p
         "days": days,
         "wall_time_s": time.perf_counter() - t0,
         "metrics": outcome_metrics(ts, model.kills_per_nk(), model.observed_nk_half_life_days()),
-        "therapy": model.therapy.summary(),  # product lot, QC, cold chain, infusions, suicide switch
+        # product lot, QC, cold chain, infusions, suicide switch (lattice model only)
+        "therapy": model.therapy.summary() if hasattr(model, "therapy") else None,
     }
     result = Result(ts, summary, snaps)
     if out is not None:

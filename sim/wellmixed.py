@@ -46,6 +46,8 @@ class WellMixedModel(mesa.Model):
 
     def __init__(self, config: Any = None, *, rng: Any = None, **overrides: Any):
         cfg = cfgmod.coerce(config, overrides)
+        if cfg.dosing.infusions:
+            raise cfgmod.ScenarioError("dosing.infusions", "well-mixed mode has no dosing layer: set the start with wellmixed.effector_cells")
         if rng is None:
             rng = cfg.seed
         super().__init__(rng=rng)
@@ -69,8 +71,11 @@ class WellMixedModel(mesa.Model):
         self._next_output = cfg.time.output_every_h * 60.0
 
     def reporters(self) -> dict:
-        """The lattice model's time-series columns (no antigen loss, exhaustion or fields here)."""
-        return {
+        """The lattice model's time-series columns; those without a well-mixed meaning (antigen loss,
+        exhaustion, fields, blood) are 0."""
+        from .api import TIMESERIES_COLUMNS
+
+        own = {
             "time_h": lambda m: m.now_min / 60.0,
             "tumor": lambda m: m.n_tumor,
             "tumor_ag_pos": lambda m: m.n_tumor,
@@ -84,6 +89,7 @@ class WellMixedModel(mesa.Model):
             "mean_tgfb_ng_ml": lambda m: 0.0,
             "mean_il15_ng_ml": lambda m: 0.0,
         }
+        return {c: own.get(c, lambda m: 0) for c in TIMESERIES_COLUMNS}
 
     def step(self) -> None:
         """Advance all agents by dt (one synchronous mass-action step)."""
