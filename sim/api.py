@@ -16,6 +16,7 @@ from .metrics import outcome_metrics
 from .model import MIN_PER_DAY, TumorImmuneModel
 from .therapy import resolve_product
 from .output import atomic_dir, write_run
+from .therapy.companions import therapy_metrics
 
 TIMESERIES_COLUMNS = [
     "time_h", "tumor", "tumor_ag_pos", "tumor_ag_neg", "nk_live", "nk_exhausted",
@@ -40,7 +41,8 @@ class Result:
 
 def timeseries_frame(model: TumorImmuneModel) -> pd.DataFrame:
     """The DataCollector's model variables with integer columns typed as integers."""
-    df = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)[TIMESERIES_COLUMNS]
+    df = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+    df = df[TIMESERIES_COLUMNS + [c for c in df.columns if c not in TIMESERIES_COLUMNS]]  # + therapy columns
     for c in TIMESERIES_COLUMNS:
         if c not in ("time_h",) and not c.startswith("mean_"):
             df[c] = df[c].astype("int64")
@@ -105,7 +107,8 @@ def run(scenario: Any, seed: int | None = None, out: str | Path | None = None, p
         "version": __version__,
         "days": days,
         "wall_time_s": time.perf_counter() - t0,
-        "metrics": outcome_metrics(ts, model.kills_per_nk(), model.observed_nk_half_life_days()),
+        "metrics": {**outcome_metrics(ts, model.kills_per_nk(), model.observed_nk_half_life_days()),
+                    **therapy_metrics(model)},  # + toxicity indices, GvHD flag, chemo (sim/therapy/companions.py)
         # product lot, QC, cold chain, infusions, suicide switch (lattice model only)
         "therapy": model.therapy.summary() if hasattr(model, "therapy") else None,
     }
@@ -118,6 +121,25 @@ def run(scenario: Any, seed: int | None = None, out: str | Path | None = None, p
     if checkpoint is not None and Path(checkpoint).exists():
         Path(checkpoint).unlink()
     return result
+
+
+def run_arms(scenario: Any, seed: int | None = None, out: str | Path | None = None, progress: bool = False,
+             days: float | None = None, overrides: dict | None = None) -> dict[str, Result]:
+    """Run every arm of a scenario (`arms:`) with the same seed, so the tumors start identical.
+
+    Each arm is written to `out/<arm>/`; with `out`, a side-by-side figure goes to `out/compare.png`."""
+    from .config import arm_scenarios
+
+    cfg = coerce(scenario, overrides)
+    seed = cfg.seed if seed is None else int(seed)
+    results = {}
+    for name, arm_cfg in arm_scenarios(cfg):
+        results[name] = run(arm_cfg, seed=seed, out=None if out is None else Path(out) / name, progress=progress, days=days)
+    if out is not None:
+        from .compare import write_comparison
+
+        write_comparison(results, Path(out))
+    return results
 
 
 def warm_up() -> None:

@@ -44,6 +44,7 @@ def save(model, path: str | Path, snapshots: list[dict] | None = None) -> None:
         "n_snapshots": len(snapshots or []),
         "dead_kills": np.concatenate(model._dead_kills).tolist() if model._dead_kills else [],
         "therapy": model.therapy.state_dict(),
+        "therapy_state": getattr(model, "therapy_state", {}),
     }
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
@@ -98,6 +99,7 @@ def load(path: str | Path):
     model.datacollector.model_vars = {k: list(v) for k, v in meta["model_vars"].items()}
     model._dead_kills = [np.asarray(meta["dead_kills"], dtype=np.int64)] if meta["dead_kills"] else []
     model.therapy.load_state_dict(meta.get("therapy") or {})
+    model.therapy_state = meta.get("therapy_state", {})  # drug occupancies, cytokine exposure (sim/therapy)
     snaps = []
     for i in range(meta["n_snapshots"]):
         pre = f"snap{i}__"

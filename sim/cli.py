@@ -17,6 +17,14 @@ def _cmd_run(args) -> int:
 
     cfg = load_scenario(args.scenario)
     out = Path(args.out) if args.out else Path("results") / cfg.name
+    if cfg.arms:  # treatment arms on identical tumors and seeds, plus a side-by-side figure
+        results = api.run_arms(cfg, seed=args.seed, out=out, progress=not args.quiet, days=args.days)
+        for name, r in results.items():
+            m = r.metrics
+            print(f"  arm {name}: tumor {m['tumor_initial']} → {m['tumor_final']} ({m['tumor_reduction']:.1%}), "
+                  f"CRS any/≥3 {m['crs_any_rate']:.0%}/{m['crs_grade3_rate']:.0%}, wall {r.summary['wall_time_s']:.1f} s")
+        print(f"wrote {out}/ ({len(results)} arms, compare.png, arms.csv)")
+        return 0
     ck = None
     if args.checkpoint_every_h:
         ck = out.with_name(f"{out.name}.checkpoint.npz")

@@ -112,6 +112,16 @@ class IFNgResponse(_Block):
     ec50_ng_ml: float = P(1.0, "ng/mL", "assumed", "IFN-γ half-effect concentration", gt=0)
 
 
+class Escape(_Block):
+    """Tumor escape from CAR/NK pressure: antigen loss on division, antigen-low clones, NKG2D-ligand shedding."""
+
+    antigen_loss_per_division: float = P(0.0, "probability", "assumed (CD19-negative relapse after CAR therapy arises by loss/splicing in dividing clones)", "probability that a daughter cell is antigen-negative", ge=0, le=1)
+    antigen_low_fraction: float = P(0.0, "fraction", "assumed", "fraction of tumor cells that start as an antigen-low clone", ge=0, le=1)
+    antigen_low_scale: float = P(0.2, "fold", "assumed", "antigen level of the low clone relative to the drawn level", gt=0, le=1)
+    ligand_shedding_max: float = P(0.0, "fraction", "assumed (soluble MICA/B shedding lowers surface ligand and down-modulates NKG2D)", "maximal loss of NKG2D engagement from ligand shedding", ge=0, le=1)
+    ligand_shedding_half_time_h: float = P(48.0, "h", "assumed", "time to half of the maximal shedding loss", gt=0)
+
+
 class Tumor(_Block):
     """Tumor cells: growth, antigen/MHC-I/NKG2D-ligand phenotype, apoptosis, TGF-β secretion."""
 
@@ -124,6 +134,7 @@ class Tumor(_Block):
     nkg2d_ligand: Distribution = Field(default_factory=lambda: Distribution(mean=0.5, cv=0.5))
     tgfb_secretion: float = P(5.0, "ng/(10⁶ cells·day)", "assumed (ELISA range 1–10); gives ~1–2 ng/mL in a 3D nodule (literature.md §5)", "TGF-β secretion per live tumor cell", ge=0)
     ifng_response: IFNgResponse = Field(default_factory=IFNgResponse)
+    escape: Escape = Field(default_factory=Escape)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,6 +237,14 @@ class Secretion(_Block):
 
     ifng_engaged: float = P(500.0, "ng/(10⁶ cells·day)", "assumed (activated NK; Bellone 1995 order of magnitude)", "IFN-γ secretion while in a triggered conjugate", ge=0)
     ifng_exhausted_fraction: float = P(0.2, "fraction", "assumed", "secretion of exhausted cells relative to fresh", ge=0, le=1)
+    il6_like_engaged: float = P(20.0, "ng/(10⁶ cells·day)", "assumed (NK induce little myeloid IL-6; Liu 2020: no CRS)", "IL-6-like CRS driver released (via myeloid cells) per engaged effector", ge=0)
+
+
+class Engineering(_Block):
+    """Gene edits of the product beyond the CAR."""
+
+    tgfbr2: Literal["none", "dominant_negative", "knockout"] = Field("none", description="TGF-βR2: none, dominant_negative (Yvon 2017) or knockout (Burga 2019); both remove TGF-β suppression")
+    dnr_residual_signalling: float = P(0.0, "fraction", "assumed (Yvon 2017: DNRII NK keep NKG2D, perforin and killing under TGF-β)", "TGF-β suppression left with a dominant-negative receptor", ge=0, le=1)
 
 
 COSTIM_DOMAINS = ("cd3z", "2b4", "dap10", "dap12")
@@ -267,6 +286,7 @@ class NK(_Block):
     secretion: Secretion = Field(default_factory=Secretion)
     car_design: CARDesign = Field(default_factory=CARDesign)
     suicide: Suicide = Field(default_factory=Suicide)
+    engineering: Engineering = Field(default_factory=Engineering)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -450,6 +470,167 @@ class WellMixed(_Block):
     kill_per_cell_day: float = P(1.101e-7, "1/(cell·day)", "Kuznetsov 1994 (n)", "n: kill rate per effector–tumor pair", ge=0)
 
 
+# ---------------------------------------------------------------------------------------------
+# CAR-T comparator arm (effector: cart) and toxicity indices
+# ---------------------------------------------------------------------------------------------
+
+
+class CARTExpansion(_Block):
+    """Antigen-driven clonal expansion of CAR-T cells."""
+
+    division_probability_per_kill: float = P(0.5, "probability", "assumed (CAR-T expand 10²–10³-fold in vivo after antigen contact)", "probability of a division when a killing conjugate completes", ge=0, le=1)
+    max_divisions: int = P(10, "divisions", "Kather immunoABM (proliferation capacity 10)", "divisions allowed per lineage", ge=0, le=40)
+
+
+class CARTPersistence(_Block):
+    """CAR-T persistence: effector half-life plus a long-lived memory fraction."""
+
+    half_life_days: float = P(6.0, "day", "Luque 2024 (CAR-T lifespan 8.6 d; t½ = 8.6·ln 2)", "effector CAR-T half-life", gt=0)
+    memory_fraction: float = P(0.1, "fraction", "assumed", "fraction of infused cells and of daughters that are long-lived memory cells", ge=0, le=1)
+    memory_half_life_days: float = P(200.0, "day", "assumed (Awasthi 2020: CAR-T detected up to 693 days)", "memory CAR-T half-life", gt=0)
+
+
+class CARTSecretion(_Block):
+    """Inflammatory cytokine output of engaged CAR-T cells (larger than NK)."""
+
+    ifng_engaged: float = P(2500.0, "ng/(10⁶ cells·day)", "assumed (5× the CAR-NK default)", "IFN-γ secretion while in a triggered conjugate", ge=0)
+    il6_like_engaged: float = P(2000.0, "ng/(10⁶ cells·day)", "assumed (T-cell GM-CSF/CD40L drive myeloid IL-6)", "IL-6-like CRS driver released per engaged CAR-T", ge=0)
+
+
+class CART(_Block):
+    """What differs when the infused effector is a CAR-T cell (nk: still sets dose, CAR, motility, killing).
+
+    CAR-T kill only through the CAR (MHC-independent): no NKG2D, no KIR/NKG2A inhibition, no CD16/ADCC.
+    """
+
+    expansion: CARTExpansion = Field(default_factory=CARTExpansion)
+    persistence: CARTPersistence = Field(default_factory=CARTPersistence)
+    secretion: CARTSecretion = Field(default_factory=CARTSecretion)
+    allogeneic: bool = Field(False, description="donor-derived (allogeneic) CAR-T product")
+    tcr_knockout: bool = Field(False, description="endogenous TCR removed (e.g. TRAC edit): no GvHD risk flag")
+
+
+class RiskModel(_Block):
+    """Per-patient probit over log cytokine exposure: P(grade) = Φ((ln E − ln E50)/σ)."""
+
+    any_grade_e50: float = P(1.0, "ng/(mL·day)", "Schuster 2019 (JULIET) calibration, docs/therapy.md", "exposure at which half of patients have any-grade toxicity", gt=0)
+    grade3_e50: float = P(1.0, "ng/(mL·day)", "Schuster 2019 (JULIET) calibration, docs/therapy.md", "exposure at which half of patients have grade ≥ 3", gt=0)
+    susceptibility_sd: float = P(1.0, "ln units", "assumed", "patient-to-patient SD of log susceptibility", gt=0)
+
+
+def _crs_default() -> RiskModel:
+    return RiskModel(any_grade_e50=CRS_E50[0], grade3_e50=CRS_E50[1])
+
+
+def _icans_default() -> RiskModel:
+    return RiskModel(any_grade_e50=ICANS_E50[0], grade3_e50=ICANS_E50[1])
+
+
+# Calibrated on scenarios/cd19_carnk_vs_cart.yaml (CAR-T arm) to JULIET (Schuster 2019, literature.md §6):
+# CRS 58 % any grade / 22 % grade ≥3, neurological events 21 % / 12 %. See docs/therapy.md.
+CRS_E50 = (2160.0, 5720.0)
+ICANS_E50 = (5920.0, 8560.0)
+
+
+class Toxicity(_Block):
+    """CRS and ICANS risk indices from the peak 24-h inflammatory cytokine release (docs/therapy.md)."""
+
+    crs: RiskModel = Field(default_factory=_crs_default, description="cytokine release syndrome (source: Schuster 2019 calibration)")
+    icans: RiskModel = Field(default_factory=_icans_default, description="neurotoxicity (source: Schuster 2019 calibration)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Companion drugs
+# ---------------------------------------------------------------------------------------------
+
+
+class DrugDose(_Block):
+    """One antibody infusion."""
+
+    day: float = P(0.0, "day", "scenario input", "infusion day (0 = start of the run)", ge=0)
+    mg_per_kg: float = P(4.0, "mg/kg", "assumed", "dose per body weight", gt=0)
+
+
+class PK(_Block):
+    """Linear one- or two-compartment pharmacokinetics per kg body weight (solved with scipy)."""
+
+    compartments: Literal[1, 2] = P(2, "-", "assumed", "1 (central only) or 2 (central + peripheral)")
+    v_central_ml_per_kg: float = P(40.0, "mL/kg", "assumed (typical IgG1: ~3 L central volume)", "central volume", gt=0)
+    clearance_ml_per_day_per_kg: float = P(3.0, "mL/(day·kg)", "assumed (typical IgG1: ~0.2 L/day)", "linear clearance", gt=0)
+    v_peripheral_ml_per_kg: float = P(40.0, "mL/kg", "assumed (typical IgG1)", "peripheral volume (2 compartments)", gt=0)
+    q_ml_per_day_per_kg: float = P(10.0, "mL/(day·kg)", "assumed (typical IgG1)", "inter-compartmental clearance", ge=0)
+    tissue_to_plasma: float = P(0.2, "ratio", "assumed (interstitial IgG ~10–30 % of plasma)", "tumor interstitial / plasma concentration", gt=0, le=1)
+
+
+class Antibody(_Block):
+    """Tumor-targeting IgG1 (rituximab/trastuzumab/cetuximab style): coats antigen+ cells for CD16 ADCC."""
+
+    name: str = Field("cetuximab", description="antibody name (free text)")
+    doses: list[DrugDose] = P([], "list", "scenario input", "infusions (empty = no antibody)")
+    pk: PK = Field(default_factory=PK)
+    kd_ug_ml: float = P(1.0, "µg/mL", "assumed (IgG1 K_D ~ 1–10 nM ≈ 0.15–1.5 µg/mL)", "concentration for half-maximal antigen occupancy", gt=0)
+    coat_per_antigen: float = P(1.5, "relative", "assumed", "CD16 signal per unit antigen at full occupancy", ge=0)
+
+
+class Checkpoint(_Block):
+    """A blocking antibody against an NK checkpoint, with its own PK and a documented effect."""
+
+    doses: list[DrugDose] = P([], "list", "scenario input", "infusions (empty = none)")
+    pk: PK = Field(default_factory=PK)
+    kd_ug_ml: float = P(0.5, "µg/mL", "assumed", "concentration for half-maximal receptor occupancy", gt=0)
+    max_effect: float = P(0.5, "fraction", "assumed", "effect at full occupancy (see the block description)", ge=0, le=1)
+
+
+class AntiNKG2A(Checkpoint):
+    """Anti-NKG2A (monalizumab-like): removes max_effect of the MHC-I/HLA-E inhibitory signal at full occupancy."""
+
+    max_effect: float = P(0.6, "fraction", "assumed (NKG2A share of MHC-I inhibition; the rest is KIR)", "fraction of the inhibitory signal removed at full occupancy", ge=0, le=1)
+
+
+class AntiTIGIT(Checkpoint):
+    """Anti-TIGIT: lowers the half-activation signal by max_effect at full occupancy (more activation)."""
+
+    max_effect: float = P(0.3, "fraction", "assumed (no NK-specific quantification published)", "fractional drop of activation.half_activation at full occupancy", ge=0, le=0.95)
+
+
+class AntiPD1(Checkpoint):
+    """Anti-PD-1: raises the stimulations before exhaustion by max_effect at full occupancy (less exhaustion)."""
+
+    max_effect: float = P(0.5, "fraction", "assumed (PD-1 on activated NK is low; effect kept modest)", "fractional rise of killing.exhaustion_stimulations at full occupancy", ge=0, le=1)
+
+
+class ChemoDose(_Block):
+    """One chemotherapy pulse."""
+
+    day: float = P(0.0, "day", "scenario input", "dosing day", ge=0)
+    cycling_kill_fraction: float = P(0.5, "fraction", "assumed (cell-cycle-specific log kill)", "fraction of cycling (non-quiescent) tumor cells killed", ge=0, le=1)
+    lymphocyte_depletion: float = P(0.5, "fraction", "assumed (lymphodepleting chemotherapy)", "fraction of effector (NK/T) cells killed", ge=0, le=1)
+
+
+class Chemo(_Block):
+    """Chemotherapy pulses: kill cycling tumor cells and deplete lymphocytes."""
+
+    name: str = Field("chemotherapy", description="regimen name (free text)")
+    doses: list[ChemoDose] = P([], "list", "scenario input", "pulses (empty = none)")
+
+
+class Drugs(_Block):
+    """Companion drugs (docs/therapy.md)."""
+
+    antibody: Antibody = Field(default_factory=Antibody)
+    anti_nkg2a: AntiNKG2A = Field(default_factory=AntiNKG2A)
+    anti_tigit: AntiTIGIT = Field(default_factory=AntiTIGIT)
+    anti_pd1: AntiPD1 = Field(default_factory=AntiPD1)
+    chemo: Chemo = Field(default_factory=Chemo)
+
+
+class Arm(_Block):
+    """One treatment arm: dotted-path overrides applied to the scenario (same tumor, same seed)."""
+
+    name: str = Field("arm", description="arm name (output subfolder; unique)")
+    set: dict[str, Any] = Field(default_factory=dict, description="dotted-path overrides, e.g. {effector: cart}")
+
+
 class Output(_Block):
     """What a run writes."""
 
@@ -472,6 +653,11 @@ class Scenario(_Block):
     product: Product = Field(default_factory=Product)
     output: Output = Field(default_factory=Output)
     wellmixed: WellMixed = Field(default_factory=WellMixed, description="well-mixed (mass-action) mode parameters; used only when domain.space is well_mixed")
+    effector: Literal["carnk", "cart"] = Field("carnk", description="infused effector: carnk, or cart (comparator arm; see cart:)")
+    cart: CART = Field(default_factory=CART)
+    drugs: Drugs = Field(default_factory=Drugs)
+    toxicity: Toxicity = Field(default_factory=Toxicity)
+    arms: list[Arm] = P([], "list", "scenario input", "treatment arms run on identical tumors and seeds (empty = one run)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -571,7 +757,7 @@ def validate(raw: dict) -> Scenario:
     src = raw.pop("__source__", {}) or {}
     raw.pop("sweep", None)
     try:
-        return Scenario.model_validate(raw)
+        cfg = Scenario.model_validate(raw)
     except ValidationError as e:
         errs = e.errors()
         first = _format_error(errs[0], src.get("lines", {}), src.get("file"))
@@ -579,6 +765,36 @@ def validate(raw: dict) -> Scenario:
             others = "; ".join(str(_format_error(x, src.get("lines", {}), None)) for x in errs[1:4])
             raise ScenarioError(first.path, f"{first.detail} (also: {others})", first.line, first.file) from None
         raise first from None
+    if cfg.domain.space == "well_mixed":
+        d = cfg.drugs
+        used = [f"drugs.{k}.doses" for k in ("antibody", "anti_nkg2a", "anti_tigit", "anti_pd1", "chemo") if getattr(d, k).doses]
+        used += ["effector"] if cfg.effector != "carnk" else []
+        if used:
+            raise ScenarioError(used[0], "well-mixed mode has no therapy layer (drugs, CAR-T arm); use domain.space: lattice",
+                                line=src.get("lines", {}).get(tuple(used[0].split(".")[:2])), file=src.get("file"))
+    if cfg.arms:
+        arm_scenarios(cfg, raw, src)
+    return cfg
+
+
+def arm_scenarios(cfg: Scenario, raw: dict | None = None, src: dict | None = None) -> list[tuple[str, Scenario]]:
+    """The scenario of each arm (overrides applied, same seed); errors name `arms.<i>.set.<path>`."""
+    base = {k: v for k, v in (raw if raw is not None else cfg.model_dump()).items() if k not in ("arms", "__source__", "sweep")}
+    lines = (src or {}).get("lines", {})
+    out, names = [], set()
+    for i, arm in enumerate(cfg.arms):
+        where = f"arms.{i}.set"
+        line = lines.get(("arms", i))
+        if arm.name in names:
+            raise ScenarioError(f"arms.{i}.name", f"duplicate arm name '{arm.name}'", line=line)
+        names.add(arm.name)
+        if any(k.split(".")[0] == "arms" for k in arm.set):
+            raise ScenarioError(where, "an arm cannot set arms", line=line)
+        try:
+            out.append((arm.name, validate(apply_overrides(base, arm.set))))
+        except ScenarioError as e:
+            raise ScenarioError(f"{where}.{e.path}" if e.path else where, e.detail, line=line, file=(src or {}).get("file")) from None
+    return out
 
 
 def apply_overrides(raw: dict, overrides: dict[str, Any]) -> dict:

@@ -13,7 +13,7 @@ from mesa.agent import AgentSet
 import numpy as np
 
 from . import config as cfgmod
-from .agents import CARNKCell, TumorCell
+from .agents import CARNKCell, CARTCell, TumorCell
 from .agents.tumor import TumorCellSet
 from .fields import CytokineFields
 from .kernels import step as K
@@ -45,7 +45,7 @@ def nk_params(c: cfgmod.Scenario, voxel_volume_ml: float) -> NKParams:
     nk, f = c.nk, c.fields
     armored = nk.il15.mode == "secreted"
     autocrine = nk.il15.mode in ("secreted", "membrane_bound")  # membrane-bound IL-15 signals only to its own cell
-    return NKParams(
+    p = NKParams(
         dt=c.time.dt_min, dims=c.domain.dims,
         sites_per_step=nk.motility.speed_um_min * c.time.dt_min / c.domain.spacing_um,
         persistence_min=nk.motility.persistence_min, tumor_bias=nk.motility.tumor_bias,
@@ -70,7 +70,11 @@ def nk_params(c: cfgmod.Scenario, voxel_volume_ml: float) -> NKParams:
         tgfb_resistant=bool(f.tgfb_effects.resistant),
         mhc_max_fold=c.tumor.ifng_response.mhc_max_fold, tumor_ifng_ec50=c.tumor.ifng_response.ec50_ng_ml,
         apoptosis_delay_min=c.tumor.apoptosis_delay_min,
+        stim_division_prob=0.0, memory_fraction=0.0, memory_half_life_min=nk.persistence.half_life_days * MIN_PER_DAY,
     )
+    from .therapy.effectors import resolve_effector
+
+    return resolve_effector(p, c, voxel_volume_ml)
 
 
 def tumor_params(c: cfgmod.Scenario) -> TumorParams:
@@ -80,6 +84,7 @@ def tumor_params(c: cfgmod.Scenario) -> TumorParams:
         division_rate=math.log(2.0) / (t.doubling_time_h * 60.0),
         ifng_growth_max=t.ifng_response.growth_max_inhibition, ifng_ec50=t.ifng_response.ec50_ng_ml,
         apoptosis_delay_min=t.apoptosis_delay_min, clearance_min=t.clearance_min,
+        antigen_loss=t.escape.antigen_loss_per_division,
     )
 
 
@@ -141,6 +146,9 @@ class TumorImmuneModel(mesa.Model):
         self._place_stroma()
         self.therapy = Therapy(self)  # product lot, cold chain, dosing/blood, IL-15 and suicide hooks
         self._place_nk(c.nk.dose.cells if self.therapy.released else 0)
+        from .therapy.companions import install
+
+        install(self)  # companion drugs, tumor escape, toxicity monitor (sim/therapy/companions.py)
         self.datacollector = mesa.DataCollector(model_reporters=self.reporters())
         self.datacollector.collect(self)
         self._next_output = c.time.output_every_h * 60.0
@@ -267,6 +275,8 @@ class TumorImmuneModel(mesa.Model):
         nk.car[sl] = p.car_expression
         if self.car_positive_fraction < 1.0:
             nk.car[sl][self.rng.random(n) >= self.car_positive_fraction] = 0.0
+        if p.memory_fraction > 0:
+            nk.memory[sl] = self.rng.random(n) < p.memory_fraction
         d = self.rng.normal(size=(n, 3))
         if self.config.domain.dims == 2:
             d[:, 2] = 0
@@ -295,7 +305,7 @@ class TumorImmuneModel(mesa.Model):
     def _new_agent(self, i: int) -> CARNKCell:
         while len(self._nk_agents) <= i:
             self._nk_agents.append(None)
-        a = CARNKCell(self, i)
+        a = (CARTCell if self.config.effector == "cart" else CARNKCell)(self, i)
         self._nk_agents[i] = a
         return a
 
@@ -343,6 +353,7 @@ class TumorImmuneModel(mesa.Model):
             "mean_tgfb_ng_ml": lambda m: f.mean("tgfb"),
             "mean_il15_ng_ml": lambda m: f.mean("il15"),
             "nk_blood": lambda m: m.therapy.blood_cells(),  # patient-level CAR-NK in blood (0 without dosing)
+            **getattr(self, "extra_reporters", {}),
         }
 
     # ----------------------------------------------------------------------------------- stepping
@@ -365,7 +376,7 @@ class TumorImmuneModel(mesa.Model):
             self.centroid(), self.occ, t.antigen, t.mhc, t.ligand, t.coat, t.state, t.timer,
             nk.used, nk.site, nk.direction, nk.state, nk.target, nk.timer, nk.route, nk.granules, nk.dr_left,
             nk.stims, nk.kills, nk.divisions, fvals, f.background, fsrc, self.dt / (self._field_every * self.dt),
-            self.counters, born, died, nk.car,
+            self.counters, born, died, nk.car, nk.memory,
         )
         self.nk_exposure_min += live_before * self.dt
         if nd:

@@ -23,3 +23,23 @@ def division_probability(max_rate_per_min, il15_ng_ml, ec50_ng_ml, divisions, ma
     if divisions >= max_divisions:
         return 0.0
     return hazard_probability(max_rate_per_min * saturation(il15_ng_ml, ec50_ng_ml), dt_min)
+
+
+@njit(cache=True)
+def cell_half_life(memory, half_life_min, memory_half_life_min):
+    """Half-life of one cell: memory cells (CAR-T memory fraction) persist much longer."""
+    return memory_half_life_min if memory else half_life_min
+
+
+@njit(cache=True)
+def antigen_driven_division_probability(completing_kill, prob_per_kill, divisions, max_divisions):
+    """Probability of a clonal-expansion division when a killing conjugate completes (CAR-T)."""
+    if not completing_kill or divisions >= max_divisions:
+        return 0.0
+    return prob_per_kill
+
+
+@njit(cache=True)
+def either_probability(p_a, p_b):
+    """Probability that at least one of two independent events happens (one division per step)."""
+    return 1.0 - (1.0 - p_a) * (1.0 - p_b)

@@ -14,7 +14,10 @@ from .killing import PATH_GRANULE, PATH_NONE, choose_kill_path, is_exhausted, re
 from .lattice import neighbour_site, random_free_neighbour, site_coords, voxel_of
 from .motility import hop, maybe_turn, moves_this_step, random_direction
 from .params import IFNG, IL15, TGFB
-from .persistence import death_probability, division_probability
+from .escape import daughter_antigen
+from .persistence import (
+    antigen_driven_division_probability, cell_half_life, death_probability, division_probability, either_probability,
+)
 from .recognition import (
     ROUTE_CAR, activating_signals, effective_mhc, kill_route, net_signal, tgfb_suppression, trigger_probability,
 )
@@ -87,10 +90,11 @@ def doom_tumor(j, now, delay, t_state, t_timer):
 def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
             occ, t_antigen, t_mhc, t_ligand, t_coat, t_state, t_timer,
             n_used, n_site, n_dir, n_state, n_target, n_timer, n_route, n_gran, n_dr,
-            n_stims, n_kills, n_divs, fvals, fbg, fsrc, src_scale, counters, born, died, n_car):
+            n_stims, n_kills, n_divs, fvals, fbg, fsrc, src_scale, counters, born, died, n_car, n_mem):
     """Advance every live NK cell by one step; returns (births, deaths) written to `born`/`died`.
 
-    `n_car` is the per-cell CAR level (CAR+ and CAR− cells of one product); daughters inherit it."""
+    `n_car` is the per-cell CAR level (CAR+ and CAR− cells of one product); daughters inherit it.
+    `n_mem` flags long-lived memory cells (CAR-T memory fraction)."""
     nx, ny, nz = shape
     fx, fy, fz = fshape
     dt = p.dt
@@ -113,7 +117,8 @@ def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
         tgfb = fvals[TGFB, v] + fbg[TGFB]
         il15 = fvals[IL15, v] + fbg[IL15] + p.il15_autocrine
         # persistence
-        if rng.random() < death_probability(p.half_life_min, il15, p.il15_extension, p.il15_ec50, dt):
+        t_half = cell_half_life(n_mem[i], p.half_life_min, p.memory_half_life_min)
+        if rng.random() < death_probability(t_half, il15, p.il15_extension, p.il15_ec50, dt):
             n_state[i] = NK_EMPTY
             died[nd] = i
             nd += 1
@@ -123,8 +128,12 @@ def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
         n_gran[i] = regenerate_granules(n_gran[i], p.max_granules, p.regen_min, dt)
         if p.il15_rate > 0.0:
             fsrc[IL15, v] += p.il15_rate * src_scale
-        # IL-15-driven division
-        if rng.random() < division_probability(p.prolif_rate, il15, p.il15_ec50, n_divs[i], p.max_divisions, dt):
+        # IL-15-driven division, plus antigen-driven expansion when a kill completes (CAR-T)
+        completing = n_state[i] == NK_KILLING and now + dt >= n_timer[i] and t_state[n_target[i]] == T_ALIVE
+        p_div = either_probability(
+            division_probability(p.prolif_rate, il15, p.il15_ec50, n_divs[i], p.max_divisions, dt),
+            antigen_driven_division_probability(completing, p.stim_division_prob, n_divs[i], p.max_divisions))
+        if rng.random() < p_div:
             s2 = random_free_neighbour(rng, s, offsets, occ, nx, ny, nz)
             if s2 < 0:
                 s2 = s
@@ -142,6 +151,9 @@ def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
             n_divs[i] += 1
             n_divs[c] = n_divs[i]
             n_car[c] = n_car[i]
+            n_mem[c] = 0
+            if p.memory_fraction > 0.0 and rng.random() < p.memory_fraction:
+                n_mem[c] = 1
             born[nb] = c
             nb += 1
             counters[C_NKBIRTH] += 1
@@ -260,10 +272,10 @@ def tumor_step(rng, now, dt, p, shape, fshape, coarsen, offsets, occ,
                 c = t_used
                 t_used += 1
             t_site[c] = s2
-            t_antigen[c] = t_antigen[i]
+            t_antigen[c] = daughter_antigen(rng, t_antigen[i], p.antigen_loss)
             t_mhc[c] = t_mhc[i]
             t_ligand[c] = t_ligand[i]
-            t_coat[c] = t_coat[i]
+            t_coat[c] = t_coat[i] if t_antigen[c] > 0.0 else 0.0
             t_state[c] = T_ALIVE
             occ[s2] = c
             t_timer[i] = horizon + next_division_delay(rng, p.division_rate)

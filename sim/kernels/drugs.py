@@ -1,0 +1,16 @@
+"""Drug effects applied to the cell arrays: a chemotherapy pulse on cycling tumor cells."""
+import numpy as np
+from numba import njit
+
+from .step import T_ALIVE, doom_tumor
+
+
+@njit(cache=True)
+def chemo_pulse(rng, now, kill_fraction, apoptosis_delay, t_used, t_state, t_timer):
+    """Doom each cycling (not quiescent: finite next-division time) live tumor cell with `kill_fraction`."""
+    killed = 0
+    for i in range(t_used):
+        if t_state[i] == T_ALIVE and t_timer[i] != np.inf and rng.random() < kill_fraction:
+            doom_tumor(i, now, apoptosis_delay, t_state, t_timer)
+            killed += 1
+    return killed

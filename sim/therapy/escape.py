@@ -1,0 +1,35 @@
+"""Tumor escape set-up: antigen-low clones at the start, and NKG2D-ligand shedding over time.
+
+Antigen loss on division is a kernel rule (`sim/kernels/escape.py`, called by `tumor_step`).
+Shedding is lumped into one time course: surface-ligand loss and soluble-ligand NKG2D down-modulation
+both lower the NKG2D signal (NKG2D × ligand), so the NKG2D input is scaled by
+1 − max·(1 − 2^(−t/t½))."""
+from __future__ import annotations
+
+import numpy as np
+
+MIN_PER_DAY = 1440.0
+
+
+def install(model) -> None:
+    """Apply antigen-low clones to the initial tumor and register the shedding hook."""
+    e = model.config.tumor.escape
+    t = model.tumor
+    if e.antigen_low_fraction > 0 and t.used:
+        n = t.used
+        low = (model.rng.random(n) < e.antigen_low_fraction) & (t.antigen[:n] > 0)
+        t.antigen[:n][low] *= np.float32(e.antigen_low_scale)
+        model.therapy_state["stats"]["antigen_low_cells_initial"] = int(low.sum())
+    if e.ligand_shedding_max > 0:
+        base = model.p_nk.nkg2d
+        model.hooks.append(lambda m: _shed(m, base, e))
+        model.extra_reporters["nkg2d_engagement_factor"] = lambda m: shedding_factor(m.now_min, e)
+
+
+def shedding_factor(now_min: float, e) -> float:
+    """Remaining NKG2D engagement under ligand shedding at time `now_min`."""
+    return 1.0 - e.ligand_shedding_max * (1.0 - 2.0 ** (-now_min / (e.ligand_shedding_half_time_h * 60.0)))
+
+
+def _shed(m, base: float, e) -> None:
+    m.p_nk = m.p_nk._replace(nkg2d=base * shedding_factor(m.now_min, e))
