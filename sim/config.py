@@ -628,7 +628,7 @@ class Arm(_Block):
     """One treatment arm: dotted-path overrides applied to the scenario (same tumor, same seed)."""
 
     name: str = Field("arm", description="arm name (output subfolder; unique)")
-    set: dict[str, Any] = Field(default_factory=dict, description="dotted-path overrides, e.g. {effector: cart}")
+    set: dict[str, Any] = P({}, "-", "scenario input", "dotted-path overrides, e.g. {effector: cart}")
 
 
 class Output(_Block):

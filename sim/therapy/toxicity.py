@@ -32,6 +32,7 @@ def install(model) -> None:
         engaged = int(np.count_nonzero(m.nk.state[: m.nk.used] == K.NK_KILLING))
         bins[h] += engaged * per_min * m.dt
 
+    hook.monitor = True  # observes only: no random draws, no state the kernels read
     model.hooks.append(hook)
 
 
