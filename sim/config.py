@@ -765,6 +765,9 @@ def validate(raw: dict) -> Scenario:
             others = "; ".join(str(_format_error(x, src.get("lines", {}), None)) for x in errs[1:4])
             raise ScenarioError(first.path, f"{first.detail} (also: {others})", first.line, first.file) from None
         raise first from None
+    if cfg.effector == "cart" and cfg.product.type != "none":
+        raise ScenarioError("product.type", f"the NK product preset '{cfg.product.type}' does not apply to effector: cart; "
+                            "set product.type: none", line=src.get("lines", {}).get(("product", "type")), file=src.get("file"))
     if cfg.domain.space == "well_mixed":
         d = cfg.drugs
         used = [f"drugs.{k}.doses" for k in ("antibody", "anti_nkg2a", "anti_tigit", "anti_pd1", "chemo") if getattr(d, k).doses]

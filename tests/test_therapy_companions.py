@@ -268,6 +268,15 @@ def test_antigen_loss_leads_to_antigen_negative_relapse():
 
 # --- schema --------------------------------------------------------------------------------
 
+def test_cart_rejects_nk_product_presets():
+    with pytest.raises(ScenarioError) as e:
+        coerce({"effector": "cart", "product": {"type": "cord_blood"}})
+    assert e.value.path == "product.type"
+    with pytest.raises(ScenarioError) as e:
+        coerce({"domain": {"space": "well_mixed"}, "drugs": {"chemo": {"doses": [{"day": 1}]}}})
+    assert e.value.path == "drugs.chemo.doses"
+
+
 @pytest.mark.parametrize("dotted,value,path", [
     ("tumor.escape.antigen_loss_per_division", 1.5, "tumor.escape.antigen_loss_per_division"),
     ("nk.engineering.tgfbr2", "partial", "nk.engineering.tgfbr2"),
