@@ -17,13 +17,13 @@ def arms_table(results: dict) -> pd.DataFrame:
 
 
 def compare_figure(results: dict):
-    """A 1×3 figure: tumor burden (antigen− dashed), effector counts, and predicted CRS/ICANS rates per arm."""
+    """A 1×4 figure: tumor burden (antigen− dashed), effector counts, kills by route, predicted CRS/ICANS rates."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig, ax = plt.subplots(1, 4, figsize=(17, 3.8))
     names = list(results)
     for k, (name, r) in enumerate(results.items()):
         ts, col = r.timeseries, f"C{k}"
@@ -34,14 +34,22 @@ def compare_figure(results: dict):
     ax[0].set(xlabel="day", ylabel="tumor cells (dashed: antigen−)", title="tumor")
     ax[1].set(xlabel="day", ylabel="effector cells", title="CAR-NK / CAR-T in tissue")
     ax[0].legend(frameon=False)
+    bottom = [0.0] * len(names)
+    for route, col in (("kills_car", "C0"), ("kills_innate", "C2"), ("kills_adcc", "C3")):
+        vals = [results[n].metrics[route] for n in names]
+        ax[2].bar(range(len(names)), vals, 0.6, bottom=bottom, color=col, label=route.split("_")[1])
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax[2].set_xticks(range(len(names)), names, rotation=15)
+    ax[2].set(ylabel="tumor cells killed", title="kills by route")
+    ax[2].legend(frameon=False)
     width = 0.8 / max(1, len(names))
     labels = ["CRS any", "CRS ≥3", "ICANS any", "ICANS ≥3"]
     keys = ["crs_any_rate", "crs_grade3_rate", "icans_any_rate", "icans_grade3_rate"]
     for k, name in enumerate(names):
         m = results[name].metrics
-        ax[2].bar([i + k * width for i in range(4)], [100 * m[x] for x in keys], width, color=f"C{k}", label=name)
-    ax[2].set_xticks([i + width * (len(names) - 1) / 2 for i in range(4)], labels)
-    ax[2].set(ylabel="predicted patients (%)", title="toxicity index", ylim=(0, 100))
+        ax[3].bar([i + k * width for i in range(4)], [100 * m[x] for x in keys], width, color=f"C{k}", label=name)
+    ax[3].set_xticks([i + width * (len(names) - 1) / 2 for i in range(4)], labels)
+    ax[3].set(ylabel="predicted patients (%)", title="toxicity index", ylim=(0, 100))
     fig.tight_layout()
     return fig
 

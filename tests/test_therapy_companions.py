@@ -208,7 +208,7 @@ def test_compare_figure_and_cli_arms(cart_vs_carnk, tmp_path):
     from sim.compare import arms_table, compare_figure
 
     fig = compare_figure(cart_vs_carnk)
-    assert len(fig.axes) == 3 and len(fig.axes[0].lines) == 4
+    assert len(fig.axes) == 4 and len(fig.axes[0].lines) == 4
     assert list(arms_table(cart_vs_carnk).arm) == ["carnk", "cart"]
     out = tmp_path / "cmp"
     assert main(["run", str(SCEN / "cd19_carnk_vs_cart.yaml"), "--out", str(out), "--days", "0.1", "--quiet"]) == 0
