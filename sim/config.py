@@ -528,8 +528,8 @@ def _icans_default() -> RiskModel:
 
 # Calibrated on scenarios/cd19_carnk_vs_cart.yaml (CAR-T arm) to JULIET (Schuster 2019, literature.md §6):
 # CRS 58 % any grade / 22 % grade ≥3, neurological events 21 % / 12 %. See docs/therapy.md.
-CRS_E50 = (2160.0, 5720.0)
-ICANS_E50 = (5920.0, 8560.0)
+CRS_E50 = (1370.0, 3630.0)
+ICANS_E50 = (3750.0, 5420.0)
 
 
 class Toxicity(_Block):

@@ -257,12 +257,12 @@ def test_antigen_loss_on_division_makes_negative_daughters():
 
 
 def test_antigen_loss_leads_to_antigen_negative_relapse():
-    r = arms("cldn18_gastric", days=5.0)
+    r = arms("cldn18_gastric")  # 8 days; the claim holds on seeds 1–3 too (antigen-negative share 0.53–0.67)
     ts, ctrl = r["antigen_loss"].timeseries, r["no_loss"].timeseries
     nadir = ts.tumor.idxmin()
-    assert ts.tumor.iloc[-1] > 1.3 * ts.tumor.iloc[nadir]  # relapse after the nadir
-    assert ts.tumor_ag_neg.iloc[0] == 0 and ts.tumor_ag_neg.iloc[-1] > 2 * max(1, ts.tumor_ag_neg.iloc[nadir])
-    assert ts.tumor_ag_neg.iloc[-1] / ts.tumor.iloc[-1] > 0.15
+    assert ts.tumor.iloc[-1] > 2 * ts.tumor.iloc[nadir]  # relapse after the nadir
+    assert ts.tumor_ag_neg.iloc[0] == 0 and ts.tumor_ag_neg.iloc[-1] > 5 * max(1, ts.tumor_ag_neg.iloc[nadir])
+    assert ts.tumor_ag_neg.iloc[-1] / ts.tumor.iloc[-1] > 0.4  # the relapse is largely antigen-negative
     assert ctrl.tumor_ag_neg.max() == 0  # no loss, no antigen-negative disease
 
 
