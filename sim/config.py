@@ -217,7 +217,7 @@ class IL15(_Block):
     mode: Literal["none", "secreted", "membrane_bound", "exogenous"] = Field(
         "none", description="none; secreted (autocrine + paracrine into the IL-15 field); membrane_bound (autocrine only, "
         "nothing enters the field); exogenous (no armoring, an IL-15 superagonist given to the patient, see superagonist)")
-    secretion: float = P(20.0, "ng/(10⁶ cells·day)", "assumed", "IL-15 secretion per armored NK", ge=0)
+    secretion: float = P(0.2, "ng/(10⁶ cells·day)", "assumed (IL-15-armored CAR-NK supernatants hold tens of pg/mL; armoring acts mainly autocrine)", "IL-15 secreted into the field per armored NK", ge=0)
     half_life_extension: float = P(3.0, "fold", "assumed (Liu 2018: IL-15 critical for persistence)", "max fold extension of the half-life at saturating IL-15", ge=0)
     ec50_ng_ml: float = P(0.5, "ng/mL", "assumed", "IL-15 half-effect concentration", gt=0)
     autocrine_ng_ml: float = P(1.0, "ng/mL", "assumed", "IL-15 a secreting cell sees from its own product (autocrine), added to the field", ge=0)
