@@ -1,0 +1,17 @@
+"""Parameter sweeps: designs (grid, zip, LHS, Sobol, Morris), replicate seeds, parallel runs, resume.
+
+Entry points: ``run_sweep(spec, out)`` from Python, ``nksim sweep SPEC`` / ``python -m sim.sweep SPEC``.
+"""
+from __future__ import annotations
+
+from .designs import DESIGNS, Design, Range, make_design
+from .runner import SweepError, SweepOutcome, run_sweep, write_outputs
+from .seeds import replicate_seeds, run_id
+from .spec import KNOWN_METRICS, Plan, SweepSpec, load_sweep
+from .cli import add_sweep_arguments, cli_sweep
+
+__all__ = [
+    "DESIGNS", "Design", "KNOWN_METRICS", "Plan", "Range", "SweepError", "SweepOutcome", "SweepSpec",
+    "add_sweep_arguments", "cli_sweep", "load_sweep", "make_design", "replicate_seeds", "run_id", "run_sweep",
+    "write_outputs",
+]

@@ -1,0 +1,292 @@
+"""The `sweep:` block (or a sweep file with `base:`): schema, validation and the run plan.
+
+Errors are ScenarioError with the dotted YAML path (``sweep.parameters.nk.persistence.half_life_days``)
+and line, so a bad sweep is reported like a bad scenario. The plan is everything a run needs.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+
+from sim.config import ScenarioError, apply_overrides, load_raw, validate
+
+from .designs import SAMPLING_DESIGNS, Design, Range, make_design
+from .seeds import design_seed, replicate_seeds, run_id
+
+#: Scalar metrics of Result.summary["metrics"] (one column each in summary.parquet).
+SCALAR_METRICS = (
+    "tumor_initial", "tumor_final", "tumor_reduction", "nadir", "nadir_time_h", "eradicated",
+    "nk_initial", "nk_final", "nk_half_life_days_observed",
+    "kills_car", "kills_innate", "kills_adcc", "kills_per_nk_mean", "kills_per_nk_max", "fraction_nk_no_kill",
+)
+#: List-valued metrics (stored as list columns; no sensitivity indices).
+LIST_METRICS = ("kills_per_nk_hist",)
+KNOWN_METRICS = SCALAR_METRICS + LIST_METRICS
+
+Scalar = Union[bool, int, float, str]
+
+
+class RangeSpec(BaseModel):
+    """`{low:, high:}` for lhs/sobol/morris; `integer:` defaults to the base value's type."""
+
+    model_config = ConfigDict(extra="forbid")
+    low: float
+    high: float
+    integer: bool | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "RangeSpec":
+        if not self.high > self.low:
+            raise ValueError(f"high ({self.high}) must be greater than low ({self.low})")
+        return self
+
+
+ParamValue = Annotated[
+    Union[
+        Annotated[Annotated[list[Scalar], Field(min_length=1)], Tag("list")],
+        Annotated[RangeSpec, Tag("range")],
+    ],
+    Discriminator(lambda v: "range" if isinstance(v, (dict, RangeSpec)) else "list"),
+]
+
+
+class SweepSpec(BaseModel):
+    """The sweep block: design, swept parameters, size, replicates, metrics and seed."""
+
+    model_config = ConfigDict(extra="forbid")
+    design: Literal["grid", "zip", "lhs", "sobol", "morris"] = "grid"
+    parameters: Annotated[dict[str, ParamValue], Field(min_length=1)]
+    samples: int | None = Field(None, ge=1, description="lhs points / sobol base samples N / morris trajectories")
+    replicates: int = Field(1, ge=1, description="seeds per design point")
+    metrics: list[str] | None = Field(None, description="metrics in summary.parquet (default: all)")
+    seed: int | None = Field(None, ge=0, description="sweep seed (default: the scenario's seed)")
+    levels: int = Field(4, ge=2, description="Morris grid levels")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="constant dotted overrides of the base")
+
+
+class SweepFile(SweepSpec):
+    """A stand-alone sweep file: `base:` names the scenario YAML (relative to this file)."""
+
+    base: str
+
+
+@dataclass
+class RunSpec:
+    """One run: design point, replicate, seed and content-hash id."""
+
+    point: int
+    replicate: int
+    seed: int
+    run_id: str
+
+
+@dataclass
+class Plan:
+    """A validated sweep: base scenario, design, per-point scenarios and the runs to do."""
+
+    spec_path: Path
+    base_path: Path
+    spec: SweepSpec
+    base: dict
+    design: Design
+    seed: int
+    seeds: list[int]
+    metrics: list[str]
+    overrides: list[dict[str, Any]]
+    scenarios: list[dict]
+    runs: list[RunSpec]
+    param_kinds: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.design.names)
+
+    def spec_dict(self) -> dict:
+        """The sweep block as given (JSON-friendly) for the manifest."""
+        return self.spec.model_dump(mode="json")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _err(prefix: tuple, loc: tuple, msg: str, src: dict) -> ScenarioError:
+    """A ScenarioError at prefix+loc with the YAML line when the source index knows it."""
+    full = tuple(prefix) + tuple(loc)
+    lines = src.get("lines", {}) if src else {}
+    line = None
+    for k in range(len(full), 0, -1):
+        line = lines.get(full[:k])
+        if line:
+            break
+    return ScenarioError(".".join(str(x) for x in full), msg, line=line, file=src.get("file") if src else None)
+
+
+def _real_loc(data: Any, err: dict) -> tuple:
+    """Strip pydantic union tags from an error location, keeping keys that exist in the input."""
+    out, node = [], data
+    loc = tuple(err["loc"])
+    for i, k in enumerate(loc):
+        if isinstance(node, dict) and k in node:
+            out.append(k)
+            node = node[k]
+        elif isinstance(node, list) and isinstance(k, int) and 0 <= k < len(node):
+            out.append(k)
+            node = node[k]
+        elif i == len(loc) - 1 and err["type"] in ("missing", "extra_forbidden"):
+            out.append(k)
+    return tuple(out)
+
+
+def _pydantic_error(e: ValidationError, data: dict, prefix: tuple, src: dict, model: type[BaseModel]) -> ScenarioError:
+    errs = e.errors()
+    err = next((x for x in errs if x["type"] == "extra_forbidden"), errs[0])  # a typo explains a "missing"
+    loc = _real_loc(data, err)
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        options = list(RangeSpec.model_fields) if len(loc) == 3 and loc[0] == "parameters" else list(model.model_fields)
+        close = difflib.get_close_matches(str(loc[-1]), options, n=1, cutoff=0.6)
+        msg = f"unknown key '{loc[-1]}'" + (f"; did you mean '{close[0]}'?" if close else f"; allowed keys: {', '.join(options)}")
+    elif err["type"] == "missing":
+        msg = f"required key '{loc[-1]}' is missing"
+    elif "input" in err and err["type"] != "value_error":
+        msg = f"{msg} (got {err['input']!r})"
+    return _err(prefix, loc, msg, src)
+
+
+def _get(d: dict, dotted: str) -> Any:
+    node: Any = d
+    for k in dotted.split("."):
+        node = node[k]
+    return node
+
+
+def _kind(values: list) -> str:
+    """Column kind of a parameter from all its values: bool, int, float or str."""
+    if all(isinstance(v, bool) for v in values):
+        return "bool"
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return "int"
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return "float"
+    return "str"
+
+
+def load_sweep(path: str | Path) -> Plan:
+    """Read a scenario with a `sweep:` block, or a sweep file with `base:`, and build the plan."""
+    spec_path = Path(path)
+    raw = load_raw(spec_path)
+    src = raw.get("__source__", {})
+    if "base" in raw:  # stand-alone sweep file
+        data = {k: v for k, v in raw.items() if k != "__source__"}
+        prefix: tuple = ()
+        try:
+            sf = SweepFile.model_validate(data)
+        except ValidationError as e:
+            raise _pydantic_error(e, data, prefix, src, SweepFile) from None
+        base_path = Path(sf.base)
+        if not base_path.is_absolute():
+            base_path = spec_path.parent / base_path
+        if not base_path.is_file():
+            raise _err(prefix, ("base",), f"base scenario not found: {base_path} (relative paths start at the sweep file's folder)", src)
+        base_raw = load_raw(base_path)
+        base_raw.pop("sweep", None)
+        spec: SweepSpec = SweepSpec.model_validate(sf.model_dump(exclude={"base"}))
+    else:
+        if "sweep" not in raw:
+            raise ScenarioError("sweep", "no sweep: block in this scenario (add one, or use a sweep file with base:)", file=src.get("file"))
+        data = raw["sweep"]
+        prefix = ("sweep",)
+        if not isinstance(data, dict):
+            raise _err(prefix, (), "must be a mapping (design:, parameters:, replicates:, ...)", src)
+        try:
+            spec = SweepSpec.model_validate(data)
+        except ValidationError as e:
+            raise _pydantic_error(e, data, prefix, src, SweepSpec) from None
+        base_path = spec_path
+        base_raw = {k: v for k, v in raw.items() if k != "sweep"}
+    return _plan(spec_path, base_path, spec, base_raw, prefix, src)
+
+
+def _plan(spec_path: Path, base_path: Path, spec: SweepSpec, base_raw: dict, prefix: tuple, src: dict) -> Plan:
+    # Constant overrides, then the base scenario itself.
+    for p in spec.overrides:
+        if p in spec.parameters:
+            raise _err(prefix, ("overrides", p), "is also a swept parameter; remove one of them", src)
+        try:
+            apply_overrides(base_raw, {p: spec.overrides[p]})
+        except ScenarioError as e:
+            raise _err(prefix, ("overrides", p), e.detail, src) from None
+    base = validate(base_raw).model_dump()  # errors in the base name its own file and line
+    raw = apply_overrides(base_raw, spec.overrides)
+    if spec.overrides:
+        try:
+            base = validate(raw).model_dump()
+        except ScenarioError as e:
+            raise _err(prefix, ("overrides", e.path), e.detail, src) from None
+
+    # Design shape checks.
+    ranges: dict[str, Range] = {}
+    for p, v in spec.parameters.items():
+        try:
+            apply_overrides(raw, {p: v[0] if isinstance(v, list) else v.low})
+        except ScenarioError as e:
+            raise _err(prefix, ("parameters", p), e.detail, src) from None
+        if spec.design in SAMPLING_DESIGNS:
+            if not isinstance(v, RangeSpec):
+                raise _err(prefix, ("parameters", p), f"design {spec.design} needs a range {{low:, high:}}, not a list", src)
+            integer = v.integer
+            if integer is None:
+                bv = _get(base, p)
+                integer = isinstance(bv, int) and not isinstance(bv, bool)
+            if integer and math.ceil(v.low) > math.floor(v.high):
+                raise _err(prefix, ("parameters", p), f"integer parameter: [{v.low}, {v.high}] holds no integer", src)
+            ranges[p] = Range(v.low, v.high, integer)
+        elif not isinstance(v, list):
+            raise _err(prefix, ("parameters", p), f"design {spec.design} needs a list of values; {{low:, high:}} ranges are for lhs, sobol and morris", src)
+    if spec.design == "zip":
+        n0 = len(next(iter(spec.parameters.values())))
+        for p, v in spec.parameters.items():
+            if len(v) != n0:
+                first = next(iter(spec.parameters))
+                raise _err(prefix, ("parameters", p), f"zip needs lists of equal length: {len(v)} values here, {n0} for '{first}'", src)
+    if spec.design in SAMPLING_DESIGNS and spec.samples is None:
+        raise _err(prefix, ("samples",), f"required for design {spec.design} (lhs points, sobol base samples, morris trajectories)", src)
+    if spec.design not in SAMPLING_DESIGNS and spec.samples is not None:
+        raise _err(prefix, ("samples",), f"only used by lhs, sobol and morris; remove it for design {spec.design}", src)
+
+    metrics = list(spec.metrics) if spec.metrics is not None else list(KNOWN_METRICS)
+    for i, m in enumerate(metrics):
+        if m not in KNOWN_METRICS:
+            close = difflib.get_close_matches(m, KNOWN_METRICS, n=1, cutoff=0.5)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; known metrics: {', '.join(KNOWN_METRICS)}"
+            raise _err(prefix, ("metrics", i), f"unknown metric '{m}'{hint}", src)
+
+    seed = spec.seed if spec.seed is not None else int(base["seed"])
+    if spec.design in SAMPLING_DESIGNS:
+        design = make_design(spec.design, ranges, spec.samples, design_seed(seed), spec.levels)
+    else:
+        design = make_design(spec.design, {p: list(v) for p, v in spec.parameters.items()})
+
+    # Resolve and validate every point: run ids hash the resolved (typed) values.
+    overrides, scenarios = [], []
+    for i, point in enumerate(design.points):
+        try:
+            sc = validate(apply_overrides(raw, point)).model_dump()
+        except ScenarioError as e:
+            where = ("parameters", e.path) if e.path in point else ("parameters",)
+            raise _err(prefix, where, f"{e.detail} (design point {i}: {point})", src) from None
+        overrides.append({p: _get(sc, p) for p in point})
+        scenarios.append(sc)
+    seeds = replicate_seeds(seed, spec.replicates)
+    runs = [
+        RunSpec(i, r, seeds[r], run_id(base, overrides[i], seeds[r]))
+        for i in range(len(design.points))
+        for r in range(spec.replicates)
+    ]
+    kinds = {p: _kind([o[p] for o in overrides]) for p in design.names}
+    return Plan(spec_path, base_path, spec, base, design, seed, seeds, metrics, overrides, scenarios, runs, kinds)
