@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
+from sim.output import read_parquet
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +34,7 @@ def test_make_run_writes_results_and_a_figure(tmp_path):
     p = _make(repo, "run")
     assert p.returncode == 0, p.stdout + p.stderr
     out = repo / "results" / "quickstart"
-    ts = pd.read_parquet(out / "timeseries.parquet")
+    ts = read_parquet(out / "timeseries.parquet")
     assert ts["time_h"].iloc[-1] == 72.0 and ts["tumor"].iloc[0] == 2000
     summary = json.loads((out / "summary.json").read_text())
     assert summary["seed"] == 2026 and "metrics" in summary

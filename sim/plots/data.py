@@ -12,18 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sim.output import read_parquet
+
 MAX_GROUPS = 8
 
 
 class PlotError(ValueError):
     """The folder is not a run or sweep output (message says what is missing)."""
-
-
-def read_parquet(path: Path) -> pd.DataFrame:
-    """Parquet to pandas without Arrow threads (see sim.sweep.runner.read_parquet)."""
-    import pyarrow.parquet as pq
-
-    return pq.read_table(path, use_threads=False).to_pandas()
 
 
 @dataclass

@@ -26,6 +26,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from sim.output import read_parquet
+
 from .spec import LIST_METRICS, Plan, load_sweep
 
 RUN_FILES = ("summary.json", "timeseries.parquet")
@@ -555,14 +557,6 @@ def _execute(plan, state, out, todo, workers, scheduler, progress, runner, inv) 
 # ---------------------------------------------------------------------------------------------
 # Final outputs
 # ---------------------------------------------------------------------------------------------
-
-
-def read_parquet(path: str | Path):
-    """pandas.read_parquet without Arrow threads (pd.read_parquet's thread pool has been seen to
-    abort the interpreter at exit about 1 time in 100 with this pandas/pyarrow pair)."""
-    import pyarrow.parquet as pq
-
-    return pq.read_table(path, use_threads=False).to_pandas()
 
 
 def _write_parquet(df, path: Path) -> None:
