@@ -162,7 +162,11 @@ class TumorImmuneModel(mesa.Model):
         return np.stack(np.unravel_index(sites, self.shape), axis=1)
 
     def _nodule_sites(self, count: int) -> np.ndarray:
-        """The `count` sites nearest the domain centre (a disc or sphere)."""
+        """The `count` sites nearest the domain centre (a disc or sphere); ties go to the lower site index.
+
+        Works slab by slab on exact integer keys 4·d² (the centre is on a half-integer grid), so memory
+        stays O(one slab) even for 10⁷ cells.
+        """
         dims = self.config.domain.dims
         vol_per = math.pi if dims == 2 else 4.0 / 3.0 * math.pi
         r = (count / vol_per) ** (1.0 / dims) * 1.3 + 2
@@ -171,13 +175,36 @@ class TumorImmuneModel(mesa.Model):
         hi = np.minimum(np.ceil(c + r) + 1, self.shape).astype(int)
         if dims == 2:
             lo[2], hi[2] = 0, 1
-        grids = np.meshgrid(*[np.arange(lo[a], hi[a]) for a in range(3)], indexing="ij")
-        d2 = sum((g.astype(np.float64) - c[a]) ** 2 for a, g in enumerate(grids)).ravel()
-        sites = np.ravel_multi_index([g.ravel() for g in grids], self.shape)
-        if count > sites.size:
+        if count > int(np.prod(hi - lo)):
             raise cfgmod.ScenarioError("tumor.init.count", f"{count} cells do not fit in the domain; enlarge domain.size_um")
-        order = np.lexsort((sites, d2))[:count]
-        return np.sort(sites[order]).astype(np.int64)
+        c2 = np.rint(2 * c).astype(np.int64)  # 2·centre is an integer
+        key = [(2 * np.arange(lo[a], hi[a], dtype=np.int64) - c2[a]) ** 2 for a in range(3)]
+        plane = (key[1][:, None] + key[2][None, :]).ravel()  # 4·(dy² + dz²) over one x-slab
+        pk = np.sort(plane)
+
+        def n_below(k: int) -> int:  # sites with 4·d² < k in the box
+            return int(np.searchsorted(pk, k - key[0], side="left").sum())
+
+        a, b = 0, int(key[0].max() + pk[-1]) + 1  # smallest k with n_below(k + 1) >= count
+        while a < b:
+            m = (a + b) // 2
+            if n_below(m + 1) >= count:
+                b = m
+            else:
+                a = m + 1
+        need_ties = count - n_below(a)
+        yz = np.ravel_multi_index(np.meshgrid(np.arange(lo[1], hi[1]), np.arange(lo[2], hi[2]), indexing="ij"),
+                                  self.shape[1:]).ravel()
+        out = []
+        for i, x in enumerate(range(lo[0], hi[0])):
+            k = key[0][i] + plane
+            base = x * self.shape[1] * self.shape[2]
+            out.append(base + yz[k < a])
+            if need_ties > 0:
+                tie = base + yz[k == a][:need_ties]
+                need_ties -= tie.size
+                out.append(tie)
+        return np.sort(np.concatenate(out)).astype(np.int64)
 
     def _place_tumor(self) -> None:
         c = self.config
@@ -218,9 +245,17 @@ class TumorImmuneModel(mesa.Model):
         self.tstats[K.S_LIVE] += n
         self.tstats[K.S_AGPOS] += npos
         self.tstats[K.S_AGNEG] += n - npos
-        self.tstats[K.S_SX : K.S_SZ + 1] += self._coords(sites).sum(axis=0)
-        np.add.at(self.vox_tumor, self._voxels(sites), 1)
+        xyz_sum = np.zeros(3, dtype=np.int64)
+        for k in range(0, n, 1 << 20):  # chunks: no (n, 3) coordinate array at 10⁷ cells
+            chunk = sites[k : k + (1 << 20)]
+            xyz_sum += self._coords(chunk).sum(axis=0)
+            self._count_voxels(self.vox_tumor, chunk)
+        self.tstats[K.S_SX : K.S_SZ + 1] += xyz_sum
         return idx
+
+    def _count_voxels(self, counts: np.ndarray, sites: np.ndarray) -> None:
+        """Add one to `counts` at the field voxel of each site (like np.add.at, but O(voxels + sites) fast)."""
+        counts += np.bincount(self._voxels(sites), minlength=counts.size).astype(counts.dtype)
 
     def _voxels(self, sites: np.ndarray) -> np.ndarray:
         co = self.config.domain.field_coarsen
@@ -228,11 +263,23 @@ class TumorImmuneModel(mesa.Model):
         return np.ravel_multi_index(xyz.T, self.fshape)
 
     def _shell_sites(self, r_in: float, r_out: float) -> np.ndarray:
-        """Sites whose distance from the tumor centre lies in [r_in, r_out) (in sites)."""
+        """Sites whose distance from the tumor centre lies in [r_in, r_out) (in sites), in index order.
+
+        Scans only the bounding box of the outer sphere, slab by slab (memory O(slab), not O(lattice)).
+        """
         c = self.centroid()
-        xyz = self._coords(np.arange(self.n_sites))
-        d = np.sqrt(((xyz - c) ** 2).sum(axis=1))
-        return np.flatnonzero((d >= r_in) & (d < r_out))
+        lo = np.maximum(np.floor(c - r_out) - 1, 0).astype(int)
+        hi = np.minimum(np.ceil(c + r_out) + 2, self.shape).astype(int)
+        if np.any(hi <= lo):
+            return np.zeros(0, dtype=np.int64)
+        d2 = [(np.arange(lo[a], hi[a], dtype=np.int64) - c[a]) ** 2 for a in range(3)]
+        yz = np.ravel_multi_index(np.meshgrid(np.arange(lo[1], hi[1]), np.arange(lo[2], hi[2]), indexing="ij"),
+                                  self.shape[1:]).ravel()
+        out = [np.zeros(0, dtype=np.int64)]
+        for i, x in enumerate(range(lo[0], hi[0])):
+            d = np.sqrt((d2[0][i] + d2[1][:, None]) + d2[2][None, :]).ravel()
+            out.append(x * self.shape[1] * self.shape[2] + yz[(d >= r_in) & (d < r_out)])
+        return np.concatenate(out).astype(np.int64)
 
     def _place_stroma(self) -> None:
         s = self.config.fields.stroma
@@ -240,7 +287,7 @@ class TumorImmuneModel(mesa.Model):
             return
         r = self.initial_radius
         shell = self._shell_sites(r, r + s.thickness_um / self.spacing_um)
-        np.add.at(self.vox_stroma, self._voxels(shell), 1)
+        self._count_voxels(self.vox_stroma, shell)
 
     def _place_nk(self, n: int) -> None:
         """Put `n` fresh CAR-NK cells on tumor-free sites (random, or a ring around the tumor)."""

@@ -49,7 +49,7 @@ class TumorPopulation(Population):
     FIELDS = {
         "site": (np.int32, -1, ()), "antigen": (np.float32, 0.0, ()), "mhc": (np.float32, 0.0, ()),
         "ligand": (np.float32, 0.0, ()), "coat": (np.float32, 0.0, ()), "state": (np.int8, T_EMPTY, ()),
-        "timer": (np.float32, np.inf, ()), "free_slots": (np.int64, 0, ()),
+        "timer": (np.float32, np.inf, ()), "free_slots": (np.int32, 0, ()),  # slot indices < 2³¹, like occ
     }
 
     def __init__(self, capacity: int):

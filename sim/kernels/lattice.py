@@ -33,6 +33,17 @@ def neighbour_site(site, off, nx, ny, nz):
 
 
 @njit(cache=True)
+def neighbour_at(x, y, z, off, nx, ny, nz):
+    """`neighbour_site` for a site whose coordinates are already known (no divisions in the loop)."""
+    x2 = x + off[0]
+    y2 = y + off[1]
+    z2 = z + off[2]
+    if x2 < 0 or x2 >= nx or y2 < 0 or y2 >= ny or z2 < 0 or z2 >= nz:
+        return -1
+    return (x2 * ny + y2) * nz + z2
+
+
+@njit(cache=True)
 def voxel_of(site, ny, nz, fy, fz, coarsen):
     """Field voxel (linear, C order) that contains a lattice site."""
     x, y, z = site_coords(site, ny, nz)
@@ -44,8 +55,12 @@ def random_free_neighbour(rng, site, offsets, occ, nx, ny, nz):
     """A uniformly chosen neighbouring site free of tumor cells, or -1 when all are taken."""
     k = offsets.shape[0]
     start = rng.integers(0, k)
+    x, y, z = site_coords(site, ny, nz)
     for t in range(k):
-        s2 = neighbour_site(site, offsets[(start + t) % k], nx, ny, nz)
+        u = start + t
+        if u >= k:
+            u -= k
+        s2 = neighbour_at(x, y, z, offsets[u], nx, ny, nz)
         if s2 >= 0 and occ[s2] < 0:
             return s2
     return -1

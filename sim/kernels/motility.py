@@ -3,7 +3,7 @@ import math
 
 from numba import njit
 
-from .lattice import neighbour_site, site_coords
+from .lattice import neighbour_at, site_coords
 from .rates import hazard_probability
 
 
@@ -65,7 +65,7 @@ def hop(rng, site, direction, centroid, bias, occ, nx, ny, nz):
     if o0 == 0 and o1 == 0 and o2 == 0:
         return site
     off = (o0, o1, o2)
-    s2 = neighbour_site(site, off, nx, ny, nz)
+    s2 = neighbour_at(x, y, z, off, nx, ny, nz)
     if s2 < 0 or occ[s2] >= 0:
         return -1
     return s2

@@ -11,7 +11,7 @@ from numba import njit
 
 from .growth import division_acceptance, next_division_delay
 from .killing import PATH_GRANULE, PATH_NONE, choose_kill_path, is_exhausted, regenerate_granules
-from .lattice import neighbour_site, random_free_neighbour, site_coords, voxel_of
+from .lattice import neighbour_at, neighbour_site, random_free_neighbour, site_coords, voxel_of
 from .motility import hop, maybe_turn, moves_this_step, random_direction
 from .params import IFNG, IL15, TGFB
 from .escape import daughter_antigen
@@ -56,8 +56,12 @@ def pick_contact(rng, site, offsets, occ, t_state, nx, ny, nz):
     """A uniformly chosen live (not yet hit) tumor cell in the Moore neighbourhood, or -1."""
     k = offsets.shape[0]
     start = rng.integers(0, k)
+    x, y, z = site_coords(site, ny, nz)
     for t in range(k):
-        s2 = neighbour_site(site, offsets[(start + t) % k], nx, ny, nz)
+        u = start + t
+        if u >= k:
+            u -= k
+        s2 = neighbour_at(x, y, z, offsets[u], nx, ny, nz)
         if s2 >= 0:
             j = occ[s2]
             if j >= 0 and t_state[j] == T_ALIVE:
@@ -210,8 +214,9 @@ def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
 @njit(cache=True)
 def occ_site_of(j, s, offsets, occ, nx, ny, nz):
     """The lattice site of tumor cell `j`, known to neighbour NK site `s`."""
+    x, y, z = site_coords(s, ny, nz)
     for k in range(offsets.shape[0]):
-        s2 = neighbour_site(s, offsets[k], nx, ny, nz)
+        s2 = neighbour_at(x, y, z, offsets[k], nx, ny, nz)
         if s2 >= 0 and occ[s2] == j:
             return s2
     return s
@@ -292,8 +297,9 @@ def tumor_step(rng, now, dt, p, shape, fshape, coarsen, offsets, occ,
             occ[s] = -1
             free_slots[n_free] = i
             n_free += 1
+            x, y, z = site_coords(s, ny, nz)
             for k in range(offsets.shape[0]):
-                s3 = neighbour_site(s, offsets[k], nx, ny, nz)
+                s3 = neighbour_at(x, y, z, offsets[k], nx, ny, nz)
                 if s3 >= 0:
                     q = occ[s3]
                     if q >= 0 and t_state[q] == T_ALIVE and t_timer[q] == np.inf:

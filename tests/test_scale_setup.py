@@ -1,0 +1,38 @@
+"""The memory-bounded set-up helpers (nodule and shell site selection) give exactly the brute-force sites."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from sim.model import TumorImmuneModel
+
+
+def brute_nodule(m: TumorImmuneModel, count: int) -> np.ndarray:
+    """The `count` sites nearest the domain centre, ties to the lower index, over the whole lattice."""
+    xyz = np.stack(np.unravel_index(np.arange(m.n_sites), m.shape), axis=1)
+    d2 = ((xyz - m._centre()) ** 2).sum(axis=1)
+    return np.sort(np.lexsort((np.arange(m.n_sites), d2))[:count])
+
+
+def brute_shell(m: TumorImmuneModel, r_in: float, r_out: float) -> np.ndarray:
+    xyz = np.stack(np.unravel_index(np.arange(m.n_sites), m.shape), axis=1)
+    d = np.sqrt(((xyz - m.centroid()) ** 2).sum(axis=1))
+    return np.flatnonzero((d >= r_in) & (d < r_out))
+
+
+@pytest.mark.parametrize("dims,size,count", [(2, [400, 300], 37), (2, [420, 420], 120), (3, [200, 180, 220], 91),
+                                             (3, [220, 220, 220], 300), (2, [200, 200], 1)])
+def test_nodule_and_shell_sites_match_brute_force(dims, size, count):
+    m = TumorImmuneModel({"domain": {"dims": dims, "size_um": size}, "tumor": {"init": {"count": count}},
+                          "nk": {"dose": {"cells": 0}}}, rng=1)
+    for n in (1, count // 2 + 1, count):
+        np.testing.assert_array_equal(m._nodule_sites(n), brute_nodule(m, n))
+    rng = np.random.default_rng(3)
+    for _ in range(5):  # arbitrary (non-lattice) centroids and radii, including ones reaching past the edge
+        m.tstats[3:6] = m.tstats[0] * (rng.random(3) * np.array(m.shape) - 0.5) * (np.array(m.shape) > 1)
+        r_in = rng.random() * 4
+        r_out = r_in + rng.random() * 6 + 0.5
+        np.testing.assert_array_equal(m._shell_sites(r_in, r_out), brute_shell(m, r_in, r_out))
+    assert math.isclose(m.tumor_count(), count)
