@@ -14,9 +14,10 @@ def moore_offsets(dims: int) -> np.ndarray:
 @njit(cache=True)
 def site_coords(site, ny, nz):
     """(x, y, z) of a linear site index."""
-    z = site % nz
-    y = (site // nz) % ny
-    x = site // (nz * ny)
+    q = site // nz  # two integer divisions instead of three (sites are >= 0)
+    z = site - q * nz
+    x = q // ny
+    y = q - x * ny
     return x, y, z
 
 

@@ -18,6 +18,7 @@ from .escape import daughter_antigen
 from .persistence import (
     antigen_driven_division_probability, cell_half_life, death_probability, division_probability, either_probability,
 )
+from .rates import hazard_probability
 from .recognition import (
     ROUTE_CAR, activating_signals, effective_mhc, kill_route, net_signal, tgfb_suppression, trigger_probability,
 )
@@ -53,10 +54,16 @@ def shuffled(rng, idx):
 
 @njit(cache=True)
 def pick_contact(rng, site, offsets, occ, t_state, nx, ny, nz):
-    """A uniformly chosen live (not yet hit) tumor cell in the Moore neighbourhood, or -1."""
+    """A live (not yet hit) tumor cell in the Moore neighbourhood, or -1 (see `pick_contact_at`)."""
+    x, y, z = site_coords(site, ny, nz)
+    return pick_contact_at(rng, x, y, z, offsets, occ, t_state, nx, ny, nz)
+
+
+@njit(cache=True)
+def pick_contact_at(rng, x, y, z, offsets, occ, t_state, nx, ny, nz):
+    """The first live tumor neighbour of site (x, y, z) scanning the Moore offsets cyclically from a random one, or -1."""
     k = offsets.shape[0]
     start = rng.integers(0, k)
-    x, y, z = site_coords(site, ny, nz)
     for t in range(k):
         u = start + t
         if u >= k:
@@ -115,14 +122,28 @@ def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
     shuffled(rng, order)
     nb = 0
     nd = 0
+    # loop invariants and per-axis voxel lookups (no integer divisions per cell for the voxel)
+    p_attach = 1.0 - math.exp(-p.attach_rate * dt)
+    p_turn = hazard_probability(1.0 / p.persistence_min, dt)
+    vx = np.arange(nx) // coarsen
+    vy = np.arange(ny) // coarsen
+    vz = np.arange(nz) // coarsen
+    last_il15 = -1.0  # the death probability depends on the cell only through IL-15 and its half-life: reuse it
+    last_t_half = -1.0
+    p_die = 0.0
     for i in order:
         s = n_site[i]
-        v = voxel_of(s, ny, nz, fy, fz, coarsen)
+        x, y, z = site_coords(s, ny, nz)
+        v = (vx[x] * fy + vy[y]) * fz + vz[z]
         tgfb = fvals[TGFB, v] + fbg[TGFB]
         il15 = fvals[IL15, v] + fbg[IL15] + p.il15_autocrine
         # persistence
         t_half = cell_half_life(n_mem[i], p.half_life_min, p.memory_half_life_min)
-        if rng.random() < death_probability(t_half, il15, p.il15_extension, p.il15_ec50, dt):
+        if il15 != last_il15 or t_half != last_t_half:
+            last_il15 = il15
+            last_t_half = t_half
+            p_die = death_probability(t_half, il15, p.il15_extension, p.il15_ec50, dt)
+        if rng.random() < p_die:
             n_state[i] = NK_EMPTY
             died[nd] = i
             nd += 1
@@ -177,8 +198,8 @@ def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
                 n_target[i] = -1
             continue
         # contact and signal integration
-        j = pick_contact(rng, s, offsets, occ, t_state, nx, ny, nz)
-        if j >= 0 and rng.random() < 1.0 - math.exp(-p.attach_rate * dt):
+        j = pick_contact_at(rng, x, y, z, offsets, occ, t_state, nx, ny, nz)
+        if j >= 0 and rng.random() < p_attach:
             counters[C_CONJ] += 1
             vt = voxel_of(occ_site_of(j, s, offsets, occ, nx, ny, nz), ny, nz, fy, fz, coarsen)
             ifng_t = fvals[IFNG, vt] + fbg[IFNG]
@@ -201,7 +222,8 @@ def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
                 n_timer[i] = now + p.release_min
             continue
         # motility
-        maybe_turn(rng, n_dir[i], p.persistence_min, dt, p.dims)
+        if rng.random() < p_turn:  # = maybe_turn(rng, n_dir[i], p.persistence_min, dt, p.dims)
+            random_direction(rng, p.dims, n_dir[i])
         for _ in range(moves_this_step(rng, p.sites_per_step)):
             s2 = hop(rng, n_site[i], n_dir[i], centroid, p.tumor_bias, occ, nx, ny, nz)
             if s2 < 0:
@@ -248,12 +270,12 @@ def tumor_step(rng, now, dt, p, shape, fshape, coarsen, offsets, occ,
     horizon = now + dt
     due = 0
     for i in range(t_used):
-        if t_state[i] != T_EMPTY and t_timer[i] <= horizon:
+        if t_timer[i] <= horizon and t_state[i] != T_EMPTY:  # timer first: most cells are not due
             due += 1
     order = np.empty(due, np.int64)
     due = 0
     for i in range(t_used):
-        if t_state[i] != T_EMPTY and t_timer[i] <= horizon:
+        if t_timer[i] <= horizon and t_state[i] != T_EMPTY:  # timer first: most cells are not due
             order[due] = i
             due += 1
     shuffled(rng, order)
