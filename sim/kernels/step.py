@@ -261,6 +261,16 @@ def add_tumor_stats(tstats, vox_count, site, antigen, sign, shape, fshape, coars
 
 
 @njit(cache=True)
+def due_divisions(t_used, t_state, t_timer, horizon):
+    """Upper bound on the births of the next tumor step: live cells whose next event is due."""
+    n = 0
+    for i in range(t_used):
+        if t_timer[i] <= horizon and t_state[i] == T_ALIVE:
+            n += 1
+    return n
+
+
+@njit(cache=True)
 def tumor_step(rng, now, dt, p, shape, fshape, coarsen, offsets, occ,
                t_used, t_site, t_antigen, t_mhc, t_ligand, t_coat, t_state, t_timer,
                free_slots, n_free, fvals, fbg, tstats, vox_count):
