@@ -36,3 +36,19 @@ def test_nodule_and_shell_sites_match_brute_force(dims, size, count):
         r_out = r_in + rng.random() * 6 + 0.5
         np.testing.assert_array_equal(m._shell_sites(r_in, r_out), brute_shell(m, r_in, r_out))
     assert math.isclose(m.tumor_count(), count)
+
+
+def test_tumor_capacity_reserve_is_the_due_divisions():
+    """The pre-step reserve counts live cells due to divide; the arrays never need more."""
+    from sim.kernels import step as K
+
+    m = TumorImmuneModel({"domain": {"size_um": [600.0, 600.0]}, "tumor": {"init": {"count": 300}},
+                          "nk": {"dose": {"cells": 0}}, "time": {"tumor_dt_min": 60.0}}, rng=2)
+    t = m.tumor
+    for _ in range(720):  # one day: several waves of divisions
+        h = m.now_min + 100.0
+        due = (t.timer[: t.used] <= h) & (t.state[: t.used] == K.T_ALIVE)
+        assert K.due_divisions(t.used, t.state, t.timer, h) == int(due.sum())
+        m.step()
+        assert t.used <= t.capacity
+    assert m.tumor_count() > 300 and t.capacity <= 2 * max(600, m.tumor_count())
