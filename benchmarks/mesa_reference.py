@@ -81,10 +81,11 @@ class RefTumorCell(CellAgent):
 class RefNKCell(CellAgent):
     """A CAR-NK cell: persistent biased walk, conjugates, serial killing, granules, half-life."""
 
-    def __init__(self, model, cell, direction):
+    def __init__(self, model, cell, direction, car_level):
         super().__init__(model)
         self.cell = cell
         self.direction = direction
+        self.car_level = car_level  # CAR surface level of this cell (0 for a CAR− cell of the product)
         self.state = FREE
         self.target = None
         self.timer = 0.0
@@ -118,7 +119,7 @@ class RefNKCell(CellAgent):
         """Signal integration with one tumor cell; trigger a kill or stay bound for the release time."""
         m, cfg = self.model, self.model.cfg
         r, a, kl = cfg.nk.receptors, cfg.nk.activation, cfg.nk.killing
-        net = r.car_expression * r.car_affinity * tumor.antigen + r.nkg2d * tumor.ligand - r.inhibitory * tumor.mhc
+        net = self.car_level * r.car_affinity * tumor.antigen + r.nkg2d * tumor.ligand - r.inhibitory * tumor.mhc
         exhausted = self.stims >= kl.exhaustion_stimulations
         p = 0.0
         if net > 0 and not exhausted:
@@ -208,7 +209,8 @@ class MesaReference(mesa.Model):
         for i in range(nk.used):
             if nk.state[i] >= 0:
                 x, y, _ = divmod_site(int(nk.site[i]), src.shape)
-                RefNKCell(self, self.grid[(x, y)], (float(nk.direction[i, 0]), float(nk.direction[i, 1])))
+                car = float(nk.car[i]) if hasattr(nk, "car") else cfg.nk.receptors.car_expression
+                RefNKCell(self, self.grid[(x, y)], (float(nk.direction[i, 0]), float(nk.direction[i, 1])), car)
 
     # bookkeeping a Mesa user would keep for the centroid (the NK bias points at it)
     def tumor_added(self, a):
