@@ -131,6 +131,8 @@ def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
     last_il15 = -1.0  # the death probability depends on the cell only through IL-15 and its half-life: reuse it
     last_t_half = -1.0
     p_die = 0.0
+    last_il15_div = -1.0  # and the IL-15-driven division probability only through IL-15
+    p_il15 = 0.0
     for i in order:
         s = n_site[i]
         x, y, z = site_coords(s, ny, nz)
@@ -143,6 +145,9 @@ def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
             last_il15 = il15
             last_t_half = t_half
             p_die = death_probability(t_half, il15, p.il15_extension, p.il15_ec50, dt)
+        if il15 != last_il15_div:
+            last_il15_div = il15
+            p_il15 = division_probability(p.prolif_rate, il15, p.il15_ec50, 0, 1, dt)
         if rng.random() < p_die:
             n_state[i] = NK_EMPTY
             died[nd] = i
@@ -156,7 +161,7 @@ def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
         # IL-15-driven division, plus antigen-driven expansion when a kill completes (CAR-T)
         completing = n_state[i] == NK_KILLING and now + dt >= n_timer[i] and t_state[n_target[i]] == T_ALIVE
         p_div = either_probability(
-            division_probability(p.prolif_rate, il15, p.il15_ec50, n_divs[i], p.max_divisions, dt),
+            p_il15 if n_divs[i] < p.max_divisions else 0.0,  # = division_probability(..., n_divs[i], p.max_divisions, dt)
             antigen_driven_division_probability(completing, p.stim_division_prob, n_divs[i], p.max_divisions))
         if rng.random() < p_div:
             s2 = random_free_neighbour(rng, s, offsets, occ, nx, ny, nz)
