@@ -66,6 +66,7 @@ def load(path: str | Path):
     model.config = cfg
     for k in _ARRAYS:
         getattr(model, k)[...] = data[f"m_{k}"]
+
     for pop_name in ("tumor", "nk"):
         pop = getattr(model, pop_name)
         n = data[f"{pop_name}_site"].shape[0]
@@ -81,6 +82,7 @@ def load(path: str | Path):
             fs = data["tumor_free_slots"]
             pop.free_slots[: fs.size] = fs
             pop.n_free = int(fs.size)
+    model.pack_bitmaps()
     model.fields.values[...] = data["fields_values"]
     if "fields_sources" in data:
         model.fields.sources[...] = data["fields_sources"]

@@ -17,7 +17,7 @@ from .agents import CARNKCell, CARTCell, TumorCell
 from .agents.tumor import TumorCellSet
 from .fields import CytokineFields
 from .kernels import step as K
-from .kernels.lattice import moore_offsets
+from .kernels.lattice import moore_offsets, occupancy_bits, pack_alive, pack_occupancy
 from .kernels.params import FIELD_NAMES, IFNG, IL15, TGFB, NKParams, TumorParams
 from .state import NKPopulation, TumorPopulation
 from .therapy import Therapy, resolve_product
@@ -114,6 +114,8 @@ class TumorImmuneModel(mesa.Model):
         self.spacing_um = c.domain.spacing_um
         self.offsets = moore_offsets(c.domain.dims)
         self.occ = np.full(self.n_sites, -1, dtype=np.int32)
+        self.occ_bits = occupancy_bits(self.occ)  # 1 bit per site, mirrors occ >= 0 (cache-friendly scans)
+        self.alive_bits = np.zeros_like(self.occ_bits)  # 1 bit per site holding a live, not yet hit tumor cell
         fl = c.fields
         specs = [fl.ifng, fl.tgfb, fl.il15]
         self.fields = CytokineFields(
@@ -241,6 +243,7 @@ class TumorImmuneModel(mesa.Model):
         idx = np.arange(t.used, t.used + n)
         t.used += n
         self.occ[sites] = idx.astype(np.int32)
+        self.pack_bitmaps()
         npos = int((t.antigen[sl] > 0).sum())
         self.tstats[K.S_LIVE] += n
         self.tstats[K.S_AGPOS] += npos
@@ -256,6 +259,11 @@ class TumorImmuneModel(mesa.Model):
     def _count_voxels(self, counts: np.ndarray, sites: np.ndarray) -> None:
         """Add one to `counts` at the field voxel of each site (like np.add.at, but O(voxels + sites) fast)."""
         counts += np.bincount(self._voxels(sites), minlength=counts.size).astype(counts.dtype)
+
+    def pack_bitmaps(self) -> None:
+        """Rebuild the occupancy and live-tumor bitmaps from `occ` and the tumor states."""
+        pack_occupancy(self.occ, self.occ_bits)
+        pack_alive(self.occ, self.tumor.state, K.T_ALIVE, self.alive_bits)
 
     def _voxels(self, sites: np.ndarray) -> np.ndarray:
         co = self.config.domain.field_coarsen
@@ -423,7 +431,7 @@ class TumorImmuneModel(mesa.Model):
             self.centroid(), self.occ, t.antigen, t.mhc, t.ligand, t.coat, t.state, t.timer,
             nk.used, nk.site, nk.direction, nk.state, nk.target, nk.timer, nk.route, nk.granules, nk.dr_left,
             nk.stims, nk.kills, nk.divisions, fvals, f.background, fsrc, self.dt / (self._field_every * self.dt),
-            self.counters, born, died, nk.car, nk.memory,
+            self.counters, born, died, nk.car, nk.memory, self.occ_bits, t.site, self.alive_bits,
         )
         self.nk_exposure_min += live_before * self.dt
         if nd:
@@ -449,7 +457,8 @@ class TumorImmuneModel(mesa.Model):
                 self.rng, t_now, t_dt, self.p_tumor,
                 self.shape, self.fshape, c.domain.field_coarsen, self.offsets, self.occ,
                 t.used, t.site, t.antigen, t.mhc, t.ligand, t.coat, t.state, t.timer,
-                t.free_slots, t.n_free, fvals, f.background, self.tstats, self.vox_tumor,
+                t.free_slots, t.n_free, fvals, f.background, self.tstats, self.vox_tumor, self.occ_bits,
+                self.alive_bits,
             )
         if k % self._field_every == 0:
             self._secrete_tissue_sources()

@@ -16,6 +16,12 @@ def check_invariants(m: TumorImmuneModel) -> None:
     assert np.unique(sites).size == sites.size
     assert (m.occ[sites] == occupied).all()
     assert (m.occ >= 0).sum() == occupied.size
+    # the bitmaps mirror the lattice: occupied sites, and sites holding a live (not yet hit) cell
+    from sim.kernels.lattice import occupancy_bits, pack_alive
+    assert np.array_equal(m.occ_bits, occupancy_bits(m.occ))
+    alive = np.zeros_like(m.alive_bits)
+    pack_alive(m.occ, t.state, K.T_ALIVE, alive)
+    assert np.array_equal(m.alive_bits, alive)
     # running totals agree with a recount
     live = (st_ == K.T_ALIVE) | (st_ == K.T_DOOMED)
     assert m.tstats[K.S_LIVE] == live.sum()

@@ -52,8 +52,55 @@ def voxel_of(site, ny, nz, fy, fz, coarsen):
 
 
 @njit(cache=True)
-def random_free_neighbour(rng, site, offsets, occ, nx, ny, nz):
-    """A uniformly chosen neighbouring site free of tumor cells, or -1 when all are taken."""
+def occupied(bits, site):
+    """Whether `site`'s bit is set in a site bitmap (one bit per site, int64 words).
+
+    Two bitmaps mirror the lattice in 1/32 of the memory of `occ`, so the neighbourhood scans of the
+    NK step stay in cache: `occ_bits` (a tumor cell holds the site, `occ >= 0`) and `alive_bits`
+    (it holds a live, not yet hit tumor cell). `occ` itself is read only for a site that matters."""
+    return (bits[site >> 6] >> (site & 63)) & 1 == 1
+
+
+@njit(cache=True)
+def set_occupied(bits, site, flag):
+    """Set or clear the bit of `site` (kept in step with every write to `occ` or to a tumor state)."""
+    if flag:
+        bits[site >> 6] |= np.int64(1) << (site & 63)
+    else:
+        bits[site >> 6] &= ~(np.int64(1) << (site & 63))
+
+
+@njit(cache=True)
+def pack_occupancy(occ, bits):
+    """Rebuild the whole occupancy bitmap from the `occ` lattice."""
+    bits[:] = 0
+    for s in range(occ.shape[0]):
+        if occ[s] >= 0:
+            bits[s >> 6] |= np.int64(1) << (s & 63)
+
+
+@njit(cache=True)
+def pack_alive(occ, t_state, alive_state, bits):
+    """Rebuild the live-tumor bitmap: sites whose tumor cell is in `alive_state`."""
+    bits[:] = 0
+    for s in range(occ.shape[0]):
+        j = occ[s]
+        if j >= 0 and t_state[j] == alive_state:
+            bits[s >> 6] |= np.int64(1) << (s & 63)
+
+
+def occupancy_bits(occ: np.ndarray) -> np.ndarray:
+    """A new occupancy bitmap (int64 words) for an `occ` lattice."""
+    bits = np.zeros((occ.shape[0] + 63) // 64, dtype=np.int64)
+    pack_occupancy(occ, bits)
+    return bits
+
+
+@njit(cache=True)
+def random_free_neighbour(rng, site, offsets, bits, nx, ny, nz):
+    """A neighbouring site free of tumor cells (first free one scanning from a random offset), or -1.
+
+    `bits` is the occupancy bitmap (see `occupied`)."""
     k = offsets.shape[0]
     start = rng.integers(0, k)
     x, y, z = site_coords(site, ny, nz)
@@ -62,6 +109,6 @@ def random_free_neighbour(rng, site, offsets, occ, nx, ny, nz):
         if u >= k:
             u -= k
         s2 = neighbour_at(x, y, z, offsets[u], nx, ny, nz)
-        if s2 >= 0 and occ[s2] < 0:
+        if s2 >= 0 and not occupied(bits, s2):
             return s2
     return -1

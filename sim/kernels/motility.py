@@ -3,7 +3,7 @@ import math
 
 from numba import njit
 
-from .lattice import neighbour_at, site_coords
+from .lattice import neighbour_at, occupied, site_coords
 from .rates import hazard_probability
 
 
@@ -38,7 +38,7 @@ def moves_this_step(rng, sites_per_step):
 
 
 @njit(cache=True)
-def hop(rng, site, direction, centroid, bias, occ, nx, ny, nz):
+def hop(rng, site, direction, centroid, bias, bits, nx, ny, nz):
     """One lattice hop along the biased direction (stochastic rounding per axis); tumor sites block."""
     x, y, z = site_coords(site, ny, nz)
     cx = centroid[0] - x
@@ -66,6 +66,6 @@ def hop(rng, site, direction, centroid, bias, occ, nx, ny, nz):
         return site
     off = (o0, o1, o2)
     s2 = neighbour_at(x, y, z, off, nx, ny, nz)
-    if s2 < 0 or occ[s2] >= 0:
+    if s2 < 0 or occupied(bits, s2):
         return -1
     return s2

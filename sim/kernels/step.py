@@ -11,7 +11,7 @@ from numba import njit
 
 from .growth import division_acceptance, next_division_delay
 from .killing import PATH_GRANULE, PATH_NONE, choose_kill_path, is_exhausted, regenerate_granules
-from .lattice import neighbour_at, neighbour_site, random_free_neighbour, site_coords, voxel_of
+from .lattice import neighbour_at, neighbour_site, occupied, random_free_neighbour, set_occupied, site_coords, voxel_of
 from .motility import hop, maybe_turn, moves_this_step, random_direction
 from .params import IFNG, IL15, TGFB
 from .escape import daughter_antigen
@@ -53,15 +53,9 @@ def shuffled(rng, idx):
 
 
 @njit(cache=True)
-def pick_contact(rng, site, offsets, occ, t_state, nx, ny, nz):
-    """A live (not yet hit) tumor cell in the Moore neighbourhood, or -1 (see `pick_contact_at`)."""
-    x, y, z = site_coords(site, ny, nz)
-    return pick_contact_at(rng, x, y, z, offsets, occ, t_state, nx, ny, nz)
-
-
-@njit(cache=True)
-def pick_contact_at(rng, x, y, z, offsets, occ, t_state, nx, ny, nz):
-    """The first live tumor neighbour of site (x, y, z) scanning the Moore offsets cyclically from a random one, or -1."""
+def contact_site_at(rng, x, y, z, offsets, alive_bits, nx, ny, nz):
+    """The site of the first live tumor neighbour of (x, y, z), scanning the Moore offsets cyclically
+    from a random one, or -1 (read from the live-tumor bitmap only)."""
     k = offsets.shape[0]
     start = rng.integers(0, k)
     for t in range(k):
@@ -69,10 +63,8 @@ def pick_contact_at(rng, x, y, z, offsets, occ, t_state, nx, ny, nz):
         if u >= k:
             u -= k
         s2 = neighbour_at(x, y, z, offsets[u], nx, ny, nz)
-        if s2 >= 0:
-            j = occ[s2]
-            if j >= 0 and t_state[j] == T_ALIVE:
-                return j
+        if s2 >= 0 and occupied(alive_bits, s2):
+            return s2
     return -1
 
 
@@ -91,8 +83,9 @@ def conjugate_outcome(p, tgfb, ifng_at_target, antigen, mhc, ligand, coat, exhau
 
 
 @njit(cache=True)
-def doom_tumor(j, now, delay, t_state, t_timer):
-    """Mark a tumor cell lethally hit; it dies after the apoptosis delay."""
+def doom_tumor(j, now, delay, t_state, t_timer, t_site, alive_bits):
+    """Mark a tumor cell lethally hit; it dies after the apoptosis delay (and is no longer a target)."""
+    set_occupied(alive_bits, t_site[j], False)
     t_state[j] = T_DOOMED
     t_timer[j] = now + delay
 
@@ -101,11 +94,12 @@ def doom_tumor(j, now, delay, t_state, t_timer):
 def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
             occ, t_antigen, t_mhc, t_ligand, t_coat, t_state, t_timer,
             n_used, n_site, n_dir, n_state, n_target, n_timer, n_route, n_gran, n_dr,
-            n_stims, n_kills, n_divs, fvals, fbg, fsrc, src_scale, counters, born, died, n_car, n_mem):
+            n_stims, n_kills, n_divs, fvals, fbg, fsrc, src_scale, counters, born, died, n_car, n_mem, bits,
+            t_site, alive_bits):
     """Advance every live NK cell by one step; returns (births, deaths) written to `born`/`died`.
 
     `n_car` is the per-cell CAR level (CAR+ and CAR− cells of one product); daughters inherit it.
-    `n_mem` flags long-lived memory cells (CAR-T memory fraction)."""
+    `n_mem` flags long-lived memory cells (CAR-T memory fraction); `bits` and `alive_bits` are the occupancy and live-tumor bitmaps (see `lattice.occupied`)."""
     nx, ny, nz = shape
     fx, fy, fz = fshape
     dt = p.dt
@@ -164,7 +158,7 @@ def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
             p_il15 if n_divs[i] < p.max_divisions else 0.0,  # = division_probability(..., n_divs[i], p.max_divisions, dt)
             antigen_driven_division_probability(completing, p.stim_division_prob, n_divs[i], p.max_divisions))
         if rng.random() < p_div:
-            s2 = random_free_neighbour(rng, s, offsets, occ, nx, ny, nz)
+            s2 = random_free_neighbour(rng, s, offsets, bits, nx, ny, nz)
             if s2 < 0:
                 s2 = s
             c = n_used + nb
@@ -196,17 +190,18 @@ def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
             if now + dt >= n_timer[i]:
                 j = n_target[i]
                 if st == NK_KILLING and t_state[j] == T_ALIVE:
-                    doom_tumor(j, now + dt, p.apoptosis_delay_min, t_state, t_timer)
+                    doom_tumor(j, now + dt, p.apoptosis_delay_min, t_state, t_timer, t_site, alive_bits)
                     n_kills[i] += 1
                     counters[C_KILL0 + n_route[i]] += 1
                 n_state[i] = NK_FREE
                 n_target[i] = -1
             continue
         # contact and signal integration
-        j = pick_contact_at(rng, x, y, z, offsets, occ, t_state, nx, ny, nz)
-        if j >= 0 and rng.random() < p_attach:
+        sc = contact_site_at(rng, x, y, z, offsets, alive_bits, nx, ny, nz)
+        if sc >= 0 and rng.random() < p_attach:
             counters[C_CONJ] += 1
-            vt = voxel_of(occ_site_of(j, s, offsets, occ, nx, ny, nz), ny, nz, fy, fz, coarsen)
+            j = occ[sc]
+            vt = voxel_of(sc, ny, nz, fy, fz, coarsen)
             ifng_t = fvals[IFNG, vt] + fbg[IFNG]
             prob, route, path = conjugate_outcome(p, tgfb, ifng_t, t_antigen[j], t_mhc[j], t_ligand[j], t_coat[j],
                                                   exhausted, n_gran[i], n_dr[i], n_car[i])
@@ -230,23 +225,12 @@ def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
         if rng.random() < p_turn:  # = maybe_turn(rng, n_dir[i], p.persistence_min, dt, p.dims)
             random_direction(rng, p.dims, n_dir[i])
         for _ in range(moves_this_step(rng, p.sites_per_step)):
-            s2 = hop(rng, n_site[i], n_dir[i], centroid, p.tumor_bias, occ, nx, ny, nz)
+            s2 = hop(rng, n_site[i], n_dir[i], centroid, p.tumor_bias, bits, nx, ny, nz)
             if s2 < 0:
                 random_direction(rng, p.dims, n_dir[i])
                 break
             n_site[i] = s2
     return nb, nd
-
-
-@njit(cache=True)
-def occ_site_of(j, s, offsets, occ, nx, ny, nz):
-    """The lattice site of tumor cell `j`, known to neighbour NK site `s`."""
-    x, y, z = site_coords(s, ny, nz)
-    for k in range(offsets.shape[0]):
-        s2 = neighbour_at(x, y, z, offsets[k], nx, ny, nz)
-        if s2 >= 0 and occ[s2] == j:
-            return s2
-    return s
 
 
 @njit(cache=True)
@@ -278,8 +262,10 @@ def due_divisions(t_used, t_state, t_timer, horizon):
 @njit(cache=True)
 def tumor_step(rng, now, dt, p, shape, fshape, coarsen, offsets, occ,
                t_used, t_site, t_antigen, t_mhc, t_ligand, t_coat, t_state, t_timer,
-               free_slots, n_free, fvals, fbg, tstats, vox_count):
-    """Process due tumor events (division, death, clearance) in random order; returns (t_used, n_free)."""
+               free_slots, n_free, fvals, fbg, tstats, vox_count, bits, alive_bits):
+    """Process due tumor events (division, death, clearance) in random order; returns (t_used, n_free).
+
+    Every write to `occ` is mirrored in the occupancy bitmap `bits`."""
     nx, ny, nz = shape
     fx, fy, fz = fshape
     horizon = now + dt
@@ -303,7 +289,7 @@ def tumor_step(rng, now, dt, p, shape, fshape, coarsen, offsets, occ,
             if rng.random() >= division_acceptance(ifng, p.ifng_growth_max, p.ifng_ec50):
                 t_timer[i] = horizon + next_division_delay(rng, p.division_rate)
                 continue
-            s2 = random_free_neighbour(rng, s, offsets, occ, nx, ny, nz)
+            s2 = random_free_neighbour(rng, s, offsets, bits, nx, ny, nz)
             if s2 < 0:
                 t_timer[i] = np.inf  # quiescent until a neighbour is cleared
                 continue
@@ -320,6 +306,8 @@ def tumor_step(rng, now, dt, p, shape, fshape, coarsen, offsets, occ,
             t_coat[c] = t_coat[i] if t_antigen[c] > 0.0 else 0.0
             t_state[c] = T_ALIVE
             occ[s2] = c
+            set_occupied(bits, s2, True)
+            set_occupied(alive_bits, s2, True)
             t_timer[i] = horizon + next_division_delay(rng, p.division_rate)
             t_timer[c] = horizon + next_division_delay(rng, p.division_rate)
             add_tumor_stats(tstats, vox_count, s2, t_antigen[c], 1, shape, fshape, coarsen)
@@ -332,12 +320,13 @@ def tumor_step(rng, now, dt, p, shape, fshape, coarsen, offsets, occ,
         elif st == T_DEAD:
             t_state[i] = T_EMPTY
             occ[s] = -1
+            set_occupied(bits, s, False)
             free_slots[n_free] = i
             n_free += 1
             x, y, z = site_coords(s, ny, nz)
             for k in range(offsets.shape[0]):
                 s3 = neighbour_at(x, y, z, offsets[k], nx, ny, nz)
-                if s3 >= 0:
+                if s3 >= 0 and occupied(bits, s3):
                     q = occ[s3]
                     if q >= 0 and t_state[q] == T_ALIVE and t_timer[q] == np.inf:
                         t_timer[q] = horizon + next_division_delay(rng, p.division_rate)

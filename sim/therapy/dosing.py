@@ -145,7 +145,7 @@ class Therapy:
         nx, ny, nz = m.shape
         for k in range(n):  # a vessel overgrown by tumor releases its cells into a free neighbour
             if m.occ[sites[k]] >= 0:
-                s2 = random_free_neighbour(m.rng, sites[k], m.offsets, m.occ, nx, ny, nz)
+                s2 = random_free_neighbour(m.rng, sites[k], m.offsets, m.occ_bits, nx, ny, nz)
                 if s2 >= 0:
                     sites[k] = s2
         first = m.nk.used
