@@ -31,7 +31,7 @@ def model_run(cfg: dict, seed: int, steps: int, checkpoints: list[int], fft_work
     m = TumorImmuneModel(cfg, rng=seed, **(overrides or {}))
     w1, c1 = clocks()
     mem = {
-        "tumor_bytes": int(m.tumor.nbytes() + m.occ.nbytes + m.vox_tumor.nbytes + m.vox_stroma.nbytes),
+        "tumor_bytes": int(m.tumor.nbytes() + m.occ.nbytes + m.occ_bits.nbytes + m.alive_bits.nbytes + m.vox_tumor.nbytes + m.vox_stroma.nbytes),
         "tumor_cells": m.tumor_count(),
         "nk_array_bytes": int(m.nk.nbytes()),
         "nk_cells": m.nk_live(),
@@ -54,7 +54,7 @@ def model_run(cfg: dict, seed: int, steps: int, checkpoints: list[int], fft_work
     out["nk_end"] = m.nk_live()
     out["kills"] = int(m.counters[:3].sum())
     out["peak_rss_mb"] = peak_rss_mb()
-    out["memory_end"] = {"tumor_bytes": int(m.tumor.nbytes() + m.occ.nbytes + m.vox_tumor.nbytes + m.vox_stroma.nbytes),
+    out["memory_end"] = {"tumor_bytes": int(m.tumor.nbytes() + m.occ.nbytes + m.occ_bits.nbytes + m.alive_bits.nbytes + m.vox_tumor.nbytes + m.vox_stroma.nbytes),
                          "tumor_cells": m.tumor_count()}
     return out
 
