@@ -350,7 +350,11 @@ class TumorImmuneModel(mesa.Model):
             return
         nk.state[idx] = K.NK_EMPTY
         nk.target[idx] = -1
-        self._dead_kills.append(nk.kills[idx].copy())
+        self._retire_agents(idx)
+
+    def _retire_agents(self, idx: np.ndarray) -> None:
+        """Keep dead NK cells' kills for the statistics and deregister their Mesa agents."""
+        self._dead_kills.append(self.nk.kills[idx].copy())
         for i in idx:
             a = self._nk_agents[i]
             if a is not None:
@@ -435,13 +439,7 @@ class TumorImmuneModel(mesa.Model):
         )
         self.nk_exposure_min += live_before * self.dt
         if nd:
-            dead = died[:nd]
-            self._dead_kills.append(nk.kills[dead].copy())
-            for i in dead:
-                a = self._nk_agents[i]
-                if a is not None:
-                    a.remove()
-                    self._nk_agents[i] = None
+            self._retire_agents(died[:nd])
         if nb:
             nk.born_min[born[:nb]] = self.now_min + self.dt
             first = nk.used

@@ -25,12 +25,7 @@ def site_coords(site, ny, nz):
 def neighbour_site(site, off, nx, ny, nz):
     """The site at offset `off` from `site`, or -1 outside the domain."""
     x, y, z = site_coords(site, ny, nz)
-    x2 = x + off[0]
-    y2 = y + off[1]
-    z2 = z + off[2]
-    if x2 < 0 or x2 >= nx or y2 < 0 or y2 >= ny or z2 < 0 or z2 >= nz:
-        return -1
-    return (x2 * ny + y2) * nz + z2
+    return neighbour_at(x, y, z, off, nx, ny, nz)
 
 
 @njit(cache=True)
