@@ -218,6 +218,13 @@ def test_compare_figure_and_cli_arms(cart_vs_carnk, tmp_path):
     assert main(["run", str(SCEN / "cd19_carnk_vs_cart.yaml"), "--out", str(out), "--days", "0.1", "--quiet"]) == 0
     assert (out / "compare.png").stat().st_size > 1000 and (out / "arms.csv").is_file()
     assert (out / "carnk" / "summary.json").is_file() or any((out / "carnk").iterdir())
+    # nksim plot on the arms folder: the arms side by side, then each arm's own figures
+    from PIL import Image
+
+    assert main(["plot", str(out)]) == 0
+    with Image.open(out / "plots" / "arms_compare.png") as im:
+        assert im.size[0] > 1000
+    assert (out / "plots" / "cart" / "outcome_curves.png").is_file()
 
 
 def test_gvhd_flag_and_risk_model():

@@ -35,6 +35,8 @@ def plot_results(
     from . import spatial as S
     from .data import load_results
 
+    if (Path(results_dir) / "arms.csv").is_file():
+        return plot_arms(results_dir, out, formats, snapshot_times_h, tcp_threshold)
     res = load_results(results_dir)
     out = Path(out) if out is not None else res.root / "plots"
     out.mkdir(parents=True, exist_ok=True)
@@ -62,6 +64,36 @@ def plot_results(
         gif = S.animate(snaps, out / "snapshots.gif", title=title)
         if gif is not None:
             written.append(gif)
+    return written
+
+
+def plot_arms(results_dir: str | Path, out: str | Path | None = None, formats: Sequence[str] = ("png", "svg"),
+              snapshot_times_h: Sequence[float] | None = None, tcp_threshold: float = 0.5) -> list[Path]:
+    """A treatment-arms folder (`arms:` scenarios): the arms side by side, then each arm's own figures."""
+    import json
+    from types import SimpleNamespace
+
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from sim.compare import compare_figure
+    from sim.output import read_parquet
+
+    from . import figures as F
+
+    root = Path(results_dir)
+    out = Path(out) if out is not None else root / "plots"
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for name in pd.read_csv(root / "arms.csv")["arm"].astype(str):
+        d = root / name
+        summary = json.loads((d / "summary.json").read_text())
+        results[name] = SimpleNamespace(timeseries=read_parquet(d / "timeseries.parquet"), metrics=summary["metrics"])
+    fig = compare_figure(results)
+    written = F.save(fig, out, "arms_compare", tuple(f.lower().lstrip(".") for f in formats))
+    plt.close(fig)
+    for name in results:
+        written += plot_results(root / name, out / name, formats, snapshot_times_h, tcp_threshold)
     return written
 
 
