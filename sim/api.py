@@ -85,7 +85,7 @@ def run(scenario: Any, seed: int | None = None, out: str | Path | None = None, p
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_steps, initial=done, unit="step", desc=cfg.name, dynamic_ncols=True)
+        bar = tqdm(total=n_steps, initial=done, unit="step", desc=cfg.name, dynamic_ncols=True, mininterval=0.5)
     next_snap = (len(snaps)) * snap_every if snap_every else None
     for k in range(done, n_steps):
         model.step()
@@ -95,9 +95,9 @@ def run(scenario: Any, seed: int | None = None, out: str | Path | None = None, p
         if ck_every and (k + 1) % ck_every == 0 and k + 1 < n_steps:
             ckpt.save(model, checkpoint, snaps)
         if bar is not None and (k % 50 == 0 or k == n_steps - 1):
-            bar.n = k + 1
-            bar.set_postfix_str(f"t={model.now_min / MIN_PER_DAY:.2f} d tumor={model.tumor_count()} NK={model.nk_live()}")
-            bar.refresh()
+            bar.set_postfix_str(f"t={model.now_min / MIN_PER_DAY:.2f} d tumor={model.tumor_count()} NK={model.nk_live()}",
+                                refresh=False)
+            bar.update(k + 1 - bar.n)  # redraws at most every `mininterval` seconds
     if bar is not None:
         bar.close()
     ts = timeseries_frame(model)
