@@ -84,6 +84,7 @@ def load(path: str | Path):
             pop.n_free = int(fs.size)
     model.pack_bitmaps()
     model.fields.values[...] = data["fields_values"]
+    model.fields.refresh_nonzero()
     if "fields_sources" in data:
         model.fields.sources[...] = data["fields_sources"]
     for a in list(model.agents):

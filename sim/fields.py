@@ -66,6 +66,10 @@ class CytokineFields:
         self.workers = workers
         self.values = np.zeros((nf, *self.shape))
         self.sources = np.zeros((nf, *self.shape))
+        # per field: may it hold a non-zero value? Kept by step() and load_state_dict(); kernels skip
+        # the grid reads of a field that is identically zero. Call refresh_nonzero() after writing
+        # `values` directly.
+        self.nonzero = np.zeros(nf, dtype=np.bool_)
         self._axes = tuple(a for a, n in enumerate(self.shape) if n > 1)
         self._lam_1d = self._laplacian_eigenvalues()
         self._factors_dt: float | None = None
@@ -104,7 +108,9 @@ class CytokineFields:
             u, s = self.values[f], self.sources[f]
             has_source = bool(s.any())
             if not has_source and not u.any():
+                self.nonzero[f] = False
                 continue
+            self.nonzero[f] = True
             if not self._axes:  # single voxel: no diffusion, modes are the values themselves
                 u *= decay
                 u += gain * s
@@ -161,3 +167,8 @@ class CytokineFields:
                              f"{list(self.names)} {list(self.shape)}")
         self.values[...] = np.asarray(d["values"], dtype=np.float64)
         self.sources[...] = 0.0
+        self.refresh_nonzero()
+
+    def refresh_nonzero(self) -> None:
+        """Recompute `nonzero` from `values` (after writing them other than through step())."""
+        self.nonzero[...] = self.values.reshape(len(self.names), -1).any(axis=1)

@@ -128,7 +128,7 @@ class TumorImmuneModel(mesa.Model):
         self.p_nk = nk_params(c, self.fields.voxel_volume_ml)
         self.p_tumor = tumor_params(c)
         self.tgfb_rate = secretion_rate(c.tumor.tgfb_secretion, self.fields.voxel_volume_ml)
-        self.stroma_rate = secretion_rate(fl.stroma.tgfb_secretion, self.fields.voxel_volume_ml)
+        self.stroma_rate = secretion_rate(fl.stroma.tgfb_secretion, self.fields.voxel_volume_ml) if fl.stroma.enabled else 0.0
         self.tstats = np.zeros(8, dtype=np.float64)
         self.counters = np.zeros(8, dtype=np.int64)
         self.now_min = 0.0
@@ -429,13 +429,13 @@ class TumorImmuneModel(mesa.Model):
         f = self.fields
         fvals = f.values.reshape(len(FIELD_NAMES), -1)
         fsrc = f.sources.reshape(len(FIELD_NAMES), -1)
-        live_before = self.nk_live()
-        nb, nd = K.nk_step(
+        nb, nd, live_before = K.nk_step(
             self.rng, self.now_min, self.p_nk, self.shape, self.fshape, c.domain.field_coarsen, self.offsets,
             self.centroid(), self.occ, t.antigen, t.mhc, t.ligand, t.coat, t.state, t.timer,
             nk.used, nk.site, nk.direction, nk.state, nk.target, nk.timer, nk.route, nk.granules, nk.dr_left,
             nk.stims, nk.kills, nk.divisions, fvals, f.background, fsrc, self.dt / (self._field_every * self.dt),
             self.counters, born, died, nk.car, nk.memory, self.occ_bits, t.site, self.alive_bits,
+            f.nonzero,
         )
         self.nk_exposure_min += live_before * self.dt
         if nd:
@@ -462,7 +462,7 @@ class TumorImmuneModel(mesa.Model):
             self._secrete_tissue_sources()
             f.step(self._field_every * self.dt)
         self.now_min += self.dt
-        if nk.used > 1024 and nk.used > 2 * self.nk_live():
+        if nk.used > 1024 and nk.used > 2 * (live_before + nb - nd):
             self._compact_nk()
         if self.now_min + 1e-9 >= self._next_output:
             self.datacollector.collect(self)
@@ -471,7 +471,8 @@ class TumorImmuneModel(mesa.Model):
     def _secrete_tissue_sources(self) -> None:
         """TGF-β from live tumor cells and stroma, accumulated per voxel (cost ∝ voxels, not cells)."""
         src = self.fields.sources[TGFB].reshape(-1)
-        src += self.vox_tumor * self.tgfb_rate
+        if self.tgfb_rate:
+            src += self.vox_tumor * self.tgfb_rate
         if self.stroma_rate:
             src += self.vox_stroma * self.stroma_rate
 

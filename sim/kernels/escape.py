@@ -2,7 +2,7 @@
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def daughter_antigen(rng, parent_antigen, loss_probability):
     """Antigen level of a new daughter: the parent's, or 0 (antigen-negative) with `loss_probability`.
 

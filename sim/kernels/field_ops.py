@@ -52,3 +52,12 @@ def sample_many(values, sites, background, nx, ny, nz, fx, fy, fz, coarsen, out)
         else:
             out[n] = values[site_to_voxel(s, nx, ny, nz, fx, fy, fz, coarsen)] + background
     return out
+
+
+@njit(cache=True, inline="always")
+def field_at(values, background, f, v, nonzero):
+    """Total concentration of field f in voxel v; the background alone, without reading the grid,
+    when the field is identically zero (`nonzero[f]` False, see `CytokineFields.nonzero`)."""
+    if nonzero[f]:
+        return values[f, v] + background[f]
+    return background[f]

@@ -6,14 +6,14 @@ PATH_GRANULE = 1
 PATH_DEATH_RECEPTOR = 2
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def regenerate_granules(granules, max_granules, regen_min, dt_min):
     """Granule stock after `dt_min` of linear regeneration, capped at the full stock."""
     g = granules + dt_min / regen_min
     return max_granules if g > max_granules else g
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def choose_kill_path(perforin, granules, dr_left):
     """Perforin/granzyme if granules are left, else a death-receptor kill if any remain, else none."""
     if perforin and granules >= 1.0:
@@ -23,7 +23,7 @@ def choose_kill_path(perforin, granules, dr_left):
     return PATH_NONE
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def is_exhausted(stimulations, exhaustion_stimulations):
     """An NK cell is exhausted after a fixed number of triggering conjugates."""
     return stimulations >= exhaustion_stimulations

@@ -1,34 +1,44 @@
 """NK motility: a persistent random walk on the lattice, biased toward the tumor."""
 import math
 
+import numpy as np
 from numba import njit
 
-from .lattice import neighbour_at, occupied, site_coords
+from .lattice import occupied
 from .rates import hazard_probability
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def random_direction(rng, dims, out):
-    """Write a uniformly random unit vector (2D or 3D) into `out`."""
-    n = 0.0
-    while n < 1e-12:
-        out[0] = rng.normal()
-        out[1] = rng.normal()
-        out[2] = rng.normal() if dims == 3 else 0.0
-        n = math.sqrt(out[0] ** 2 + out[1] ** 2 + out[2] ** 2)
-    out[0] /= n
-    out[1] /= n
-    out[2] /= n
+    """Write a uniformly random unit vector (2D or 3D) into `out`: a point uniform in the unit disk
+    (ball), drawn by rejection from the enclosing square (cube), then normalised."""
+    while True:
+        a = 2.0 * rng.random() - 1.0
+        b = 2.0 * rng.random() - 1.0
+        c = 2.0 * rng.random() - 1.0 if dims == 3 else 0.0
+        n2 = a * a + b * b + c * c
+        if 1e-12 < n2 <= 1.0:
+            break
+    inv = 1.0 / math.sqrt(n2)
+    out[0] = a * inv
+    out[1] = b * inv
+    out[2] = c * inv
 
 
-@njit(cache=True)
-def maybe_turn(rng, direction, persistence_min, dt_min, dims):
-    """Draw a new direction with the turning hazard 1/persistence time."""
-    if rng.random() < hazard_probability(1.0 / persistence_min, dt_min):
+@njit(cache=True, inline='always')
+def turn_probability(persistence_min, dt_min):
+    """Per-step probability of a turn: the turning hazard is 1/persistence time."""
+    return hazard_probability(1.0 / persistence_min, dt_min)
+
+
+@njit(cache=True, inline='always')
+def maybe_turn(rng, direction, p_turn, dims):
+    """Draw a new direction with probability `p_turn` (from `turn_probability`, computed once per step)."""
+    if rng.random() < p_turn:
         random_direction(rng, dims, direction)
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def moves_this_step(rng, sites_per_step):
     """Number of one-site hops this step: floor plus a Bernoulli remainder, so mean speed is exact."""
     k = int(sites_per_step)
@@ -37,35 +47,40 @@ def moves_this_step(rng, sites_per_step):
     return k
 
 
-@njit(cache=True)
-def hop(rng, site, direction, centroid, bias, bits, nx, ny, nz):
-    """One lattice hop along the biased direction (stochastic rounding per axis); tumor sites block."""
-    x, y, z = site_coords(site, ny, nz)
+@njit(cache=True, inline='always')
+def axis_step(moves, d):
+    """-1, 0 or +1 along one axis: the sign of `d` if `moves` (arithmetic, so it compiles branch-free)."""
+    return np.int64(moves) * (2 * np.int64(d > 0.0) - 1)
+
+
+@njit(cache=True, inline='always')
+def hop(rng, site, x, y, z, direction, centroid, bias, bits, nx, ny, nz):
+    """One lattice hop from `site` (at x, y, z) along the biased direction, by stochastic rounding per
+    axis; returns the new (site, x, y, z), the old ones if the rounding gives no move, or site -1 if a
+    tumor cell or the domain edge blocks the way."""
     cx = centroid[0] - x
     cy = centroid[1] - y
     cz = centroid[2] - z
     norm = math.sqrt(cx * cx + cy * cy + cz * cz)
-    if norm > 1e-9:
-        cx /= norm
-        cy /= norm
-        cz /= norm
-    else:
-        cx = 0.0
-        cy = 0.0
-        cz = 0.0
-    d0 = (1.0 - bias) * direction[0] + bias * cx
-    d1 = (1.0 - bias) * direction[1] + bias * cy
-    d2 = (1.0 - bias) * direction[2] + bias * cz
+    b = bias / norm if norm > 1e-9 else 0.0  # bias times the unit bearing
+    d0 = (1.0 - bias) * direction[0] + b * cx
+    d1 = (1.0 - bias) * direction[1] + b * cy
+    d2 = (1.0 - bias) * direction[2] + b * cz
     m = max(abs(d0), max(abs(d1), abs(d2)))
     if m < 1e-12:
-        return site
-    o0 = (1 if d0 > 0 else -1) if rng.random() < abs(d0) / m else 0
-    o1 = (1 if d1 > 0 else -1) if rng.random() < abs(d1) / m else 0
-    o2 = (1 if d2 > 0 else -1) if (nz > 1 and rng.random() < abs(d2) / m) else 0
+        return site, x, y, z
+    # axis i moves with probability |d_i| / max_j |d_j| (compared as u·max < |d_i|: no division)
+    o0 = axis_step(rng.random() * m < abs(d0), d0)
+    o1 = axis_step(rng.random() * m < abs(d1), d1)
+    o2 = axis_step(rng.random() * m < abs(d2), d2) if nz > 1 else 0
     if o0 == 0 and o1 == 0 and o2 == 0:
-        return site
-    off = (o0, o1, o2)
-    s2 = neighbour_at(x, y, z, off, nx, ny, nz)
-    if s2 < 0 or occupied(bits, s2):
-        return -1
-    return s2
+        return site, x, y, z
+    x2 = x + o0
+    y2 = y + o1
+    z2 = z + o2
+    if x2 < 0 or x2 >= nx or y2 < 0 or y2 >= ny or z2 < 0 or z2 >= nz:
+        return -1, x, y, z
+    s2 = (x2 * ny + y2) * nz + z2
+    if occupied(bits, s2):
+        return -1, x, y, z
+    return s2, x2, y2, z2

@@ -4,20 +4,20 @@ from numba import njit
 from .rates import LN2, hazard_probability, saturation
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def effective_half_life(half_life_min, il15_ng_ml, max_extension, ec50_ng_ml):
     """Half-life stretched by IL-15 signalling: t½·(1 + ext·IL15/(IL15+EC50))."""
     return half_life_min * (1.0 + max_extension * saturation(il15_ng_ml, ec50_ng_ml))
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def death_probability(half_life_min, il15_ng_ml, max_extension, ec50_ng_ml, dt_min):
     """Per-step probability that an NK cell dies (persistence loss)."""
     t_half = effective_half_life(half_life_min, il15_ng_ml, max_extension, ec50_ng_ml)
     return hazard_probability(LN2 / t_half, dt_min)
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def division_probability(max_rate_per_min, il15_ng_ml, ec50_ng_ml, divisions, max_divisions, dt_min):
     """Per-step probability of an IL-15-driven NK division (none once the lineage limit is reached)."""
     if divisions >= max_divisions:
@@ -25,13 +25,13 @@ def division_probability(max_rate_per_min, il15_ng_ml, ec50_ng_ml, divisions, ma
     return hazard_probability(max_rate_per_min * saturation(il15_ng_ml, ec50_ng_ml), dt_min)
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def cell_half_life(memory, half_life_min, memory_half_life_min):
     """Half-life of one cell: memory cells (CAR-T memory fraction) persist much longer."""
     return memory_half_life_min if memory else half_life_min
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def antigen_driven_division_probability(completing_kill, prob_per_kill, divisions, max_divisions):
     """Probability of a clonal-expansion division when a killing conjugate completes (CAR-T)."""
     if not completing_kill or divisions >= max_divisions:
@@ -39,7 +39,7 @@ def antigen_driven_division_probability(completing_kill, prob_per_kill, division
     return prob_per_kill
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def either_probability(p_a, p_b):
     """Probability that at least one of two independent events happens (one division per step)."""
     return 1.0 - (1.0 - p_a) * (1.0 - p_b)

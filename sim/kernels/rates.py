@@ -6,7 +6,7 @@ from numba import njit
 LN2 = math.log(2.0)
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def hazard_probability(rate_per_min, dt_min):
     """Probability that an event with constant hazard `rate_per_min` happens within `dt_min`."""
     if rate_per_min <= 0.0:
@@ -14,15 +14,22 @@ def hazard_probability(rate_per_min, dt_min):
     return 1.0 - math.exp(-rate_per_min * dt_min)
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def half_life_to_rate(half_life_min):
     """First-order rate (1/min) for a half-life in minutes."""
     return LN2 / half_life_min
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def saturation(conc, ec50):
     """Michaelis–Menten occupancy c/(c+EC50) in [0, 1): the response to a cytokine level."""
     if conc <= 0.0:
         return 0.0
     return conc / (conc + ec50)
+
+
+@njit(cache=True, inline='always')
+def uniform_index(rng, k):
+    """A uniform index in [0, k) from one `random()` draw: bias below k·2⁻⁵³, and about 10× cheaper
+    in Numba than `Generator.integers` (which rejects and re-draws to be exactly unbiased)."""
+    return int(rng.random() * k)

@@ -9,7 +9,7 @@ ROUTE_INNATE = 1
 ROUTE_ADCC = 2
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def tgfb_suppression(tgfb_ng_ml, ic50_ng_ml, max_fraction, resistant):
     """Fraction by which TGF-β suppresses an NK function (0 for TGF-β-resistant cells)."""
     if resistant:
@@ -17,13 +17,13 @@ def tgfb_suppression(tgfb_ng_ml, ic50_ng_ml, max_fraction, resistant):
     return max_fraction * saturation(tgfb_ng_ml, ic50_ng_ml)
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def effective_mhc(mhc_base, ifng_ng_ml, max_fold, ec50_ng_ml):
     """MHC-I level after IFN-γ up-regulation: the counter-effect that protects tumor from NK."""
     return mhc_base * (1.0 + max_fold * saturation(ifng_ng_ml, ec50_ng_ml))
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def activating_signals(car_expression, car_affinity, antigen, nkg2d, ligand, nkg2d_suppression, cd16, coating):
     """The three activating inputs (CAR, NKG2D, CD16) as separate signals."""
     car = car_expression * car_affinity * antigen
@@ -32,7 +32,7 @@ def activating_signals(car_expression, car_affinity, antigen, nkg2d, ligand, nkg
     return car, innate, adcc
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def net_signal(car, innate, adcc, inhibitory, mhc, inhibitory_block, activation_suppression):
     """Net activation: activating minus KIR/NKG2A×MHC-I inhibition, scaled down by TGF-β."""
     net = car + innate + adcc - inhibitory * (1.0 - inhibitory_block) * mhc
@@ -41,7 +41,7 @@ def net_signal(car, innate, adcc, inhibitory, mhc, inhibitory_block, activation_
     return net * (1.0 - activation_suppression)
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def trigger_probability(net, half_activation, hill):
     """Probability that a conjugate triggers degranulation: a Hill function of the net signal."""
     if net <= 0.0:
@@ -50,7 +50,7 @@ def trigger_probability(net, half_activation, hill):
     return x / (1.0 + x)
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def kill_route(car, innate, adcc):
     """Which receptor gets credit for a kill: the largest activating input."""
     if car >= innate and car >= adcc and car > 0.0:

@@ -4,21 +4,23 @@
 persistence, IL-15 division). `tumor_step` runs every tumor step and only visits cells whose
 next event (division, death, clearance) is due, so its cost follows the active cells.
 """
-import math
-
 import numpy as np
 from numba import njit
 
 from .growth import division_acceptance, next_division_delay
 from .killing import PATH_GRANULE, PATH_NONE, choose_kill_path, is_exhausted, regenerate_granules
-from .lattice import neighbour_at, neighbour_site, occupied, random_free_neighbour, set_occupied, site_coords, voxel_of
-from .motility import hop, maybe_turn, moves_this_step, random_direction
+from .lattice import (
+    neighbour_at, occupied, random_free_neighbour, scan_neighbours, set_occupied, site_coords, voxel_of,
+)
+from .motility import hop, maybe_turn, moves_this_step, random_direction, turn_probability
 from .params import IFNG, IL15, TGFB
 from .escape import daughter_antigen
+from .field_ops import field_at
 from .persistence import (
     antigen_driven_division_probability, cell_half_life, death_probability, division_probability, either_probability,
 )
-from .rates import hazard_probability
+from .rates import hazard_probability, uniform_index
+from .streams import stream_from
 from .recognition import (
     ROUTE_CAR, activating_signals, effective_mhc, kill_route, net_signal, tgfb_suppression, trigger_probability,
 )
@@ -45,30 +47,21 @@ C_KILL0, C_NKBIRTH, C_NKDEATH, C_CONJ, C_TRIG = 0, 3, 4, 5, 6
 def shuffled(rng, idx):
     """Fisher–Yates shuffle in place with the model's generator (the random-sequential order)."""
     for i in range(idx.shape[0] - 1, 0, -1):
-        j = rng.integers(0, i + 1)
+        j = uniform_index(rng, i + 1)
         t = idx[i]
         idx[i] = idx[j]
         idx[j] = t
     return idx
 
 
-@njit(cache=True)
-def contact_site_at(rng, x, y, z, offsets, alive_bits, nx, ny, nz):
-    """The site of the first live tumor neighbour of (x, y, z), scanning the Moore offsets cyclically
-    from a random one, or -1 (read from the live-tumor bitmap only)."""
-    k = offsets.shape[0]
-    start = rng.integers(0, k)
-    for t in range(k):
-        u = start + t
-        if u >= k:
-            u -= k
-        s2 = neighbour_at(x, y, z, offsets[u], nx, ny, nz)
-        if s2 >= 0 and occupied(alive_bits, s2):
-            return s2
-    return -1
+@njit(cache=True, inline='always')
+def contact_site_at(rng, site, x, y, z, offsets, alive_bits, nx, ny, nz):
+    """The site of the first live tumor neighbour of `site` (at x, y, z), scanning the Moore offsets
+    cyclically from a random one, or -1 (read from the live-tumor bitmap only)."""
+    return scan_neighbours(rng, site, x, y, z, offsets, alive_bits, True, nx, ny, nz)
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def conjugate_outcome(p, tgfb, ifng_at_target, antigen, mhc, ligand, coat, exhausted, granules, dr_left, car_level):
     """Signal integration for one NK–tumor conjugate: (trigger probability, kill route, kill path).
 
@@ -82,7 +75,7 @@ def conjugate_outcome(p, tgfb, ifng_at_target, antigen, mhc, ligand, coat, exhau
     return prob, kill_route(car, innate, adcc), choose_kill_path(p.perforin, granules, dr_left)
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def doom_tumor(j, now, delay, t_state, t_timer, t_site, alive_bits):
     """Mark a tumor cell lethally hit; it dies after the apoptosis delay (and is no longer a target)."""
     set_occupied(alive_bits, t_site[j], False)
@@ -95,54 +88,50 @@ def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
             occ, t_antigen, t_mhc, t_ligand, t_coat, t_state, t_timer,
             n_used, n_site, n_dir, n_state, n_target, n_timer, n_route, n_gran, n_dr,
             n_stims, n_kills, n_divs, fvals, fbg, fsrc, src_scale, counters, born, died, n_car, n_mem, bits,
-            t_site, alive_bits):
-    """Advance every live NK cell by one step; returns (births, deaths) written to `born`/`died`.
+            t_site, alive_bits, fnonzero):
+    """Advance every live NK cell by one step; returns (births, deaths, live cells at the start), the
+    births and deaths written to `born`/`died`.
 
     `n_car` is the per-cell CAR level (CAR+ and CAR− cells of one product); daughters inherit it.
-    `n_mem` flags long-lived memory cells (CAR-T memory fraction); `bits` and `alive_bits` are the occupancy and live-tumor bitmaps (see `lattice.occupied`)."""
+    `n_mem` flags long-lived memory cells (CAR-T memory fraction); `bits` and `alive_bits` are the occupancy and live-tumor bitmaps (see `lattice.occupied`).
+    `fnonzero[f]` says whether field f may hold a value (`CytokineFields.nonzero`): grid reads of an
+    identically zero field, and the voxel lookup when nothing needs it, are skipped."""
+    r = stream_from(rng)  # the kernel's own inlined stream, seeded from the model's Generator
     nx, ny, nz = shape
     fx, fy, fz = fshape
     dt = p.dt
-    m = 0
-    for i in range(n_used):
-        if n_state[i] != NK_EMPTY:
-            m += 1
-    order = np.empty(m, np.int64)
+    order = np.empty(n_used, np.uint64)  # unsigned: per-cell array reads need no negative-index wraparound
     m = 0
     for i in range(n_used):
         if n_state[i] != NK_EMPTY:
             order[m] = i
             m += 1
-    shuffled(rng, order)
+    order = shuffled(r, order[:m])
     nb = 0
     nd = 0
     # loop invariants and per-axis voxel lookups (no integer divisions per cell for the voxel)
-    p_attach = 1.0 - math.exp(-p.attach_rate * dt)
-    p_turn = hazard_probability(1.0 / p.persistence_min, dt)
+    p_attach = hazard_probability(p.attach_rate, dt)
+    p_turn = turn_probability(p.persistence_min, dt)
     vx = np.arange(nx) // coarsen
     vy = np.arange(ny) // coarsen
     vz = np.arange(nz) // coarsen
+    need_voxel = fnonzero[TGFB] or fnonzero[IL15] or p.il15_rate > 0.0 or p.ifng_rate > 0.0
     last_il15 = -1.0  # the death probability depends on the cell only through IL-15 and its half-life: reuse it
     last_t_half = -1.0
     p_die = 0.0
-    last_il15_div = -1.0  # and the IL-15-driven division probability only through IL-15
-    p_il15 = 0.0
     for i in order:
         s = n_site[i]
         x, y, z = site_coords(s, ny, nz)
-        v = (vx[x] * fy + vy[y]) * fz + vz[z]
-        tgfb = fvals[TGFB, v] + fbg[TGFB]
-        il15 = fvals[IL15, v] + fbg[IL15] + p.il15_autocrine
+        v = (vx[x] * fy + vy[y]) * fz + vz[z] if need_voxel else 0
+        tgfb = field_at(fvals, fbg, TGFB, v, fnonzero)
+        il15 = field_at(fvals, fbg, IL15, v, fnonzero) + p.il15_autocrine
         # persistence
         t_half = cell_half_life(n_mem[i], p.half_life_min, p.memory_half_life_min)
         if il15 != last_il15 or t_half != last_t_half:
             last_il15 = il15
             last_t_half = t_half
             p_die = death_probability(t_half, il15, p.il15_extension, p.il15_ec50, dt)
-        if il15 != last_il15_div:
-            last_il15_div = il15
-            p_il15 = division_probability(p.prolif_rate, il15, p.il15_ec50, 0, 1, dt)
-        if rng.random() < p_die:
+        if r.random() < p_die:
             n_state[i] = NK_EMPTY
             died[nd] = i
             nd += 1
@@ -155,15 +144,15 @@ def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
         # IL-15-driven division, plus antigen-driven expansion when a kill completes (CAR-T)
         completing = n_state[i] == NK_KILLING and now + dt >= n_timer[i] and t_state[n_target[i]] == T_ALIVE
         p_div = either_probability(
-            p_il15 if n_divs[i] < p.max_divisions else 0.0,  # = division_probability(..., n_divs[i], p.max_divisions, dt)
+            division_probability(p.prolif_rate, il15, p.il15_ec50, n_divs[i], p.max_divisions, dt),
             antigen_driven_division_probability(completing, p.stim_division_prob, n_divs[i], p.max_divisions))
-        if rng.random() < p_div:
-            s2 = random_free_neighbour(rng, s, offsets, bits, nx, ny, nz)
+        if p_div > 0.0 and r.random() < p_div:  # no draw when division is impossible
+            s2 = random_free_neighbour(r, s, offsets, bits, nx, ny, nz)
             if s2 < 0:
                 s2 = s
             c = n_used + nb
             n_site[c] = s2
-            random_direction(rng, p.dims, n_dir[c])
+            random_direction(r, p.dims, n_dir[c])
             n_state[c] = NK_FREE
             n_target[c] = -1
             n_timer[c] = 0.0
@@ -176,14 +165,14 @@ def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
             n_divs[c] = n_divs[i]
             n_car[c] = n_car[i]
             n_mem[c] = 0
-            if p.memory_fraction > 0.0 and rng.random() < p.memory_fraction:
+            if p.memory_fraction > 0.0 and r.random() < p.memory_fraction:
                 n_mem[c] = 1
             born[nb] = c
             nb += 1
             counters[C_NKBIRTH] += 1
         st = n_state[i]
         if st != NK_FREE:
-            if st == NK_KILLING:
+            if st == NK_KILLING and p.ifng_rate > 0.0:
                 ifng_sup = tgfb_suppression(tgfb, p.tgfb_ic50, p.tgfb_ifng_max, p.tgfb_resistant)
                 f = p.ifng_exhausted_fraction if exhausted else 1.0
                 fsrc[IFNG, v] += p.ifng_rate * (1.0 - ifng_sup) * f * src_scale
@@ -197,16 +186,16 @@ def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
                 n_target[i] = -1
             continue
         # contact and signal integration
-        sc = contact_site_at(rng, x, y, z, offsets, alive_bits, nx, ny, nz)
-        if sc >= 0 and rng.random() < p_attach:
+        sc = contact_site_at(r, s, x, y, z, offsets, alive_bits, nx, ny, nz)
+        if sc >= 0 and r.random() < p_attach:
             counters[C_CONJ] += 1
             j = occ[sc]
             vt = voxel_of(sc, ny, nz, fy, fz, coarsen)
-            ifng_t = fvals[IFNG, vt] + fbg[IFNG]
+            ifng_t = field_at(fvals, fbg, IFNG, vt, fnonzero)
             prob, route, path = conjugate_outcome(p, tgfb, ifng_t, t_antigen[j], t_mhc[j], t_ligand[j], t_coat[j],
                                                   exhausted, n_gran[i], n_dr[i], n_car[i])
             n_target[i] = j
-            if path != PATH_NONE and rng.random() < prob:
+            if path != PATH_NONE and r.random() < prob:
                 counters[C_TRIG] += 1
                 n_stims[i] += 1
                 n_state[i] = NK_KILLING
@@ -222,18 +211,18 @@ def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
                 n_timer[i] = now + p.release_min
             continue
         # motility
-        if rng.random() < p_turn:  # = maybe_turn(rng, n_dir[i], p.persistence_min, dt, p.dims)
-            random_direction(rng, p.dims, n_dir[i])
-        for _ in range(moves_this_step(rng, p.sites_per_step)):
-            s2 = hop(rng, n_site[i], n_dir[i], centroid, p.tumor_bias, bits, nx, ny, nz)
+        maybe_turn(r, n_dir[i], p_turn, p.dims)
+        for _ in range(moves_this_step(r, p.sites_per_step)):
+            s2, x, y, z = hop(r, s, x, y, z, n_dir[i], centroid, p.tumor_bias, bits, nx, ny, nz)
             if s2 < 0:
-                random_direction(rng, p.dims, n_dir[i])
+                random_direction(r, p.dims, n_dir[i])
                 break
-            n_site[i] = s2
-    return nb, nd
+            s = s2
+        n_site[i] = s
+    return nb, nd, m
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def add_tumor_stats(tstats, vox_count, site, antigen, sign, shape, fshape, coarsen):
     """Add (sign=+1) or remove (sign=-1) a live tumor cell from the running totals."""
     nx, ny, nz = shape
@@ -266,6 +255,7 @@ def tumor_step(rng, now, dt, p, shape, fshape, coarsen, offsets, occ,
     """Process due tumor events (division, death, clearance) in random order; returns (t_used, n_free).
 
     Every write to `occ` is mirrored in the occupancy bitmap `bits`."""
+    r = stream_from(rng)
     nx, ny, nz = shape
     fx, fy, fz = fshape
     horizon = now + dt
@@ -279,17 +269,17 @@ def tumor_step(rng, now, dt, p, shape, fshape, coarsen, offsets, occ,
         if t_timer[i] <= horizon and t_state[i] != T_EMPTY:  # timer first: most cells are not due
             order[due] = i
             due += 1
-    shuffled(rng, order)
+    shuffled(r, order)
     for i in order:
         st = t_state[i]
         s = t_site[i]
         if st == T_ALIVE:
             v = voxel_of(s, ny, nz, fy, fz, coarsen)
             ifng = fvals[IFNG, v] + fbg[IFNG]
-            if rng.random() >= division_acceptance(ifng, p.ifng_growth_max, p.ifng_ec50):
-                t_timer[i] = horizon + next_division_delay(rng, p.division_rate)
+            if r.random() >= division_acceptance(ifng, p.ifng_growth_max, p.ifng_ec50):
+                t_timer[i] = horizon + next_division_delay(r, p.division_rate)
                 continue
-            s2 = random_free_neighbour(rng, s, offsets, bits, nx, ny, nz)
+            s2 = random_free_neighbour(r, s, offsets, bits, nx, ny, nz)
             if s2 < 0:
                 t_timer[i] = np.inf  # quiescent until a neighbour is cleared
                 continue
@@ -300,7 +290,7 @@ def tumor_step(rng, now, dt, p, shape, fshape, coarsen, offsets, occ,
                 c = t_used
                 t_used += 1
             t_site[c] = s2
-            t_antigen[c] = daughter_antigen(rng, t_antigen[i], p.antigen_loss)
+            t_antigen[c] = daughter_antigen(r, t_antigen[i], p.antigen_loss)
             t_mhc[c] = t_mhc[i]
             t_ligand[c] = t_ligand[i]
             t_coat[c] = t_coat[i] if t_antigen[c] > 0.0 else 0.0
@@ -308,8 +298,8 @@ def tumor_step(rng, now, dt, p, shape, fshape, coarsen, offsets, occ,
             occ[s2] = c
             set_occupied(bits, s2, True)
             set_occupied(alive_bits, s2, True)
-            t_timer[i] = horizon + next_division_delay(rng, p.division_rate)
-            t_timer[c] = horizon + next_division_delay(rng, p.division_rate)
+            t_timer[i] = horizon + next_division_delay(r, p.division_rate)
+            t_timer[c] = horizon + next_division_delay(r, p.division_rate)
             add_tumor_stats(tstats, vox_count, s2, t_antigen[c], 1, shape, fshape, coarsen)
             tstats[S_BIRTHS] += 1
         elif st == T_DOOMED:
@@ -329,5 +319,5 @@ def tumor_step(rng, now, dt, p, shape, fshape, coarsen, offsets, occ,
                 if s3 >= 0 and occupied(bits, s3):
                     q = occ[s3]
                     if q >= 0 and t_state[q] == T_ALIVE and t_timer[q] == np.inf:
-                        t_timer[q] = horizon + next_division_delay(rng, p.division_rate)
+                        t_timer[q] = horizon + next_division_delay(r, p.division_rate)
     return t_used, n_free

@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit
 
 from .persistence import death_probability
-from .rates import hazard_probability, saturation
+from .rates import hazard_probability, saturation, uniform_index
 
 # Agent-scale rates in per-minute units (see `sim.wellmixed.wellmixed_params`).
 WellMixedParams = namedtuple(
@@ -62,7 +62,7 @@ def wellmixed_step(rng, w, n_tumor, n_nk, n_in, kills, order, dead_kills, counte
     for i in range(n_nk):
         order[i] = i
     for i in range(n_nk - 1, 0, -1):  # random order, so kills are shared fairly when tumor runs out
-        j = rng.integers(0, i + 1)
+        j = uniform_index(rng, i + 1)
         t = order[i]
         order[i] = order[j]
         order[j] = t

@@ -1,0 +1,94 @@
+"""The random stream of the batch kernels: SFC64 inlined into the kernel, seeded from the model's Generator.
+
+Numba calls a NumPy `Generator` through a function pointer, so each draw is an opaque call that
+costs more than the generator itself and keeps the kernel's loop state out of registers. The batch
+steps therefore draw from `SFC64Stream`, NumPy's SFC64 algorithm (Doty-Humphrey's Small Fast
+Chaotic generator) compiled into the kernel: `random()` returns exactly what
+`numpy.random.Generator(numpy.random.SFC64)` returns from the same state (tested). Each kernel call
+seeds a fresh stream from three words of the model's Generator, so the model's Generator is still
+the only random state: a run is reproducible from its seed and a checkpoint needs nothing more.
+
+Mechanism functions take any object with a `random()` method in [0, 1): the kernels pass a
+`SFC64Stream`, tests and the Mesa agent API may pass a NumPy Generator; the rule is the same code.
+"""
+import numpy as np
+from numba import njit, types
+from numba.experimental import structref
+from numba.extending import overload_method
+
+SFC64_WARMUP = 12  # rounds discarded after seeding, as numpy.random.SFC64 does
+
+
+@structref.register
+class SFC64StreamType(types.StructRef):
+    """Numba type of `SFC64Stream` (state words a, b, c and counter w, all uint64)."""
+
+    def preprocess_fields(self, fields):
+        return tuple((name, types.unliteral(t)) for name, t in fields)
+
+
+class SFC64Stream(structref.StructRefProxy):
+    """An SFC64 state usable from Python and inside Numba kernels (`random()` is inlined there)."""
+
+    def __new__(cls, a, b, c, w=1):
+        return structref.StructRefProxy.__new__(cls, np.uint64(a), np.uint64(b), np.uint64(c), np.uint64(w))
+
+    def random(self) -> float:
+        return stream_random(self)
+
+
+structref.define_proxy(SFC64Stream, SFC64StreamType, ["a", "b", "c", "w"])
+
+SFC64_TYPE = SFC64StreamType(fields=(("a", types.uint64), ("b", types.uint64), ("c", types.uint64),
+                                     ("w", types.uint64)))
+
+
+@njit(cache=True, inline="always")
+def sfc64_next(st):
+    """One SFC64 round: the next 64-bit output, advancing the state (NumPy's `sfc64_next`)."""
+    a = st.a
+    b = st.b
+    c = st.c
+    w = st.w
+    out = a + b + w
+    st.w = w + np.uint64(1)
+    st.a = b ^ (b >> np.uint64(11))
+    st.b = c + (c << np.uint64(3))
+    st.c = ((c << np.uint64(24)) | (c >> np.uint64(40))) + out
+    return out
+
+
+@overload_method(SFC64StreamType, "random", inline="always")
+def _stream_random(st):
+    def impl(st):
+        # NumPy's next_double: the top 53 bits scaled to [0, 1)
+        return np.float64(sfc64_next(st) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+    return impl
+
+
+@njit(cache=True)
+def stream_random(st):
+    """`st.random()` callable from Python."""
+    return st.random()
+
+
+@njit(cache=True)
+def seeded_stream(a, b, c):
+    """A stream seeded like `numpy.random.SFC64`: words a, b, c, counter 1, 12 rounds discarded."""
+    st = structref.new(SFC64_TYPE)
+    st.a = np.uint64(a)
+    st.b = np.uint64(b)
+    st.c = np.uint64(c)
+    st.w = np.uint64(1)
+    for _ in range(SFC64_WARMUP):
+        sfc64_next(st)
+    return st
+
+
+@njit(cache=True)
+def stream_from(rng):
+    """A fresh kernel stream seeded with three 63-bit words drawn from the NumPy Generator `rng`."""
+    hi = np.int64(9223372036854775807)
+    return seeded_stream(np.uint64(rng.integers(0, hi)), np.uint64(rng.integers(0, hi)),
+                         np.uint64(rng.integers(0, hi)))

@@ -1,0 +1,131 @@
+"""The kernel's fast paths give exactly the rule they stand for: the inlined SFC64 stream, uniform
+indices and directions, the row-wise neighbourhood test and the skipped reads of zero fields."""
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from sim.kernels.lattice import any_neighbour_flagged, moore_offsets, occupied, row_bits, scan_neighbours, set_occupied
+from sim.kernels.motility import axis_step, random_direction
+from sim.kernels.rates import uniform_index
+from sim.kernels.streams import SFC64Stream, seeded_stream, stream_from, stream_random
+from sim.model import TumorImmuneModel
+
+
+def test_sfc64_stream_is_numpy_sfc64_bit_for_bit():
+    """Same state ⇒ the same doubles as numpy.random.Generator(SFC64), seeding included."""
+    words = np.random.SeedSequence(2026).generate_state(3, np.uint64)
+    ref = np.random.Generator(np.random.SFC64(np.random.SeedSequence(2026)))
+    st = seeded_stream(*words)
+    assert [stream_random(st) for _ in range(1000)] == list(ref.random(1000))
+    s = ref.bit_generator.state["state"]
+    proxy = SFC64Stream(*s["state"])  # a, b, c and the counter
+    assert [proxy.random() for _ in range(10)] == list(ref.random(10))
+
+
+def test_kernel_stream_depends_only_on_the_model_generator():
+    a = stream_from(np.random.default_rng(5))
+    b = stream_from(np.random.default_rng(5))
+    c = stream_from(np.random.default_rng(6))
+    xa, xb, xc = ([stream_random(s) for _ in range(20)] for s in (a, b, c))
+    assert xa == xb and xa != xc
+
+
+@pytest.mark.parametrize("k", [8, 26, 1000])
+def test_uniform_index_is_uniform(k):
+    rng = np.random.default_rng(1)
+    n = 200 * k
+    draws = np.array([uniform_index(rng, k) for _ in range(n)])
+    assert draws.min() >= 0 and draws.max() < k
+    counts = np.bincount(draws, minlength=k)
+    assert stats.chisquare(counts).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_random_direction_is_uniform_on_the_circle_and_sphere(dims):
+    rng = np.random.default_rng(3)
+    d = np.zeros((4000, 3))
+    for row in d:
+        random_direction(rng, dims, row)
+    assert np.allclose(np.linalg.norm(d, axis=1), 1.0)
+    if dims == 2:
+        assert np.all(d[:, 2] == 0.0)
+        angle = np.arctan2(d[:, 1], d[:, 0])
+        assert stats.kstest(angle, stats.uniform(-math.pi, 2 * math.pi).cdf).pvalue > 1e-3
+    else:  # Archimedes: every coordinate of a uniform direction is uniform on [-1, 1]
+        for a in range(3):
+            assert stats.kstest(d[:, a], stats.uniform(-1, 2).cdf).pvalue > 1e-3
+
+
+def test_axis_step():
+    assert [axis_step(True, 0.3), axis_step(True, -0.3), axis_step(False, 0.3), axis_step(False, -1.0)] == [1, -1, 0, 0]
+
+
+def brute_neighbours(site, shape, offsets):
+    nx, ny, nz = shape
+    x, y, z = np.unravel_index(site, shape)
+    out = []
+    for o in offsets:
+        p = (x + o[0], y + o[1], z + o[2])
+        if all(0 <= p[a] < shape[a] for a in range(3)):
+            out.append(int(np.ravel_multi_index(p, shape)))
+    return out
+
+
+@pytest.mark.parametrize("shape", [(13, 70, 1), (9, 11, 67)])
+def test_row_test_and_scan_agree_with_a_brute_force_neighbourhood(shape):
+    """Random bitmaps (rows straddling 64-bit words included): the row test, and the scan's site,
+    match a plain enumeration of the Moore neighbours, for both flag values, at every site."""
+    rng = np.random.default_rng(11)
+    dims = 3 if shape[2] > 1 else 2
+    offsets = moore_offsets(dims)
+    n = int(np.prod(shape))
+    for density in (0.02, 0.5, 0.98):
+        bits = np.zeros((n + 63) // 64, dtype=np.int64)
+        for s in np.flatnonzero(rng.random(n) < density):
+            set_occupied(bits, s, True)
+        for s in range(n):
+            x, y, z = (int(c) for c in np.unravel_index(s, shape))
+            nb = brute_neighbours(s, shape, offsets)
+            for flag in (True, False):
+                want = [q for q in nb if occupied(bits, q) == flag]
+                inside = 0 < x < shape[0] - 1 and 0 < y < shape[1] - 1 and (dims == 2 or 0 < z < shape[2] - 1)
+                if inside:
+                    assert any_neighbour_flagged(bits, flag, x, y, z, shape[1], shape[2]) == bool(want)
+                got = scan_neighbours(rng, s, x, y, z, offsets, bits, flag, *shape)
+                assert (got in want) if want else got == -1
+    assert row_bits(np.array([-1], dtype=np.int64), 61) == 7
+
+
+def test_zero_fields_are_not_read_and_results_do_not_change():
+    """Forcing the kernel to read every (zero) field gives the same run bit for bit."""
+    cfg = {"domain": {"dims": 2, "size_um": [600.0, 600.0]}, "tumor": {"init": {"count": 300}, "tgfb_secretion": 0.0},
+           "nk": {"dose": {"cells": 200}, "secretion": {"ifng_engaged": 0.0}, "il15": {"mode": "none"}},
+           "fields": {"stroma": {"enabled": False}}}
+    runs = []
+    for force in (False, True):
+        m = TumorImmuneModel(cfg, rng=4)
+        for _ in range(120):
+            if force:
+                m.fields.nonzero[:] = True
+            m.step()
+            assert not m.fields.values.any()
+            if not force:
+                assert not m.fields.nonzero.any()
+        runs.append((m.tumor_count(), m.nk_live(), m.counters.copy(), m.nk.site[: m.nk.used].copy()))
+    assert runs[0][0] == runs[1][0] and runs[0][1] == runs[1][1]
+    assert np.array_equal(runs[0][2], runs[1][2]) and np.array_equal(runs[0][3], runs[1][3])
+
+
+def test_nonzero_flags_follow_the_fields():
+    m = TumorImmuneModel({"domain": {"dims": 2, "size_um": [600.0, 600.0]}, "tumor": {"init": {"count": 300}}}, rng=1)
+    for _ in range(10):
+        m.step()
+    assert np.array_equal(m.fields.nonzero, m.fields.values.reshape(3, -1).any(axis=1))
+    state = m.fields.state_dict()
+    m.fields.values[...] = 0.0
+    m.fields.refresh_nonzero()
+    assert not m.fields.nonzero.any()
+    m.fields.load_state_dict(state)
+    assert np.array_equal(m.fields.nonzero, state["values"].reshape(3, -1).any(axis=1))
