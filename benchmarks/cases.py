@@ -95,6 +95,8 @@ def case_mesa_baseline(a: dict) -> dict:
     w1, c1 = clocks()
     del m
     out = {"init_wall_s": w1 - w0, "init_cpu_s": c1 - c0, "windows": []}
+    for _ in range(a.get("warm_steps", 0)):  # the same warm-up as nksim_baseline: both time one period
+        ref.step()
     for _ in range(a["windows"]):
         agent_steps = 0
         ws, cs = clocks()

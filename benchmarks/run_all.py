@@ -102,26 +102,33 @@ def main(argv: list[str] | None = None) -> int:
                     "warm_first_step_s_median": statistics.median(w["first_step_s"] for w in warm)}
 
     # ---- per agent-step: plain Mesa vs nksim on the same 1e5-agent tissue ----------------------
+    # Measured as back-to-back pairs (Mesa, then nksim, each in a fresh process, same simulated
+    # period: a 5-step warm-up, then 10-step windows), so a change in machine speed during the suite
+    # hits both sides of a pair; the ratio is the median of the per-pair ratios.
     n_agents = 20_000 if q else 100_000
-    log(f"plain Mesa reference, {n_agents} agents")
-    mesa = case("mesa_baseline", {"n_agents": n_agents, "windows": 3, "window_steps": 10})
-    log(f"nksim, same tissue and rules, {n_agents} agents")
-    nks = case("nksim_baseline", {"n_agents": n_agents, "windows": 3, "window_steps": 50})
-    mesa_ns = [w["wall_s"] / w["agent_steps"] * 1e9 for w in mesa["windows"]]
-    mesa_cpu_ns = [w["cpu_s"] / w["agent_steps"] * 1e9 for w in mesa["windows"]]
-    cps = nks["checkpoints"]
-    nk_ns, nk_cpu_ns = [], []
-    for prev, cur in zip(cps[:-1], cps[1:]):
-        n = cur["agent_steps"] - prev["agent_steps"]
-        nk_ns.append((cur["wall_s"] - prev["wall_s"]) / n * 1e9)
-        nk_cpu_ns.append((cur["cpu_s"] - prev["cpu_s"]) / n * 1e9)
+    pairs = []
+    for rep in range(2 if q else 3):
+        log(f"pair {rep + 1}: plain Mesa reference, {n_agents} agents")
+        mesa = case("mesa_baseline", {"n_agents": n_agents, "windows": 3, "window_steps": 10, "warm_steps": 5})
+        log(f"pair {rep + 1}: nksim, same tissue and rules")
+        nks = case("nksim_baseline", {"n_agents": n_agents, "windows": 3, "window_steps": 10, "warm_steps": 5})
+        cps = nks["checkpoints"]
+        nk_win = [{"wall_s": c["wall_s"] - p["wall_s"], "cpu_s": c["cpu_s"] - p["cpu_s"],
+                   "agent_steps": c["agent_steps"] - p["agent_steps"]} for p, c in zip(cps[:-1], cps[1:])]
+        per = {}
+        for side, wins in (("mesa", mesa["windows"]), ("nksim", nk_win)):
+            per[side + "_ns"] = statistics.median(w["wall_s"] / w["agent_steps"] * 1e9 for w in wins)
+            per[side + "_cpu_ns"] = statistics.median(w["cpu_s"] / w["agent_steps"] * 1e9 for w in wins)
+        pairs.append({"mesa": mesa, "nksim": nks, **per, "ratio": per["mesa_ns"] / per["nksim_ns"],
+                      "ratio_cpu": per["mesa_cpu_ns"] / per["nksim_cpu_ns"]})
     R["per_agent_step"] = {
-        "n_agents": n_agents, "mesa": mesa, "nksim": nks,
-        "mesa_ns_median": statistics.median(mesa_ns), "nksim_ns_median": statistics.median(nk_ns),
-        "mesa_cpu_ns_median": statistics.median(mesa_cpu_ns), "nksim_cpu_ns_median": statistics.median(nk_cpu_ns),
+        "n_agents": n_agents, "pairs": pairs,
+        "mesa_ns_median": statistics.median(x["mesa_ns"] for x in pairs),
+        "nksim_ns_median": statistics.median(x["nksim_ns"] for x in pairs),
+        "ratio": statistics.median(x["ratio"] for x in pairs),
+        "ratio_cpu": statistics.median(x["ratio_cpu"] for x in pairs),
+        "ratio_min": min(x["ratio"] for x in pairs),
     }
-    R["per_agent_step"]["ratio"] = R["per_agent_step"]["mesa_ns_median"] / R["per_agent_step"]["nksim_ns_median"]
-    R["per_agent_step"]["ratio_cpu"] = R["per_agent_step"]["mesa_cpu_ns_median"] / R["per_agent_step"]["nksim_cpu_ns_median"]
 
     # ---- memory per CAR-NK cell -----------------------------------------------------------------
     log("CAR-NK memory")
@@ -194,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     b, s = big
     targets = [
         ("per agent-step vs plain Mesa (1e5 agents)", "≥ 100×", R["per_agent_step"]["ratio"], lambda v: v >= 100,
-         f"{R['per_agent_step']['ratio']:.0f}× (Mesa {R['per_agent_step']['mesa_ns_median']:.0f} ns, nksim {R['per_agent_step']['nksim_ns_median']:.0f} ns; CPU-time ratio {R['per_agent_step']['ratio_cpu']:.0f}×)"),
+         f"{R['per_agent_step']['ratio']:.0f}× median of {len(R['per_agent_step']['pairs'])} pairs, lowest {R['per_agent_step']['ratio_min']:.0f}× "
+         f"(Mesa {R['per_agent_step']['mesa_ns_median']:.0f} ns, nksim {R['per_agent_step']['nksim_ns_median']:.1f} ns; CPU-time ratio {R['per_agent_step']['ratio_cpu']:.0f}×)"),
         ("bytes per tumor cell (lattice incl.)", "≤ 100 B", by_n[s]["bytes_per_tumor_cell_t0"], lambda v: v <= 100,
          f"{by_n[s]['bytes_per_tumor_cell_t0']:.0f} B at {s:.0e} cells"),
         ("bytes per CAR-NK cell (Mesa agent incl.)", "≤ 500 B", nkm["bytes_per_nk"], lambda v: v <= 500,

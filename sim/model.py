@@ -449,14 +449,15 @@ class TumorImmuneModel(mesa.Model):
         if k % self._tumor_every == 0:
             t.ensure(8 * max(1, int(self.tstats[K.S_LIVE] * 0.05)) + 64)
             t_now, t_dt = self.now_min - (self._tumor_every - 1) * self.dt, self._tumor_every * self.dt
+            due, n_live_due = K.due_cells(t.used, t.state, t.timer, t_now + t_dt)
             # room for the worst case, every due live cell dividing once (free slots are reused first)
-            t.ensure(max(0, K.due_divisions(t.used, t.state, t.timer, t_now + t_dt) - t.n_free) + 64)
+            t.ensure(max(0, n_live_due - t.n_free) + 64)
             t.used, t.n_free = K.tumor_step(
                 self.rng, t_now, t_dt, self.p_tumor,
                 self.shape, self.fshape, c.domain.field_coarsen, self.offsets, self.occ,
                 t.used, t.site, t.antigen, t.mhc, t.ligand, t.coat, t.state, t.timer,
                 t.free_slots, t.n_free, fvals, f.background, self.tstats, self.vox_tumor, self.occ_bits,
-                self.alive_bits,
+                self.alive_bits, due,
             )
         if k % self._field_every == 0:
             self._secrete_tissue_sources()

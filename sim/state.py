@@ -64,7 +64,7 @@ class NKPopulation(Population):
         "site": (np.int32, -1, ()), "state": (np.int8, NK_EMPTY, ()), "target": (np.int32, -1, ()),
         "timer": (np.float32, 0.0, ()), "route": (np.int8, 0, ()), "granules": (np.float32, 0.0, ()),
         "dr_left": (np.float32, 0.0, ()), "stims": (np.int32, 0, ()), "kills": (np.int32, 0, ()),
-        "divisions": (np.int32, 0, ()), "born_min": (np.float32, 0.0, ()), "direction": (np.float64, 0.0, (3,)),
+        "divisions": (np.int32, 0, ()), "born_min": (np.float32, 0.0, ()), "direction": (np.float32, 0.0, (3,)),
         "car": (np.float32, 0.0, ()), "memory": (np.int8, 0, ()),
     }
 

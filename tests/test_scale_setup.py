@@ -47,8 +47,10 @@ def test_tumor_capacity_reserve_is_the_due_divisions():
     t = m.tumor
     for _ in range(720):  # one day: several waves of divisions
         h = m.now_min + 100.0
-        due = (t.timer[: t.used] <= h) & (t.state[: t.used] == K.T_ALIVE)
-        assert K.due_divisions(t.used, t.state, t.timer, h) == int(due.sum())
+        due = (t.timer[: t.used] <= h) & (t.state[: t.used] != K.T_EMPTY)
+        order, n_live = K.due_cells(t.used, t.state, t.timer, h)
+        assert np.array_equal(order, np.flatnonzero(due))
+        assert n_live == int((due & (t.state[: t.used] == K.T_ALIVE)).sum())
         m.step()
         assert t.used <= t.capacity
     assert m.tumor_count() > 300 and t.capacity <= 2 * max(600, m.tumor_count())

@@ -190,7 +190,7 @@ def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
         if sc >= 0 and r.random() < p_attach:
             counters[C_CONJ] += 1
             j = occ[sc]
-            vt = voxel_of(sc, ny, nz, fy, fz, coarsen)
+            vt = voxel_of(sc, ny, nz, fy, fz, coarsen) if fnonzero[IFNG] else 0
             ifng_t = field_at(fvals, fbg, IFNG, vt, fnonzero)
             prob, route, path = conjugate_outcome(p, tgfb, ifng_t, t_antigen[j], t_mhc[j], t_ligand[j], t_coat[j],
                                                   exhausted, n_gran[i], n_dr[i], n_car[i])
@@ -239,37 +239,32 @@ def add_tumor_stats(tstats, vox_count, site, antigen, sign, shape, fshape, coars
 
 
 @njit(cache=True)
-def due_divisions(t_used, t_state, t_timer, horizon):
-    """Upper bound on the births of the next tumor step: live cells whose next event is due."""
+def due_cells(t_used, t_state, t_timer, horizon):
+    """The tumor slots whose next event (division, death, clearance) is due by `horizon`, in one pass,
+    and how many of them are live: an upper bound on the births of the tumor step."""
+    order = np.empty(t_used, np.uint32)  # pages are touched only as far as it is filled
     n = 0
+    n_live = 0
     for i in range(t_used):
-        if t_timer[i] <= horizon and t_state[i] == T_ALIVE:
+        if t_timer[i] <= horizon and t_state[i] != T_EMPTY:  # timer first: most cells are not due
+            order[n] = i
             n += 1
-    return n
+            if t_state[i] == T_ALIVE:
+                n_live += 1
+    return order[:n].copy(), n_live
 
 
 @njit(cache=True)
 def tumor_step(rng, now, dt, p, shape, fshape, coarsen, offsets, occ,
                t_used, t_site, t_antigen, t_mhc, t_ligand, t_coat, t_state, t_timer,
-               free_slots, n_free, fvals, fbg, tstats, vox_count, bits, alive_bits):
-    """Process due tumor events (division, death, clearance) in random order; returns (t_used, n_free).
-
-    Every write to `occ` is mirrored in the occupancy bitmap `bits`."""
+               free_slots, n_free, fvals, fbg, tstats, vox_count, bits, alive_bits, due):
+    """Process the due tumor events (`due`, from `due_cells`: division, death, clearance) in random
+    order; returns (t_used, n_free). Every write to `occ` is mirrored in the occupancy bitmap `bits`."""
     r = stream_from(rng)
     nx, ny, nz = shape
     fx, fy, fz = fshape
     horizon = now + dt
-    due = 0
-    for i in range(t_used):
-        if t_timer[i] <= horizon and t_state[i] != T_EMPTY:  # timer first: most cells are not due
-            due += 1
-    order = np.empty(due, np.int64)
-    due = 0
-    for i in range(t_used):
-        if t_timer[i] <= horizon and t_state[i] != T_EMPTY:  # timer first: most cells are not due
-            order[due] = i
-            due += 1
-    shuffled(r, order)
+    order = shuffled(r, due)
     for i in order:
         st = t_state[i]
         s = t_site[i]
