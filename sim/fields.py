@@ -67,8 +67,8 @@ class CytokineFields:
         self.values = np.zeros((nf, *self.shape))
         self.sources = np.zeros((nf, *self.shape))
         # per field: may it hold a non-zero value? Kept by step() and load_state_dict(); kernels skip
-        # the grid reads of a field that is identically zero. Call refresh_nonzero() after writing
-        # `values` directly.
+        # the grid reads of a field that is identically zero (the model re-checks the fields flagged
+        # zero before each NK step, so values written directly are never missed).
         self.nonzero = np.zeros(nf, dtype=np.bool_)
         self._axes = tuple(a for a, n in enumerate(self.shape) if n > 1)
         self._lam_1d = self._laplacian_eigenvalues()

@@ -429,6 +429,9 @@ class TumorImmuneModel(mesa.Model):
         f = self.fields
         fvals = f.values.reshape(len(FIELD_NAMES), -1)
         fsrc = f.sources.reshape(len(FIELD_NAMES), -1)
+        for q in range(len(FIELD_NAMES)):  # a field flagged zero that was written to directly is read again
+            if not f.nonzero[q] and fvals[q].any():
+                f.nonzero[q] = True
         nb, nd, live_before = K.nk_step(
             self.rng, self.now_min, self.p_nk, self.shape, self.fshape, c.domain.field_coarsen, self.offsets,
             self.centroid(), self.occ, t.antigen, t.mhc, t.ligand, t.coat, t.state, t.timer,

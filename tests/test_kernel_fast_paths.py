@@ -129,3 +129,20 @@ def test_nonzero_flags_follow_the_fields():
     assert not m.fields.nonzero.any()
     m.fields.load_state_dict(state)
     assert np.array_equal(m.fields.nonzero, state["values"].reshape(3, -1).any(axis=1))
+
+
+def test_a_field_written_directly_is_seen_by_the_next_nk_step():
+    """IL-15 put into the grid by hand (flag still 'zero') reaches the NK cells at once."""
+    cfg = {"domain": {"dims": 2, "size_um": [400.0, 400.0]}, "tumor": {"init": {"count": 50}},
+           "nk": {"dose": {"cells": 400}, "il15": {"mode": "none"}, "persistence": {"half_life_days": 0.05}},
+           "time": {"field_dt_min": 1000.0}}
+    deaths = []
+    for il15 in (0.0, 1000.0):
+        m = TumorImmuneModel(cfg, rng=9)
+        m.step()
+        assert not m.fields.nonzero[2]
+        m.fields.values[2] = il15  # IL-15 extends the half-life: fewer deaths when it is seen
+        for _ in range(20):
+            m.step()
+        deaths.append(int(m.counters[4]))
+    assert deaths[1] < 0.8 * deaths[0]

@@ -16,6 +16,7 @@ from .motility import hop, maybe_turn, moves_this_step, random_direction, turn_p
 from .params import IFNG, IL15, TGFB
 from .escape import daughter_antigen
 from .field_ops import field_at
+from .memory import prefetch
 from .persistence import (
     antigen_driven_division_probability, cell_half_life, death_probability, division_probability, either_probability,
 )
@@ -41,6 +42,7 @@ T_EMPTY = 3  # free slot
 S_LIVE, S_AGPOS, S_AGNEG, S_SX, S_SY, S_SZ, S_BIRTHS, S_DEATHS = 0, 1, 2, 3, 4, 5, 6, 7
 # counters layout: kills by route (CAR, innate, ADCC), NK births, NK deaths, conjugates, triggers
 C_KILL0, C_NKBIRTH, C_NKDEATH, C_CONJ, C_TRIG = 0, 3, 4, 5, 6
+AHEAD = 8  # the NK step prefetches the data of the cell AHEAD places on in its order (2·AHEAD: its slots)
 
 
 @njit(cache=True)
@@ -119,7 +121,36 @@ def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
     last_il15 = -1.0  # the death probability depends on the cell only through IL-15 and its half-life: reuse it
     last_t_half = -1.0
     p_die = 0.0
-    for i in order:
+    nv = fvals.shape[1]
+    plane = ny * nz
+    n_sites = nx * plane
+    for k in range(m):
+        # prefetch (results unchanged): the per-cell arrays of cell k + 2·AHEAD, then, its site now
+        # cached, the field voxels and live-tumor bitmap words around cell k + AHEAD
+        if k + 2 * AHEAD < m:
+            j = order[k + 2 * AHEAD]
+            prefetch(n_site, j)
+            prefetch(n_state, j)
+            prefetch(n_dir, 3 * j)
+            prefetch(n_mem, j)
+            prefetch(n_gran, j)
+            prefetch(n_timer, j)
+            prefetch(n_stims, j)
+            prefetch(n_divs, j)
+        if k + AHEAD < m:
+            sj = n_site[order[k + AHEAD]]
+            if need_voxel:
+                xj, yj, zj = site_coords(sj, ny, nz)
+                vj = (vx[xj] * fy + vy[yj]) * fz + vz[zj]
+                prefetch(fvals, TGFB * nv + vj)
+                prefetch(fvals, IL15 * nv + vj)
+                prefetch(fsrc, IL15 * nv + vj)
+            prefetch(alive_bits, sj >> 6)
+            if sj >= plane:
+                prefetch(alive_bits, (sj - plane) >> 6)
+            if sj + plane < n_sites:
+                prefetch(alive_bits, (sj + plane) >> 6)
+        i = order[k]
         s = n_site[i]
         x, y, z = site_coords(s, ny, nz)
         v = (vx[x] * fy + vy[y]) * fz + vz[z] if need_voxel else 0
