@@ -125,9 +125,11 @@ def execute_run(task: dict) -> dict:
                 raise RuntimeError("the runner wrote no summary.json/timeseries.parquet and returned no Result")
             _write_result(result, out)
         files = _collect(out)
-        return {"ok": True, "files": files, "wall_time_s": time.perf_counter() - t0, "worker": worker}
+        return {"ok": True, "files": files, "wall_time_s": time.perf_counter() - t0, "worker": worker,
+                "finished_at": time.time()}
     except Exception:
-        return {"ok": False, "error": traceback.format_exc(), "wall_time_s": time.perf_counter() - t0, "worker": worker}
+        return {"ok": False, "error": traceback.format_exc(), "wall_time_s": time.perf_counter() - t0, "worker": worker,
+                "finished_at": time.time()}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -391,6 +393,7 @@ class _State:
                 "errors": list(p.get("errors", [])),
                 "wall_time_s": p.get("wall_time_s"),
                 "worker": p.get("worker"),
+                "finished_at": p.get("finished_at"),  # Unix time the run ended on its worker
             }
         self.invocations = list(old.get("invocations", []))
 
@@ -517,6 +520,7 @@ def _execute(plan, state, out, todo, workers, scheduler, progress, runner, inv) 
             info["attempts"] += 1
             info["wall_time_s"] = rec.get("wall_time_s")
             info["worker"] = rec.get("worker")
+            info["finished_at"] = rec.get("finished_at")
             if rec["ok"]:
                 try:
                     rs = first[rid]
