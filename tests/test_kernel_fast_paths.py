@@ -146,3 +146,23 @@ def test_a_field_written_directly_is_seen_by_the_next_nk_step():
             m.step()
         deaths.append(int(m.counters[4]))
     assert deaths[1] < 0.8 * deaths[0]
+
+
+def test_cache_guard_drops_cached_kernels_when_a_kernel_source_changes(tmp_path, monkeypatch):
+    """nk_step inlines rules from other kernel modules, which Numba's own cache check misses."""
+    from pathlib import Path
+
+    from sim.kernels import cache_guard
+
+    monkeypatch.setattr(cache_guard._probe._cache, "_cache_path", str(tmp_path))
+    kernels = ["step.nk_step-90.py312.nbi", "step.nk_step-90.py312.1.nbc", "lattice.occupied-48.py312.nbi"]
+    for name in kernels + ["someone_else.f-1.py312.nbi"]:
+        (tmp_path / name).write_bytes(b"x")
+    assert cache_guard.guard() is True  # no stamp yet: drop
+    assert sorted(p.name for p in tmp_path.iterdir()) == [cache_guard.STAMP, "someone_else.f-1.py312.nbi"]
+    digest = cache_guard.source_hash(Path(cache_guard.__file__).parent)
+    assert (tmp_path / cache_guard.STAMP).read_text() == digest
+    (tmp_path / kernels[0]).write_bytes(b"x")
+    assert cache_guard.guard() is False and (tmp_path / kernels[0]).exists()  # sources unchanged: keep
+    (tmp_path / cache_guard.STAMP).write_text("an older kernel source")
+    assert cache_guard.guard() is True and not (tmp_path / kernels[0]).exists()
