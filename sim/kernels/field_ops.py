@@ -11,15 +11,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .lattice import voxel_of
+
 
 @njit(cache=True)
 def site_to_voxel(site, nx, ny, nz, fx, fy, fz, coarsen):
-    """Linear voxel index holding lattice site ``site``; the one mapping every kernel shares."""
-    k = site % nz
-    rest = site // nz
-    j = rest % ny
-    i = rest // ny
-    return ((i // coarsen) * fy + j // coarsen) * fz + k // coarsen
+    """Linear voxel index holding lattice site ``site`` (`lattice.voxel_of`, the one mapping every kernel shares)."""
+    return voxel_of(site, ny, nz, fy, fz, coarsen)
 
 
 @njit(cache=True)
