@@ -134,10 +134,11 @@ def scan_neighbours(rng, site, x, y, z, offsets, bits, flag, nx, ny, nz):
 
     An interior site with no such neighbour returns -1 after a row test and no random draw; interior
     sites also skip the domain-bound checks."""
-    inside = 0 < x < nx - 1 and 0 < y < ny - 1 and (nz == 1 or 0 < z < nz - 1)
+    k = offsets.shape[0]
+    # interior: every neighbour exists (a 3D neighbourhood, 26 offsets, needs z inside as well)
+    inside = 0 < x < nx - 1 and 0 < y < ny - 1 and (k == 8 or 0 < z < nz - 1)
     if inside and not any_neighbour_flagged(bits, flag, x, y, z, ny, nz):
         return -1
-    k = offsets.shape[0]
     start = uniform_index(rng, k)
     for t in range(k):
         u = start + t
