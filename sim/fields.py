@@ -67,8 +67,8 @@ class CytokineFields:
         self.values = np.zeros((nf, *self.shape))
         self.sources = np.zeros((nf, *self.shape))
         # per field: may it hold a non-zero value? Kept by step() and load_state_dict(); kernels skip
-        # the grid reads of a field that is identically zero (the model re-checks the fields flagged
-        # zero before each NK step, so values written directly are never missed).
+        # the grid reads of a field that is identically zero. Read it through nonzero_now(), which
+        # re-checks the fields flagged zero, so values written directly are never missed.
         self.nonzero = np.zeros(nf, dtype=np.bool_)
         self._axes = tuple(a for a, n in enumerate(self.shape) if n > 1)
         self._lam_1d = self._laplacian_eigenvalues()
@@ -168,6 +168,13 @@ class CytokineFields:
         self.values[...] = np.asarray(d["values"], dtype=np.float64)
         self.sources[...] = 0.0
         self.refresh_nonzero()
+
+    def nonzero_now(self) -> np.ndarray:
+        """`nonzero`, after re-checking the fields flagged zero (their values may have been written
+        directly); a True flag is always safe, it only means the grid is read."""
+        for f in np.flatnonzero(~self.nonzero):
+            self.nonzero[f] = self.values[f].any()
+        return self.nonzero
 
     def refresh_nonzero(self) -> None:
         """Recompute `nonzero` from `values` (after writing them other than through step())."""

@@ -429,16 +429,13 @@ class TumorImmuneModel(mesa.Model):
         f = self.fields
         fvals = f.values.reshape(len(FIELD_NAMES), -1)
         fsrc = f.sources.reshape(len(FIELD_NAMES), -1)
-        for q in range(len(FIELD_NAMES)):  # a field flagged zero that was written to directly is read again
-            if not f.nonzero[q] and fvals[q].any():
-                f.nonzero[q] = True
         nb, nd, live_before = K.nk_step(
             self.rng, self.now_min, self.p_nk, self.shape, self.fshape, c.domain.field_coarsen, self.offsets,
             self.centroid(), self.occ, t.antigen, t.mhc, t.ligand, t.coat, t.state, t.timer,
             nk.used, nk.site, nk.direction, nk.state, nk.target, nk.timer, nk.route, nk.granules, nk.dr_left,
             nk.stims, nk.kills, nk.divisions, fvals, f.background, fsrc, self.dt / (self._field_every * self.dt),
             self.counters, born, died, nk.car, nk.memory, self.occ_bits, t.site, self.alive_bits,
-            f.nonzero,
+            f.nonzero_now(),
         )
         self.nk_exposure_min += live_before * self.dt
         if nd:

@@ -104,6 +104,16 @@ def row_bits(bits, site):
 
 
 @njit(cache=True, inline='always')
+def row_flagged(bits, start, flag, centre):
+    """Whether a site of the 3-site row from `start` has its bit equal to `flag`; the middle site is
+    left out when the row runs through the centre of the neighbourhood (`centre`)."""
+    v = row_bits(bits, start)
+    if not flag:
+        v = ~v
+    return v & (5 if centre else 7) != 0
+
+
+@njit(cache=True, inline='always')
 def any_neighbour_flagged(bits, flag, x, y, z, ny, nz):
     """Whether any Moore neighbour of the interior site (x, y, z) has its bit equal to `flag`.
 
@@ -111,18 +121,12 @@ def any_neighbour_flagged(bits, flag, x, y, z, ny, nz):
     or 26 single bits), so a cell with nothing around it is dismissed at once."""
     if nz == 1:  # 2D: rows run along y
         for dx in range(-1, 2):
-            v = row_bits(bits, (x + dx) * ny + y - 1)
-            if not flag:
-                v = ~v
-            if v & (5 if dx == 0 else 7):  # the centre itself is not a neighbour
+            if row_flagged(bits, (x + dx) * ny + y - 1, flag, dx == 0):
                 return True
         return False
     for dx in range(-1, 2):  # 3D: rows run along z
         for dy in range(-1, 2):
-            v = row_bits(bits, ((x + dx) * ny + y + dy) * nz + z - 1)
-            if not flag:
-                v = ~v
-            if v & (5 if dx == 0 and dy == 0 else 7):
+            if row_flagged(bits, ((x + dx) * ny + y + dy) * nz + z - 1, flag, dx == 0 and dy == 0):
                 return True
     return False
 

@@ -4,7 +4,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .lattice import occupied
+from .lattice import neighbour_at, occupied
 from .rates import hazard_probability
 
 
@@ -75,12 +75,7 @@ def hop(rng, site, x, y, z, direction, centroid, bias, bits, nx, ny, nz):
     o2 = axis_step(rng.random() * m < abs(d2), d2) if nz > 1 else 0
     if o0 == 0 and o1 == 0 and o2 == 0:
         return site, x, y, z
-    x2 = x + o0
-    y2 = y + o1
-    z2 = z + o2
-    if x2 < 0 or x2 >= nx or y2 < 0 or y2 >= ny or z2 < 0 or z2 >= nz:
+    s2 = neighbour_at(x, y, z, (o0, o1, o2), nx, ny, nz)
+    if s2 < 0 or occupied(bits, s2):
         return -1, x, y, z
-    s2 = (x2 * ny + y2) * nz + z2
-    if occupied(bits, s2):
-        return -1, x, y, z
-    return s2, x2, y2, z2
+    return s2, x + o0, y + o1, z + o2

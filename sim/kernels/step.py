@@ -78,6 +78,13 @@ def conjugate_outcome(p, tgfb, ifng_at_target, antigen, mhc, ligand, coat, exhau
 
 
 @njit(cache=True, inline='always')
+def voxel_lookup(vx, vy, vz, x, y, z, fy, fz):
+    """`lattice.voxel_of` from coordinates and per-axis tables (vx = arange(nx) // coarsen, ...):
+    no integer division per cell."""
+    return (vx[x] * fy + vy[y]) * fz + vz[z]
+
+
+@njit(cache=True, inline='always')
 def doom_tumor(j, now, delay, t_state, t_timer, t_site, alive_bits):
     """Mark a tumor cell lethally hit; it dies after the apoptosis delay (and is no longer a target)."""
     set_occupied(alive_bits, t_site[j], False)
@@ -141,7 +148,7 @@ def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
             sj = n_site[order[k + AHEAD]]
             if need_voxel:
                 xj, yj, zj = site_coords(sj, ny, nz)
-                vj = (vx[xj] * fy + vy[yj]) * fz + vz[zj]
+                vj = voxel_lookup(vx, vy, vz, xj, yj, zj, fy, fz)
                 prefetch(fvals, TGFB * nv + vj)
                 prefetch(fvals, IL15 * nv + vj)
                 prefetch(fsrc, IL15 * nv + vj)
@@ -153,7 +160,7 @@ def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
         i = order[k]
         s = n_site[i]
         x, y, z = site_coords(s, ny, nz)
-        v = (vx[x] * fy + vy[y]) * fz + vz[z] if need_voxel else 0
+        v = voxel_lookup(vx, vy, vz, x, y, z, fy, fz) if need_voxel else 0
         tgfb = field_at(fvals, fbg, TGFB, v, fnonzero)
         il15 = field_at(fvals, fbg, IL15, v, fnonzero) + p.il15_autocrine
         # persistence
