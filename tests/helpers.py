@@ -17,6 +17,18 @@ STILL = {
 }
 
 
+def tiny_sweep_base(seed: int) -> dict:
+    """A 400-µm 2D scenario, 60 tumor cells and 20 CAR-NK for 6 h: one sweep member in well under a second."""
+    return {
+        "name": "tiny", "seed": seed,
+        "domain": {"dims": 2, "size_um": [400.0, 400.0]},
+        "time": {"days": 0.25, "output_every_h": 2.0, "snapshot_every_h": 0.0},
+        "tumor": {"init": {"count": 60}},
+        "nk": {"dose": {"cells": 20, "placement": "rim"}},
+        "output": {"snapshots": False, "figure": False},
+    }
+
+
 def deep_merge(a: dict, b: dict) -> dict:
     """Recursive dict merge (b wins)."""
     out = dict(a)

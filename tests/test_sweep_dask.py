@@ -13,14 +13,11 @@ import yaml
 
 from sim.sweep import run_sweep
 
+from helpers import tiny_sweep_base
+
 BIN = Path(sys.executable).parent
 BASE = {
-    "name": "tiny", "seed": 3,
-    "domain": {"dims": 2, "size_um": [400.0, 400.0]},
-    "time": {"days": 0.25, "output_every_h": 2.0, "snapshot_every_h": 0.0},
-    "tumor": {"init": {"count": 60}},
-    "nk": {"dose": {"cells": 20, "placement": "rim"}},
-    "output": {"snapshots": False, "figure": False},
+    **tiny_sweep_base(seed=3),
     "sweep": {"parameters": {"nk.il15.mode": ["none", "secreted"], "nk.persistence.half_life_days": [2.0, 9.0]},
               "replicates": 2},
 }

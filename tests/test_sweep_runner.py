@@ -19,15 +19,10 @@ from sim.sweep.runner import is_done
 from sim.sweep.spec import load_sweep
 from sim.sweep.testing import FakeRunner
 
+from helpers import tiny_sweep_base
+
 ROOT = Path(__file__).resolve().parents[1]
-BASE = {
-    "name": "tiny", "seed": 7,
-    "domain": {"dims": 2, "size_um": [400.0, 400.0]},
-    "time": {"days": 0.25, "output_every_h": 2.0, "snapshot_every_h": 0.0},
-    "tumor": {"init": {"count": 60}},
-    "nk": {"dose": {"cells": 20, "placement": "rim"}},
-    "output": {"snapshots": False, "figure": False},
-}
+BASE = tiny_sweep_base(seed=7)
 
 
 def write(tmp_path: Path, sweep: dict, name: str = "s.yaml", base: dict | None = None) -> Path:
