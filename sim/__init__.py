@@ -7,14 +7,14 @@ __version__ = "0.1.0"
 
 def __getattr__(name):
     # Lazy: `import sim` stays cheap, and kernels compile only when a model is used.
-    if name in ("run", "Result", "warm_up"):
+    if name in ("run", "run_arms", "Result", "warm_up"):
         from . import api
 
         return getattr(api, name)
-    if name in ("load_scenario", "Scenario", "ScenarioError"):
-        from . import config
+    if name in ("load_scenario", "resolve", "Scenario", "ScenarioError"):
+        from . import scenario
 
-        return getattr(config, name)
+        return getattr(scenario, name)
     if name == "TumorImmuneModel":
         from .model import TumorImmuneModel
 

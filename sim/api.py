@@ -1,4 +1,4 @@
-"""Python API mirroring the CLI: `load_scenario(path)` and `run(scenario) -> Result`."""
+"""Python API mirroring the CLI: `load_scenario(path)`, `run(scenario) -> Result`, `run_arms`."""
 from __future__ import annotations
 
 import time
@@ -6,23 +6,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from . import __version__
 from . import checkpoint as ckpt
-from .config import Scenario, ScenarioError, coerce, load_scenario  # noqa: F401  (re-exported)
 from .metrics import outcome_metrics
-from .model import MIN_PER_DAY, TumorImmuneModel
-from .therapy import resolve_product
-from .output import atomic_dir, write_run
+from .model import TumorImmuneModel
+from .output import TIMESERIES_COLUMNS, atomic_dir, write_run
+from .provenance import provenance
+from .scenario import Scenario, ScenarioError, coerce, load_scenario  # noqa: F401  (re-exported)
+from .scenario.resolve import arm_effectives, resolve
 from .therapy.companions import therapy_metrics
-
-TIMESERIES_COLUMNS = [
-    "time_h", "tumor", "tumor_ag_pos", "tumor_ag_neg", "nk_live", "nk_exhausted",
-    "kills_car", "kills_innate", "kills_adcc", "mean_ifng_ng_ml", "mean_tgfb_ng_ml", "mean_il15_ng_ml",
-    "nk_blood",
-]
+from .units import MIN_PER_DAY
+from .wellmixed import WellMixedModel
 
 
 @dataclass
@@ -42,7 +37,7 @@ class Result:
 def timeseries_frame(model: TumorImmuneModel) -> pd.DataFrame:
     """The DataCollector's model variables with integer columns typed as integers."""
     df = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
-    df = df[TIMESERIES_COLUMNS + [c for c in df.columns if c not in TIMESERIES_COLUMNS]]  # + therapy columns
+    df = df[list(TIMESERIES_COLUMNS) + [c for c in df.columns if c not in TIMESERIES_COLUMNS]]  # + therapy columns
     for c in TIMESERIES_COLUMNS:
         if c not in ("time_h",) and not c.startswith("mean_"):
             df[c] = df[c].astype("int64")
@@ -52,31 +47,31 @@ def timeseries_frame(model: TumorImmuneModel) -> pd.DataFrame:
 def run(scenario: Any, seed: int | None = None, out: str | Path | None = None, progress: bool = False,
         days: float | None = None, overrides: dict | None = None,
         checkpoint: str | Path | None = None, checkpoint_every_h: float | None = None) -> Result:
-    """Run a scenario (Scenario, dict or YAML path) and return its Result; write it to `out` if given.
+    """Run a scenario (YAML path, dict, Scenario or resolved Effective) and return its Result; write it to
+    `out` if given. `seed`, `days` and `overrides` are layers of the one resolution step (`resolve`).
 
     With `checkpoint`, the state is saved there every `checkpoint_every_h` simulated hours, and a run
     whose checkpoint already exists resumes from it (bit-identical to an uninterrupted run).
     """
-    cfg = coerce(scenario, overrides)
-    if seed is None:
-        seed = cfg.seed
-    cfg = cfg.model_copy(update={"seed": int(seed)})
-    days = cfg.time.days if days is None else float(days)
+    eff = resolve(scenario, overrides)
+    run_layer = {k: v for k, v in (("seed", None if seed is None else int(seed)),
+                                   ("time.days", None if days is None else float(days))) if v is not None}
+    eff = eff.with_layer("run", run_layer)
+    cfg = eff.scenario
+    seed, days = cfg.seed, cfg.time.days
     t0 = time.perf_counter()
     snap_every = cfg.time.snapshot_every_h * 60.0 if cfg.output.snapshots and cfg.time.snapshot_every_h > 0 else None
     if checkpoint is not None and cfg.domain.space == "well_mixed":
         raise ScenarioError("domain.space", "checkpoints cover the lattice model only; well-mixed runs take seconds, run them without one")
     if checkpoint is not None and Path(checkpoint).exists():
         model, snaps = ckpt.load(checkpoint)
-        if model.config != resolve_product(cfg):
+        if model.config.model_dump() != cfg.model_dump():
             raise ScenarioError("", f"checkpoint {checkpoint} was written for a different scenario or seed; delete it to start afresh")
     elif cfg.domain.space == "well_mixed":
-        from .wellmixed import WellMixedModel
-
-        model = WellMixedModel(cfg, rng=int(seed))
+        model = WellMixedModel(eff, rng=seed)
         snaps = []  # no positions to snapshot
     else:
-        model = TumorImmuneModel(cfg, rng=int(seed))
+        model = TumorImmuneModel(eff, rng=seed)
         snaps = [model.snapshot()] if snap_every else []
     n_steps = int(round(days * MIN_PER_DAY / model.dt))
     done = int(round(model.now_min / model.dt))
@@ -102,10 +97,11 @@ def run(scenario: Any, seed: int | None = None, out: str | Path | None = None, p
         bar.close()
     ts = timeseries_frame(model)
     summary = {
-        "scenario": model.config.model_dump(mode="json"),  # with product presets resolved
+        "scenario": cfg.model_dump(mode="json"),  # the effective scenario (presets, rules and overrides applied)
+        "origins": eff.provenance(),  # where every non-default value came from: user, preset:<p>, arm:<a>, sweep, run
         "seed": int(seed),
-        "version": __version__,
         "days": days,
+        **provenance(),  # nksim version, git commit, library versions, platform
         "wall_time_s": time.perf_counter() - t0,
         "metrics": {**outcome_metrics(ts, model.kills_per_nk(), model.observed_nk_half_life_days()),
                     **therapy_metrics(model)},  # + toxicity indices, GvHD flag, chemo (sim/therapy/companions.py)
@@ -127,14 +123,13 @@ def run_arms(scenario: Any, seed: int | None = None, out: str | Path | None = No
              days: float | None = None, overrides: dict | None = None) -> dict[str, Result]:
     """Run every arm of a scenario (`arms:`) with the same seed, so the tumors start identical.
 
-    Each arm is written to `out/<arm>/`; with `out`, a side-by-side figure goes to `out/compare.png`."""
-    from .config import arm_scenarios
-
-    cfg = coerce(scenario, overrides)
-    seed = cfg.seed if seed is None else int(seed)
+    Each arm is the scenario's document with the arm's `set` as one more resolution layer, so an arm
+    runs exactly what the same overrides give when run alone. Each arm is written to `out/<arm>/`;
+    with `out`, a side-by-side figure goes to `out/compare.png`."""
+    eff = resolve(scenario, overrides)
     results = {}
-    for name, arm_cfg in arm_scenarios(cfg):
-        results[name] = run(arm_cfg, seed=seed, out=None if out is None else Path(out) / name, progress=progress, days=days)
+    for name, arm_eff in arm_effectives(eff):
+        results[name] = run(arm_eff, seed=seed, out=None if out is None else Path(out) / name, progress=progress, days=days)
     if out is not None:
         from .compare import write_comparison
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import api
-from .config import load_scenario
+from .scenario import load_scenario
 from .output import write_json_atomic
 
 SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "invitro_cytotoxicity.yaml"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Scenario
+from .scenario.resolve import Effective, resolve
 
 _ARRAYS = ("occ", "vox_tumor", "vox_stroma", "tstats", "counters")
 
@@ -33,6 +33,8 @@ def save(model, path: str | Path, snapshots: list[dict] | None = None) -> None:
             arrays[f"snap{i}__{k}"] = np.asarray(v)
     meta = {
         "config": model.config.model_dump(mode="json"),
+        "document": model.effective.document,  # what the user wrote + its override layers: resolved again on load
+        "layers": [list(layer) for layer in model.effective.layers],
         "seed": model.seed,
         "now_min": model.now_min,
         "steps": model.steps,
@@ -61,9 +63,11 @@ def load(path: str | Path):
     with np.load(path, allow_pickle=False) as z:
         data = {k: z[k] for k in z.files}
     meta = json.loads(bytes(data.pop("meta")).decode())
-    cfg = Scenario.model_validate(meta["config"])
-    model = TumorImmuneModel(cfg.model_copy(update={"nk": cfg.nk.model_copy(update={"dose": cfg.nk.dose.model_copy(update={"cells": 0})})}), rng=meta["seed"])
-    model.config = cfg
+    eff: Effective = resolve(meta["document"])
+    for origin, overrides in meta["layers"]:
+        eff = eff.with_layer(origin, overrides)
+    model = TumorImmuneModel(eff.with_layer("checkpoint", {"nk.dose.cells": 0}), rng=meta["seed"])  # cells come from the arrays
+    model.config, model.effective = eff.scenario, eff
     for k in _ARRAYS:
         getattr(model, k)[...] = data[f"m_{k}"]
 

@@ -8,12 +8,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import ScenarioError
+from .scenario import ScenarioError
 
 
 def _cmd_run(args) -> int:
     from . import api
-    from .config import load_scenario
+    from .scenario import load_scenario
 
     cfg = load_scenario(args.scenario)
     out = Path(args.out) if args.out else Path("results") / cfg.name
@@ -43,9 +43,12 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_check(args) -> int:
-    from .config import load_scenario
+    from .scenario import resolve
 
-    cfg = load_scenario(args.scenario)
+    eff = resolve(Path(args.scenario))
+    cfg = eff.scenario
+    if args.explain:
+        _print_explain(eff)
     shape = cfg.domain.lattice_shape()
     if cfg.domain.space == "well_mixed":
         print(f"ok: {args.scenario} ({cfg.name}: well-mixed, Ω = {cfg.wellmixed.omega:g}, {cfg.time.days} days)")
@@ -54,8 +57,24 @@ def _cmd_check(args) -> int:
     return 0
 
 
+def _print_explain(eff) -> None:
+    """Every effective value with its origin (user, preset:<p>, rule:<r>, arm:<a>, default), then each arm's changes."""
+    from .scenario import arm_effectives
+
+    rows = eff.explain()
+    w = max(len(p) for p, _, _ in rows)
+    for path, value, origin in rows:
+        print(f"{path:<{w}}  {value!r:<24}  {origin}")
+    for name, arm in arm_effectives(eff):
+        base = dict((p, v) for p, v, _ in rows)
+        diff = [(p, v, o) for p, v, o in arm.explain() if p != "arms" and base.get(p) != v]
+        print(f"\narm {name}: {len(diff)} values differ from the base scenario")
+        for path, value, origin in diff:
+            print(f"  {path:<{w}}  {value!r:<24}  {origin}")
+
+
 def _cmd_params(args) -> int:
-    from .config import parameter_table_markdown
+    from .scenario import parameter_table_markdown
 
     text = parameter_table_markdown()
     if args.out:
@@ -108,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_run)
     c = sub.add_parser("check", help="validate a scenario without running it")
     c.add_argument("scenario")
+    c.add_argument("--explain", action="store_true",
+                   help="print every effective value and where it came from (user, preset, rule, arm, default)")
     c.set_defaults(func=_cmd_check)
     pr = sub.add_parser("params", help="print the parameter table (Markdown)")
     pr.add_argument("--out")

@@ -4,6 +4,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+#: Every key of `outcome_metrics` (tests/test_metrics_registry.py keeps the two in step).
+OUTCOME_METRICS = (
+    "tumor_initial", "tumor_final", "tumor_reduction", "nadir", "nadir_time_h", "eradicated",
+    "nk_initial", "nk_final", "nk_half_life_days_observed",
+    "kills_car", "kills_innate", "kills_adcc", "kills_per_nk_mean", "kills_per_nk_max", "fraction_nk_no_kill",
+    "kills_per_nk_hist",
+)
+#: List-valued metrics (list columns in sweep tables; no sensitivity indices).
+LIST_METRICS = ("kills_per_nk_hist",)
+
 
 def outcome_metrics(ts: pd.DataFrame, kills_per_nk: np.ndarray, nk_half_life_days: float | None) -> dict:
     """Tumor reduction, nadir, eradication, NK persistence and the kills-per-NK distribution."""

@@ -12,7 +12,7 @@ import mesa
 from mesa.agent import AgentSet
 import numpy as np
 
-from . import config as cfgmod
+from . import scenario as cfgmod
 from .agents import CARNKCell, CARTCell, TumorCell
 from .agents.tumor import TumorCellSet
 from .fields import CytokineFields
@@ -20,9 +20,10 @@ from .kernels import step as K
 from .kernels.lattice import moore_offsets, occupancy_bits, pack_alive, pack_occupancy
 from .kernels.params import FIELD_NAMES, IFNG, IL15, TGFB, NKParams, TumorParams
 from .state import NKPopulation, TumorPopulation
-from .therapy import Therapy, resolve_product
+from .scenario.resolve import resolve
+from .therapy import Therapy
+from .units import MIN_PER_DAY
 
-MIN_PER_DAY = 1440.0
 
 
 def lognormal_levels(rng: np.random.Generator, n: int, mean: float, cv: float) -> np.ndarray:
@@ -98,7 +99,8 @@ class TumorImmuneModel(mesa.Model):
     def __init__(self, config: Any = None, *, rng: Any = None, seed: Any = None, scenario: Any = None, **overrides: Any):
         if scenario is not None and not hasattr(scenario, "rng"):
             config, scenario = scenario, None  # our scenario, not a mesa.experimental Scenario
-        cfg = resolve_product(cfgmod.coerce(config, overrides))  # product presets → nk.* (explicit values win)
+        self.effective = resolve(config, overrides)  # the one resolution step (presets, rules, overrides)
+        cfg = self.effective.scenario
         if cfg.domain.space == "well_mixed":
             raise cfgmod.ScenarioError("domain.space", "well_mixed has no lattice: use sim.wellmixed.WellMixedModel (sim.api.run picks it)")
         if rng is None and seed is None:

@@ -12,6 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+#: The columns every run's timeseries.parquet starts with (therapy and modulator columns follow).
+TIMESERIES_COLUMNS = (
+    "time_h", "tumor", "tumor_ag_pos", "tumor_ag_neg", "nk_live", "nk_exhausted",
+    "kills_car", "kills_innate", "kills_adcc", "mean_ifng_ng_ml", "mean_tgfb_ng_ml", "mean_il15_ng_ml",
+    "nk_blood",
+)
+
 
 @contextmanager
 def atomic_dir(final: str | Path):

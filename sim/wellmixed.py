@@ -17,11 +17,12 @@ from typing import Any
 import mesa
 import numpy as np
 
-from . import config as cfgmod
+from . import scenario as cfgmod
 from .kernels.rates import LN2
 from .kernels.wellmixed import WellMixedParams, mass_action_probabilities, wellmixed_step
+from .output import TIMESERIES_COLUMNS
+from .units import MIN_PER_DAY
 
-MIN_PER_DAY = 1440.0
 
 
 def wellmixed_params(c: cfgmod.Scenario) -> WellMixedParams:
@@ -73,8 +74,6 @@ class WellMixedModel(mesa.Model):
     def reporters(self) -> dict:
         """The lattice model's time-series columns; those without a well-mixed meaning (antigen loss,
         exhaustion, fields, blood) are 0."""
-        from .api import TIMESERIES_COLUMNS
-
         own = {
             "time_h": lambda m: m.now_min / 60.0,
             "tumor": lambda m: m.n_tumor,

@@ -54,7 +54,7 @@ def test_mapping_reduces_to_the_ode_terms():
 def test_wellmixed_run_writes_the_standard_columns(tmp_path):
     """`sim.api.run` dispatches on domain.space and writes the lattice model's outputs."""
     res = api.run("scenarios/kuznetsov_wellmixed.yaml", days=5, out=tmp_path / "wm")
-    assert list(res.timeseries.columns) == api.TIMESERIES_COLUMNS
+    assert list(res.timeseries.columns) == list(api.TIMESERIES_COLUMNS)
     assert res.timeseries["tumor"].iloc[0] == 1000 and res.timeseries["nk_live"].iloc[0] == 320
     assert (tmp_path / "wm" / "timeseries.parquet").is_file()
     again = api.run("scenarios/kuznetsov_wellmixed.yaml", days=5)

@@ -15,7 +15,7 @@ from sim.kernels import step as K
 from sim.model import TumorImmuneModel
 from sim.therapy.blood import B, E, O, X, BloodCompartment
 from sim.therapy.dosing import lymphodepletion_il15, superagonist_il15
-from sim.therapy.presets import COSTIM, PRODUCTS
+from sim.scenario.presets import COSTIM, PRODUCTS
 from sim.therapy.products import cold_chain_factors
 
 ROOT = Path(__file__).resolve().parents[1]

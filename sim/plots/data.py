@@ -97,7 +97,7 @@ def load_results(path: str | Path) -> Results:
 @lru_cache(maxsize=1)
 def _units() -> dict[str, str]:
     try:
-        from sim.config import parameter_rows
+        from sim.scenario import parameter_rows
 
         return {r["path"]: r["unit"] for r in parameter_rows()}
     except Exception:  # pragma: no cover - plots must not depend on the schema being importable

@@ -19,7 +19,7 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def cli_sweep(args: argparse.Namespace) -> int:
     """Run a sweep from parsed arguments: 0 = all runs done, 1 = some failed, 2 = bad input."""
-    from sim.config import ScenarioError
+    from sim.scenario import ScenarioError
 
     from .runner import SweepError, run_sweep
 

@@ -27,6 +27,8 @@ from typing import Any, Callable
 import numpy as np
 
 from sim.output import read_parquet
+from sim.provenance import provenance
+from sim.scenario.resolve import resolve
 
 from .spec import LIST_METRICS, Plan, load_sweep
 
@@ -114,9 +116,7 @@ def execute_run(task: dict) -> dict:
     worker = f"{socket.gethostname()}:{os.getpid()}"
     tmp = Path(tempfile.mkdtemp(prefix=f"nksim-{task['run_id']}-"))
     try:
-        from sim.config import validate
-
-        scenario = validate(task["scenario"])
+        scenario = resolve(task["document"], task["layer"], "sweep").scenario  # the one resolution step
         runner = task.get("runner") or _default_runner()
         out = tmp / "run"
         result = runner(scenario, seed=task["seed"], out=out, progress=False)
@@ -212,15 +212,6 @@ def _locked(out: Path):
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _version() -> str:
-    try:
-        import sim
-
-        return str(getattr(sim, "__version__", "unknown"))
-    except Exception:  # pragma: no cover
-        return "unknown"
 
 
 def default_out(spec_path: str | Path) -> Path:
@@ -416,7 +407,8 @@ class _State:
                 i["status"] = "running"
             runs.append({"run_id": rs.run_id, "point": rs.point, "replicate": rs.replicate, "seed": rs.seed, **i})
         m = {
-            "nksim_version": _version(),
+            "nksim_version": provenance()["version"],
+            "provenance": provenance(),  # version, git commit, library versions, platform
             "status": status,
             "spec_file": str(plan.spec_path),
             "base_scenario": str(plan.base_path),
@@ -495,7 +487,8 @@ def _execute(plan, state, out, todo, workers, scheduler, progress, runner, inv) 
         first.setdefault(rs.run_id, rs)
     def task_for(rid: str, attempt: int) -> dict:
         rs = first[rid]
-        return {"run_id": rid, "scenario": plan.scenarios[rs.point], "seed": rs.seed, "attempt": attempt, "runner": runner}
+        return {"run_id": rid, "document": plan.document, "layer": plan.layers[rs.point], "seed": rs.seed,
+                "attempt": attempt, "runner": runner}
 
     ex: Any = None
     bar = None
@@ -626,7 +619,10 @@ def write_outputs(plan: Plan, out: Path) -> tuple[list[Path], dict]:
     }
     for p in names:
         cols[p] = pd.Series([plan.overrides[r.point][p] for r, _ in rows], dtype=_PARAM_DTYPES[plan.param_kinds[p]])
+    asked = plan.spec.metrics is not None
     for m in plan.metrics:
+        if not asked and rows and all(m not in mm for _, mm in rows):
+            continue  # a metric of a component this sweep does not use (e.g. chemo counters)
         if m in LIST_METRICS:
             cols[m] = pd.Series([list(map(int, mm.get(m) or [])) for _, mm in rows], dtype="object")
         else:
@@ -671,7 +667,7 @@ def sensitivity(plan: Plan, summary) -> tuple[Any, dict]:
     rows = []
     seed = plan.seed % (2**32)
     for m in plan.metrics:
-        if m in LIST_METRICS:
+        if m in LIST_METRICS or m not in summary:
             continue
         y = pd.to_numeric(summary[m].astype("float64"), errors="coerce")
         Y = y.groupby(summary["point"]).mean().reindex(range(n_points)).to_numpy(dtype=float)

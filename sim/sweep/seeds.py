@@ -55,7 +55,11 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(_canon(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-def run_id(base: dict, overrides: dict[str, Any], seed: int) -> str:
-    """Content hash of (resolved base scenario, resolved overrides, seed): 16 hex chars of sha256."""
-    text = canonical_json({"base": base, "overrides": overrides, "seed": int(seed)})
+def run_id(scenario: dict, overrides: dict[str, Any], seed: int) -> str:
+    """Content hash of (effective scenario, overrides, seed, engine version): 16 hex chars of sha256.
+
+    The engine version is part of the hash, so results of an older nksim are never reused as current."""
+    from sim.provenance import ENGINE
+
+    text = canonical_json({"base": scenario, "overrides": overrides, "seed": int(seed), "engine": ENGINE})
     return hashlib.sha256(text.encode("ascii")).hexdigest()[:16]

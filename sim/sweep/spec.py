@@ -13,20 +13,18 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
-from sim.config import ScenarioError, apply_overrides, load_raw, validate
+from sim.scenario import ScenarioError, apply_overrides, load_raw
+from sim.metrics import LIST_METRICS, OUTCOME_METRICS  # noqa: F401  (LIST_METRICS re-exported)
+from sim.scenario.resolve import resolve
+from sim.therapy.companions import THERAPY_STATS
+from sim.therapy.toxicity import RISK_METRICS
 
 from .designs import SAMPLING_DESIGNS, Design, Range, make_design
 from .seeds import design_seed, replicate_seeds, run_id
 
-#: Scalar metrics of Result.summary["metrics"] (one column each in summary.parquet).
-SCALAR_METRICS = (
-    "tumor_initial", "tumor_final", "tumor_reduction", "nadir", "nadir_time_h", "eradicated",
-    "nk_initial", "nk_final", "nk_half_life_days_observed",
-    "kills_car", "kills_innate", "kills_adcc", "kills_per_nk_mean", "kills_per_nk_max", "fraction_nk_no_kill",
-)
-#: List-valued metrics (stored as list columns; no sensitivity indices).
-LIST_METRICS = ("kills_per_nk_hist",)
-KNOWN_METRICS = SCALAR_METRICS + LIST_METRICS
+#: Every metric a run's summary.json can hold: outcome metrics, toxicity indices, therapy counters.
+#: Taken from the modules that compute them, so a new metric can be swept without editing this file.
+KNOWN_METRICS = OUTCOME_METRICS + RISK_METRICS + THERAPY_STATS
 
 Scalar = Union[bool, int, float, str]
 
@@ -98,7 +96,9 @@ class Plan:
     seeds: list[int]
     metrics: list[str]
     overrides: list[dict[str, Any]]
-    scenarios: list[dict]
+    scenarios: list[dict]  # effective scenario of each point (resolved once, by sim.scenario.resolve)
+    document: dict  # the base scenario as written (sparse): workers resolve document + point layer
+    layers: list[dict]  # per point: the constant overrides plus the point's values (origin "sweep")
     runs: list[RunSpec]
     param_kinds: dict[str, str] = field(default_factory=dict)
 
@@ -221,13 +221,14 @@ def _plan(spec_path: Path, base_path: Path, spec: SweepSpec, base_raw: dict, pre
             apply_overrides(base_raw, {p: spec.overrides[p]})
         except ScenarioError as e:
             raise _err(prefix, ("overrides", p), e.detail, src) from None
-    base = validate(base_raw).model_dump()  # errors in the base name its own file and line
+    base = resolve(base_raw).scenario.model_dump()  # errors in the base name its own file and line
     raw = apply_overrides(base_raw, spec.overrides)
+    document = {k: v for k, v in base_raw.items() if k != "__source__"}
     if spec.overrides:
         try:
-            base = validate(raw).model_dump()
+            base = resolve(document, spec.overrides, "sweep").scenario.model_dump()
         except ScenarioError as e:
-            raise _err(prefix, ("overrides", e.path), e.detail, src) from None
+            raise _err(prefix, ("overrides", e.path.split(" ")[0]), e.detail.split(" (in the sweep")[0], src) from None
 
     # Design shape checks.
     ranges: dict[str, Range] = {}
@@ -273,20 +274,23 @@ def _plan(spec_path: Path, base_path: Path, spec: SweepSpec, base_raw: dict, pre
         design = make_design(spec.design, {p: list(v) for p, v in spec.parameters.items()})
 
     # Resolve and validate every point: run ids hash the resolved (typed) values.
-    overrides, scenarios = [], []
+    overrides, scenarios, layers = [], [], []
     for i, point in enumerate(design.points):
+        layer = {**spec.overrides, **point}
         try:
-            sc = validate(apply_overrides(raw, point)).model_dump()
+            sc = resolve(document, layer, "sweep").scenario.model_dump()
         except ScenarioError as e:
+            detail = e.detail.replace(" (in the sweep overrides)", "")
             where = ("parameters", e.path) if e.path in point else ("parameters",)
-            raise _err(prefix, where, f"{e.detail} (design point {i}: {point})", src) from None
+            raise _err(prefix, where, f"{detail} (design point {i}: {point})", src) from None
         overrides.append({p: _get(sc, p) for p in point})
         scenarios.append(sc)
+        layers.append(layer)
     seeds = replicate_seeds(seed, spec.replicates)
     runs = [
-        RunSpec(i, r, seeds[r], run_id(base, overrides[i], seeds[r]))
+        RunSpec(i, r, seeds[r], run_id(scenarios[i], overrides[i], seeds[r]))
         for i in range(len(design.points))
         for r in range(spec.replicates)
     ]
     kinds = {p: _kind([o[p] for o in overrides]) for p in design.names}
-    return Plan(spec_path, base_path, spec, base, design, seed, seeds, metrics, overrides, scenarios, runs, kinds)
+    return Plan(spec_path, base_path, spec, base, design, seed, seeds, metrics, overrides, scenarios, document, layers, runs, kinds)

@@ -18,10 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-TIMESERIES_COLUMNS = (
-    "time_h", "tumor", "tumor_ag_pos", "tumor_ag_neg", "nk_live", "nk_exhausted",
-    "kills_car", "kills_innate", "kills_adcc", "mean_ifng_ng_ml", "mean_tgfb_ng_ml", "mean_il15_ng_ml",
-)
+from sim.output import TIMESERIES_COLUMNS
 
 
 @dataclass
@@ -58,7 +55,7 @@ class FakeRunner:
 
     def __call__(self, scenario: Any, seed: int | None = None, out: str | Path | None = None,
                  progress: bool = False, days: float | None = None) -> FakeResult:
-        from sim.config import coerce
+        from sim.scenario import coerce
 
         sc = coerce(scenario).model_dump()
         if days is not None:
@@ -120,7 +117,7 @@ def simulate(sc: dict, seed: int) -> tuple[pd.DataFrame, dict, list[dict]]:
     steps_per_out = max(1, int(round(every / dt)))
     for j in range(n_out):
         T = pos + negc
-        rows.append((j * every, T, pos, negc, nk, exh, kc, ki, ka, 0.05 * kc / max(1.0, j * every + 1), 2e-4 * T, (1e-4 * nk if il15 else 0.0)))
+        rows.append((j * every, T, pos, negc, nk, exh, kc, ki, ka, 0.05 * kc / max(1.0, j * every + 1), 2e-4 * T, (1e-4 * nk if il15 else 0.0), 0))  # nk_blood: no dosing here
         if j == n_out - 1:
             break
         for _ in range(steps_per_out):
@@ -145,7 +142,7 @@ def simulate(sc: dict, seed: int) -> tuple[pd.DataFrame, dict, list[dict]]:
             nk += rng.poisson(prolif * nk * dt) - rng.binomial(int(nk), min(death * dt, 1.0))
             exh = min(nk, exh + rng.binomial(int(max(nk - exh, 0)), min(0.002 * dt, 1.0)))
     ts = pd.DataFrame(rows, columns=list(TIMESERIES_COLUMNS))
-    for c in ("tumor", "tumor_ag_pos", "tumor_ag_neg", "nk_live", "nk_exhausted", "kills_car", "kills_innate", "kills_adcc"):
+    for c in ("tumor", "tumor_ag_pos", "tumor_ag_neg", "nk_live", "nk_exhausted", "kills_car", "kills_innate", "kills_adcc", "nk_blood"):
         ts[c] = ts[c].astype("int64")
 
     tumor = ts["tumor"].to_numpy()
@@ -177,7 +174,7 @@ def simulate(sc: dict, seed: int) -> tuple[pd.DataFrame, dict, list[dict]]:
 
 def _snapshots(sc: dict, ts: pd.DataFrame, every_h: float, rng: np.random.Generator) -> list[dict]:
     """Synthetic spatial snapshots in the engine's npz layout: a nodule, NK around it, two fields."""
-    from sim.config import Domain
+    from sim.scenario import Domain
 
     dom = Domain(**sc["domain"])
     shape = np.array(dom.lattice_shape())

@@ -1,7 +1,7 @@
 """Calibrate the CRS/ICANS E50s to JULIET (Schuster 2019, literature.md §6) on the CAR-T arm of a scenario.
 
 `python -m sim.therapy.calibrate [scenario] [n_seeds]` runs the arm over seeds, takes the geometric-mean
-exposure E*, and solves Φ((ln E* − ln E50)/σ) = target rate for each E50 (the values in sim/config.py)."""
+exposure E*, and solves Φ((ln E* − ln E50)/σ) = target rate for each E50 (the values in sim/scenario/comparator.py)."""
 from __future__ import annotations
 
 import math
@@ -21,7 +21,7 @@ def e50_for(exposure: float, rate: float, sd: float) -> float:
 def calibrate(scenario: str = "scenarios/cd19_carnk_vs_cart.yaml", n_seeds: int = 5, arm: str = "cart") -> dict:
     """Exposures of the arm over seeds and the E50s that reproduce JULIET at their geometric mean."""
     from ..api import run
-    from ..config import arm_scenarios, load_scenario
+    from ..scenario import arm_scenarios, load_scenario
 
     cfg = dict(arm_scenarios(load_scenario(scenario)))[arm]
     cfg = cfg.model_copy(update={"output": cfg.output.model_copy(update={"snapshots": False, "figure": False})})

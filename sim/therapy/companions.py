@@ -16,6 +16,10 @@ def install(model) -> None:
     toxicity.install(model)
 
 
+#: Counters the therapy components write into therapy_state["stats"] (only when that component is used).
+THERAPY_STATS = ("antigen_low_cells_initial", "chemo_tumor_kills", "chemo_nk_depleted")
+
+
 def therapy_metrics(model) -> dict:
     """Run-level therapy metrics (toxicity indices, GvHD flag, chemo kills) for the summary."""
     from . import toxicity

@@ -16,10 +16,9 @@ from ..kernels.params import IL15
 from ..kernels.step import NK_EMPTY
 from .blood import BloodCompartment
 from .products import draw_lot
+from ..units import LN2, MIN_PER_DAY
 
-MIN_PER_DAY = 1440.0
-LN2 = math.log(2.0)
-INFILTRATION_PER_DAY = {"disseminated": 0.5, "solid": 0.02}  # assumed; see Infiltration in sim/config.py
+INFILTRATION_PER_DAY = {"disseminated": 0.5, "solid": 0.02}  # assumed; see Infiltration in sim/scenario/dosing.py
 
 
 def lymphodepletion_il15(ld, t_day: float) -> float:

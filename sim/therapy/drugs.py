@@ -10,8 +10,8 @@ import numpy as np
 from ..kernels import step as K
 from ..kernels.drugs import chemo_pulse
 from .pk import PKCurve, occupancy
+from ..units import MIN_PER_DAY
 
-MIN_PER_DAY = 1440.0
 
 
 def install(model) -> None:

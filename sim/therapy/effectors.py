@@ -1,8 +1,8 @@
 """The infused effector: CAR-NK (default) or the CAR-T comparator, resolved into the same kernel
 parameters (no second engine), plus product engineering such as TGF-βR2 edits."""
 from __future__ import annotations
+from ..units import MIN_PER_DAY
 
-MIN_PER_DAY = 1440.0
 
 
 def resolve_effector(p, c, voxel_volume_ml: float):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-MIN_PER_DAY = 1440.0
 
 
 def install(model) -> None:

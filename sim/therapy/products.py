@@ -1,7 +1,7 @@
-"""Cell products: preset resolution, per-replicate lot draw, release QC and the cold-chain loss model.
+"""Cell products: per-replicate lot draw, release QC and the cold-chain loss model.
 
-Precedence (docs/products.md): an nk.* value set explicitly in the scenario > the product preset >
-the schema default; product.car_fraction/viability/cytotoxicity override the preset the same way.
+The product preset itself is resolved into nk.* once, by `sim.scenario.resolve` (docs/products.md);
+product.car_fraction/viability/cytotoxicity override the preset here the same way.
 """
 from __future__ import annotations
 
@@ -10,40 +10,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..config import ColdChain, Scenario, ScenarioError
-from .presets import COSTIM, PRODUCTS
-
-# preset field → (nk sub-block, field) it resolves into
-NK_TARGETS = {
-    "max_divisions": ("il15", "max_divisions"),
-    "proliferation_per_day": ("il15", "proliferation_per_day"),
-    "half_life_days": ("persistence", "half_life_days"),
-    "cd16": ("receptors", "cd16"),
-}
-
-
-def resolve_product(cfg: Scenario) -> Scenario:
-    """A copy of the scenario with the product preset written into nk.* where the user set nothing.
-
-    Also: with infusions scheduled, nk.dose.cells defaults to 0 (cells come from blood) unless set."""
-    kind = cfg.product.type
-    nk_set = cfg.nk.model_fields_set
-    dose_set = "dose" in nk_set and "cells" in cfg.nk.dose.model_fields_set
-    if kind == "none" and (dose_set or not cfg.dosing.infusions):
-        return cfg
-    out = cfg.model_copy(deep=True)
-    if cfg.dosing.infusions and not dose_set:
-        out.nk.dose.cells = 0
-    if kind == "none":
-        return out
-    pre = PRODUCTS[kind]
-    for key, (block, name) in NK_TARGETS.items():
-        explicit = block in nk_set and name in getattr(cfg.nk, block).model_fields_set
-        if not explicit:
-            value = getattr(pre, key).value
-            setattr(getattr(out.nk, block), name, int(value) if name == "max_divisions" else float(value))
-    return out
-
+from ..scenario import ColdChain, Scenario, ScenarioError
+from ..scenario.presets import COSTIM, PRODUCTS
 
 def cold_chain_factors(cc: ColdChain) -> tuple[float, float]:
     """(viable-cell survival, potency factor) of the cold chain.

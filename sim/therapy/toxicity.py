@@ -13,8 +13,8 @@ from scipy.stats import norm
 
 from ..kernels import step as K
 from .effectors import gvhd_risk, inflammatory_release_per_cell_day
+from ..units import MIN_PER_DAY
 
-MIN_PER_DAY = 1440.0
 
 
 def install(model) -> None:
@@ -52,6 +52,10 @@ def predicted_rate(exposure: float, e50: float, sd: float) -> float:
     if exposure <= 0:
         return 0.0
     return float(norm.cdf((math.log(exposure) - math.log(e50)) / sd))
+
+
+#: Keys of `risk_metrics`.
+RISK_METRICS = ("cytokine_peak_ng_ml_day", "crs_any_rate", "crs_grade3_rate", "icans_any_rate", "icans_grade3_rate", "gvhd_risk")
 
 
 def risk_metrics(model) -> dict:
