@@ -1,6 +1,14 @@
 """Parameter sweeps: designs (grid, zip, LHS, Sobol, Morris), replicate seeds, parallel runs, resume.
 
 Entry points: ``run_sweep(spec, out)`` from Python, ``nksim sweep SPEC`` / ``python -m sim.sweep SPEC``.
+
+    spec.py       the sweep: block → a Plan (points resolved once by sim.scenario.resolve)
+    designs.py    grid, zip, LHS, Sobol, Morris;   seeds.py: replicate seeds and run ids
+    worker.py     one run in a private folder (what a Dask worker executes)
+    executors.py  inline and Dask executors
+    store.py      the output folder: atomic run folders, lock, manifest file
+    runner.py     orchestration: what to run, retries, progress, resume
+    aggregate.py  summary/timeseries/sensitivity Parquet tables from the run folders
 """
 from __future__ import annotations
 

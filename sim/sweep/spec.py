@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from sim.scenario import ScenarioError, apply_overrides, load_raw
-from sim.metrics import LIST_METRICS, OUTCOME_METRICS  # noqa: F401  (LIST_METRICS re-exported)
+from sim.metrics import OUTCOME_METRICS
 from sim.scenario.resolve import resolve
 from sim.therapy.companions import THERAPY_STATS
 from sim.therapy.toxicity import RISK_METRICS

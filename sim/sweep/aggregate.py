@@ -1,0 +1,157 @@
+"""Aggregation: summary/timeseries/sensitivity Parquet tables rebuilt from the run folders."""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np  # noqa: F401
+
+from sim.output import read_parquet
+
+from sim.metrics import LIST_METRICS
+
+from .spec import Plan
+from .store import is_done
+
+
+def _write_parquet(df, path: Path) -> None:
+    """Deterministic parquet: no index, fixed compression, temp file + os.replace."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp, compression="snappy")
+    os.replace(tmp, path)
+
+
+_PARAM_DTYPES = {"bool": "bool", "int": "int64", "float": "float64", "str": "object"}
+
+
+def _metric_series(values: list):
+    import pandas as pd
+
+    vals = [None if (isinstance(v, float) and np.isnan(v)) else v for v in values]
+    present = [v for v in vals if v is not None]
+    if present and all(isinstance(v, bool) for v in present):
+        return pd.Series(vals, dtype="boolean" if len(present) < len(vals) else "bool")
+    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present) and len(present) == len(vals):
+        return pd.Series(vals, dtype="int64")
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        return pd.Series([np.nan if v is None else float(v) for v in vals], dtype="float64")
+    return pd.Series(vals, dtype="object")
+
+
+def write_outputs(plan: Plan, out: Path) -> tuple[list[Path], dict]:
+    """Rebuild summary.parquet, timeseries.parquet and sensitivity.parquet from runs/ folders.
+
+    Returns the files written and {metric: why its sensitivity indices were skipped}.
+    """
+    import pandas as pd
+
+    runs_dir = out / "runs"
+    names = plan.names
+    rows, ts_frames = [], []
+    cache: dict[str, tuple[dict, Any]] = {}
+    for rs in plan.runs:
+        if not is_done(runs_dir, rs.run_id):
+            continue
+        if rs.run_id not in cache:
+            summ = json.loads((runs_dir / rs.run_id / "summary.json").read_text())
+            ts = read_parquet(runs_dir / rs.run_id / "timeseries.parquet")
+            cache[rs.run_id] = (summ.get("metrics", {}), ts)
+        metrics, ts = cache[rs.run_id]
+        rows.append((rs, metrics))
+        t = ts.copy()
+        front = {"run_id": rs.run_id, "point": rs.point, "replicate": rs.replicate, "seed": rs.seed}
+        front.update({p: plan.overrides[rs.point][p] for p in names})
+        for k, (col, v) in enumerate(front.items()):
+            t.insert(k, col, [v] * len(t))
+        ts_frames.append(t)
+
+    cols: dict[str, Any] = {
+        "run_id": pd.Series([r.run_id for r, _ in rows], dtype="object"),
+        "point": pd.Series([r.point for r, _ in rows], dtype="int64"),
+        "replicate": pd.Series([r.replicate for r, _ in rows], dtype="int64"),
+        "seed": pd.Series([r.seed for r, _ in rows], dtype="int64"),
+    }
+    for p in names:
+        cols[p] = pd.Series([plan.overrides[r.point][p] for r, _ in rows], dtype=_PARAM_DTYPES[plan.param_kinds[p]])
+    asked = plan.spec.metrics is not None
+    for m in plan.metrics:
+        if not asked and rows and all(m not in mm for _, mm in rows):
+            continue  # a metric of a component this sweep does not use (e.g. chemo counters)
+        if m in LIST_METRICS:
+            cols[m] = pd.Series([list(map(int, mm.get(m) or [])) for _, mm in rows], dtype="object")
+        else:
+            cols[m] = _metric_series([mm.get(m) for _, mm in rows])
+    summary = pd.DataFrame(cols)
+    files = [out / "summary.parquet", out / "timeseries.parquet"]
+    _write_parquet(summary, files[0])
+
+    if ts_frames:
+        tsdf = pd.concat(ts_frames, ignore_index=True)
+        for p in names:
+            tsdf[p] = tsdf[p].astype(_PARAM_DTYPES[plan.param_kinds[p]])
+        tsdf["point"] = tsdf["point"].astype("int64")
+        tsdf["replicate"] = tsdf["replicate"].astype("int64")
+        tsdf["seed"] = tsdf["seed"].astype("int64")
+    else:
+        tsdf = pd.DataFrame({k: pd.Series(dtype=v.dtype) for k, v in cols.items() if k in ("run_id", "point", "replicate", "seed", *names)})
+    _write_parquet(tsdf, files[1])
+
+    notes: dict = {}
+    if plan.design.kind in ("sobol", "morris"):
+        sens, notes = sensitivity(plan, summary)
+        if sens is not None:
+            p = out / "sensitivity.parquet"
+            _write_parquet(sens, p)
+            files.append(p)
+    return files, notes
+
+
+def sensitivity(plan: Plan, summary) -> tuple[Any, dict]:
+    """Sobol (S1, ST) or Morris (mu*, sigma) indices per parameter and metric, replicate means.
+
+    Returns (DataFrame or None, {metric: reason skipped}). Needs every design point to have results.
+    """
+    import pandas as pd
+
+    notes: dict[str, str] = {}
+    n_points = len(plan.design.points)
+    if summary.empty or summary["point"].nunique() < n_points:
+        return None, {"*": f"{n_points - summary['point'].nunique()} design points have no finished run"}
+    problem = plan.design.problem
+    rows = []
+    seed = plan.seed % (2**32)
+    for m in plan.metrics:
+        if m in LIST_METRICS or m not in summary:
+            continue
+        y = pd.to_numeric(summary[m].astype("float64"), errors="coerce")
+        Y = y.groupby(summary["point"]).mean().reindex(range(n_points)).to_numpy(dtype=float)
+        if not np.all(np.isfinite(Y)):
+            notes[m] = "metric has missing or non-finite values"
+            continue
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            if plan.design.kind == "sobol":
+                from SALib.analyze import sobol as sa
+
+                res = sa.analyze(problem, Y, calc_second_order=False, seed=seed, print_to_console=False)
+                for j, name in enumerate(problem["names"]):
+                    rows.append({"parameter": name, "metric": m, "S1": float(res["S1"][j]), "S1_conf": float(res["S1_conf"][j]),
+                                 "ST": float(res["ST"][j]), "ST_conf": float(res["ST_conf"][j])})
+            else:
+                from SALib.analyze import morris as ma
+
+                res = ma.analyze(problem, plan.design.X, Y, num_levels=plan.design.options.get("num_levels", 4), seed=seed,
+                                 print_to_console=False)
+                for j, name in enumerate(problem["names"]):
+                    rows.append({"parameter": name, "metric": m, "mu": float(res["mu"][j]), "mu_star": float(res["mu_star"][j]),
+                                 "mu_star_conf": float(res["mu_star_conf"][j]), "sigma": float(res["sigma"][j])})
+    if not rows:
+        return None, notes
+    return pd.DataFrame(rows), notes
