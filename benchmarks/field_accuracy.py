@@ -17,7 +17,8 @@ import numpy as np
 from sim.fields import CytokineFields
 from sim.kernels import step as K
 from sim.kernels.params import FIELD_NAMES
-from sim.model import TumorImmuneModel, secretion_rate
+from sim.model import TumorImmuneModel
+from sim.scenario.kernel_units import secretion_rate
 
 
 def main(argv: list[str]) -> int:

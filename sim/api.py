@@ -107,6 +107,9 @@ def run(scenario: Any, seed: int | None = None, out: str | Path | None = None, p
                     **therapy_metrics(model)},  # + toxicity indices, GvHD flag, chemo (sim/therapy/companions.py)
         # product lot, QC, cold chain, infusions, suicide switch (lattice model only)
         "therapy": model.therapy.summary() if hasattr(model, "therapy") else None,
+        # the kernel parameters the run started from (resolution + lot) and the declared time-varying effects
+        "kernel_parameters": model.p_nk_base._asdict() if hasattr(model, "p_nk_base") else None,
+        "modulators": model.modulation.describe() if hasattr(model, "modulation") else [],
     }
     result = Result(ts, summary, snaps)
     if out is not None:

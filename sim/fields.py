@@ -98,6 +98,10 @@ class CytokineFields:
         """Position of field ``name`` in ``values``/``sources``."""
         return self.names.index(name)
 
+    def set_background(self, name: str, value: float) -> None:
+        """Set the systemic level of field ``name`` (ng/mL), the value sampled on top of the grid."""
+        self.background[self.index(name)] = value
+
     def step(self, dt_min: float) -> None:
         """Advance every field exactly by ``dt_min`` with the current sources, then zero the sources."""
         dt = float(dt_min)

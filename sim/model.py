@@ -18,10 +18,12 @@ from .agents.tumor import TumorCellSet
 from .fields import CytokineFields
 from .kernels import step as K
 from .kernels.lattice import moore_offsets, occupancy_bits, pack_alive, pack_occupancy
-from .kernels.params import FIELD_NAMES, IFNG, IL15, TGFB, NKParams, TumorParams
+from .kernels.params import FIELD_NAMES, IFNG, IL15, TGFB
 from .state import NKPopulation, TumorPopulation
+from .scenario.kernel_units import nk_params, tissue_tgfb_rates, tumor_params
 from .scenario.resolve import resolve
 from .therapy import Therapy
+from .therapy.modulators import Modulation
 from .units import MIN_PER_DAY
 
 
@@ -34,59 +36,6 @@ def lognormal_levels(rng: np.random.Generator, n: int, mean: float, cv: float) -
         return np.full(n, mean, dtype=np.float32)
     s2 = math.log1p(cv * cv)
     return rng.lognormal(math.log(mean) - s2 / 2, math.sqrt(s2), n).astype(np.float32)
-
-
-def secretion_rate(q_ng_per_1e6_cells_day: float, voxel_volume_ml: float) -> float:
-    """Convert a secretion rate in ng/(10⁶ cells·day) into ng/mL/min added to one field voxel."""
-    return q_ng_per_1e6_cells_day * 1e-6 / MIN_PER_DAY / voxel_volume_ml
-
-
-def nk_params(c: cfgmod.Scenario, voxel_volume_ml: float) -> NKParams:
-    """Resolve the NK blocks of a scenario into kernel units (minutes, sites, ng/mL/min)."""
-    nk, f = c.nk, c.fields
-    armored = nk.il15.mode == "secreted"
-    autocrine = nk.il15.mode in ("secreted", "membrane_bound")  # membrane-bound IL-15 signals only to its own cell
-    p = NKParams(
-        dt=c.time.dt_min, dims=c.domain.dims,
-        sites_per_step=nk.motility.speed_um_min * c.time.dt_min / c.domain.spacing_um,
-        persistence_min=nk.motility.persistence_min, tumor_bias=nk.motility.tumor_bias,
-        car_expression=nk.receptors.car_expression, car_affinity=nk.receptors.car_affinity,
-        nkg2d=nk.receptors.nkg2d, inhibitory=nk.receptors.inhibitory, cd16=nk.receptors.cd16,
-        inhibitory_block=0.0,
-        attach_rate=nk.activation.attach_rate_per_min, half_activation=nk.activation.half_activation,
-        hill=nk.activation.hill, release_min=nk.activation.release_min,
-        perforin=bool(nk.killing.perforin), kill_min=nk.killing.kill_time_min,
-        max_granules=nk.killing.granules, regen_min=nk.killing.granule_regen_h * 60.0,
-        dr_kill_min=nk.killing.death_receptor_kill_time_min, dr_capacity=nk.killing.death_receptor_capacity,
-        exhaustion_stims=nk.killing.exhaustion_stimulations,
-        half_life_min=nk.persistence.half_life_days * MIN_PER_DAY,
-        il15_extension=nk.il15.half_life_extension, il15_ec50=nk.il15.ec50_ng_ml,
-        prolif_rate=nk.il15.proliferation_per_day / MIN_PER_DAY, max_divisions=nk.il15.max_divisions,
-        ifng_rate=secretion_rate(nk.secretion.ifng_engaged, voxel_volume_ml),
-        ifng_exhausted_fraction=nk.secretion.ifng_exhausted_fraction,
-        il15_rate=secretion_rate(nk.il15.secretion, voxel_volume_ml) if armored else 0.0,
-        il15_autocrine=nk.il15.autocrine_ng_ml if autocrine else 0.0,
-        tgfb_ic50=f.tgfb_effects.ic50_ng_ml, tgfb_activation_max=f.tgfb_effects.activation_max,
-        tgfb_nkg2d_max=f.tgfb_effects.nkg2d_max, tgfb_ifng_max=f.tgfb_effects.ifng_max,
-        tgfb_resistant=bool(f.tgfb_effects.resistant),
-        mhc_max_fold=c.tumor.ifng_response.mhc_max_fold, tumor_ifng_ec50=c.tumor.ifng_response.ec50_ng_ml,
-        apoptosis_delay_min=c.tumor.apoptosis_delay_min,
-        stim_division_prob=0.0, memory_fraction=0.0, memory_half_life_min=nk.persistence.half_life_days * MIN_PER_DAY,
-    )
-    from .therapy.effectors import resolve_effector
-
-    return resolve_effector(p, c, voxel_volume_ml)
-
-
-def tumor_params(c: cfgmod.Scenario) -> TumorParams:
-    """Resolve the tumor block into kernel units."""
-    t = c.tumor
-    return TumorParams(
-        division_rate=math.log(2.0) / (t.doubling_time_h * 60.0),
-        ifng_growth_max=t.ifng_response.growth_max_inhibition, ifng_ec50=t.ifng_response.ec50_ng_ml,
-        apoptosis_delay_min=t.apoptosis_delay_min, clearance_min=t.clearance_min,
-        antigen_loss=t.escape.antigen_loss_per_division,
-    )
 
 
 class TumorImmuneModel(mesa.Model):
@@ -127,10 +76,10 @@ class TumorImmuneModel(mesa.Model):
         self.fshape = tuple(int(x) for x in self.fields.shape)
         self.vox_tumor = np.zeros(int(np.prod(self.fshape)), dtype=np.int64)
         self.vox_stroma = np.zeros_like(self.vox_tumor)
-        self.p_nk = nk_params(c, self.fields.voxel_volume_ml)
+        self.p_nk_base = nk_params(c, self.fields.voxel_volume_ml)  # static: resolution (+ the lot, set by Therapy)
+        self.p_nk = self.p_nk_base  # what the kernels read this step: the base under the declared modulators
         self.p_tumor = tumor_params(c)
-        self.tgfb_rate = secretion_rate(c.tumor.tgfb_secretion, self.fields.voxel_volume_ml)
-        self.stroma_rate = secretion_rate(fl.stroma.tgfb_secretion, self.fields.voxel_volume_ml) if fl.stroma.enabled else 0.0
+        self.tgfb_rate, self.stroma_rate = tissue_tgfb_rates(c, self.fields.voxel_volume_ml)
         self.tstats = np.zeros(8, dtype=np.float64)
         self.counters = np.zeros(8, dtype=np.int64)
         self.now_min = 0.0
@@ -142,8 +91,11 @@ class TumorImmuneModel(mesa.Model):
         self.tumor = TumorPopulation(max(16, 2 * c.tumor.init.count))
         self.nk = NKPopulation(max(16, 2 * c.nk.dose.cells))
         self._nk_agents: list[CARNKCell | None] = []
-        # Time-dependent inputs (dosing, drug pharmacokinetics, ...) register callables here;
-        # each is called as hook(model) at the start of every step, before the kernels run.
+        # Time-varying parameter effects (drug occupancy, ligand shedding, systemic IL-15) are declared
+        # modulators, evaluated once per step from p_nk_base. Events that add, remove or mark cells
+        # (infusions, chemotherapy, suicide switch, antibody coating) register hook(model) callables,
+        # called after the modulators at the start of every step, before the kernels run.
+        self.modulation = Modulation()
         self.hooks: list = []
         self.car_positive_fraction = 1.0  # share of added NK cells that carry the CAR (set by the product)
         self._place_tumor()
@@ -414,6 +366,7 @@ class TumorImmuneModel(mesa.Model):
             "mean_tgfb_ng_ml": lambda m: f.mean("tgfb"),
             "mean_il15_ng_ml": lambda m: f.mean("il15"),
             "nk_blood": lambda m: m.therapy.blood_cells(),  # patient-level CAR-NK in blood (0 without dosing)
+            **self.modulation.reporters(),  # every modulator's value (sim/therapy/modulators.py)
             **getattr(self, "extra_reporters", {}),
         }
 
@@ -422,6 +375,8 @@ class TumorImmuneModel(mesa.Model):
         """Advance one cell step (dt); tumor events and fields run at their own slower cadence."""
         c = self.config
         k = self.steps  # mesa increments steps before calling step(); k >= 1
+        if self.modulation:
+            self.p_nk = self.modulation.evaluate(self.now_min, self.p_nk_base, self.fields.set_background)
         for hook in self.hooks:
             hook(self)
         nk, t = self.nk, self.tumor

@@ -1,8 +1,8 @@
 """Therapy set-up and step hooks: product lot, infusions through the blood compartment into the tissue
 at vessel sites, systemic IL-15 (lymphodepletion, superagonist PK) and the iCasp9 suicide switch.
 
-Everything here runs through `model.hooks` (called as hook(model) at the start of each step) and
-`model.add_nk`/`model.remove_nk`; the kernels are untouched. With no dosing/product/suicide/IL-15
+Systemic IL-15 is a declared modulator of the IL-15 field background; infusions and the suicide switch
+are events (`model.hooks`, `model.add_nk`/`model.remove_nk`); the kernels are untouched. With no dosing/product/suicide/IL-15
 options set, nothing is registered and no random numbers are drawn, so older scenarios are unchanged.
 """
 from __future__ import annotations
@@ -12,9 +12,10 @@ import math
 import numpy as np
 
 from ..kernels.lattice import random_free_neighbour
-from ..kernels.params import IL15
 from ..kernels.step import NK_EMPTY
 from .blood import BloodCompartment
+from ..scenario.kernel_units import with_lot
+from .modulators import Modulator
 from .products import draw_lot
 from ..units import LN2, MIN_PER_DAY
 
@@ -56,17 +57,14 @@ class Therapy:
         c = m.config
         self.lot = draw_lot(c, m.rng)
         self.released = self.lot.infused
-        # potency scales the net signal (≡ dividing the half-activation); costim stretches the half-life
-        if self.lot.potency_infused != 1.0 or self.lot.persistence_multiplier != 1.0:
-            m.p_nk = m.p_nk._replace(
-                half_activation=m.p_nk.half_activation / max(self.lot.potency_infused, 1e-12),
-                half_life_min=m.p_nk.half_life_min * self.lot.persistence_multiplier)
+        m.p_nk_base = m.p_nk = with_lot(m.p_nk_base, self.lot.potency_infused, self.lot.persistence_multiplier)
         m.car_positive_fraction = self.lot.car_fraction
         self.il15_base = float(c.fields.il15.background_ng_ml)
         self._ld, self._sa = c.dosing.lymphodepletion, c.nk.il15.superagonist
         self._il15_active = self._ld.regimen != "none" or c.nk.il15.mode == "exogenous"
         if self._il15_active:
-            m.hooks.append(self._il15_hook)
+            m.modulation.declare(Modulator("il15_systemic_ng_ml", "background.il15", "set", self.il15_systemic,
+                                           source="dosing.lymphodepletion / nk.il15.superagonist"))
         self.blood: BloodCompartment | None = None
         self.infused: list[dict] = []
         self.arrived = 0
@@ -85,9 +83,6 @@ class Therapy:
         if self.model.config.nk.il15.mode == "exogenous":
             v += superagonist_il15(self._sa, t_day)
         return v
-
-    def _il15_hook(self, m) -> None:
-        m.fields.background[IL15] = self.il15_systemic(m.now_min)
 
     # ------------------------------------------------------------------ dosing
     def _setup_dosing(self) -> None:

@@ -1,14 +1,17 @@
-"""Companion drugs as step hooks: ADCC antibody coating, checkpoint blockade and chemotherapy pulses.
+"""Companion drugs: checkpoint blockade as declared modulators, ADCC antibody coating and chemotherapy
+pulses as events.
 
-Each hook reads its drug's tissue concentration from `PKCurve` and writes the effect where the kernels
-read it: `model.tumor.coat` (CD16 input), or a field of `model.p_nk` (inhibitory_block, half_activation,
-exhaustion_stims). Chemotherapy calls the `chemo_pulse` kernel."""
+A checkpoint antibody's receptor occupancy (from `PKCurve`) modulates one kernel parameter
+(inhibitory_block, half_activation or exhaustion_stims; sim/therapy/modulators.py). The ADCC antibody
+coats tumor cells (`model.tumor.coat`, the CD16 input) and chemotherapy calls the `chemo_pulse` kernel:
+both change cells, so they stay step hooks."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..kernels import step as K
 from ..kernels.drugs import chemo_pulse
+from .modulators import Modulator
 from .pk import PKCurve, occupancy
 from ..units import MIN_PER_DAY
 
@@ -19,16 +22,13 @@ def install(model) -> None:
     d = model.config.drugs
     if d.antibody.doses:
         _install_antibody(model, d.antibody)
-    p = model.p_nk
-    if d.anti_nkg2a.doses:
-        _install_checkpoint(model, "anti_nkg2a", d.anti_nkg2a, "inhibitory_block",
-                            lambda occ, e, base=p.inhibitory_block: base + (1.0 - base) * e * occ)
-    if d.anti_tigit.doses:
-        _install_checkpoint(model, "anti_tigit", d.anti_tigit, "half_activation",
-                            lambda occ, e, base=p.half_activation: base * (1.0 - e * occ))
-    if d.anti_pd1.doses:
-        _install_checkpoint(model, "anti_pd1", d.anti_pd1, "exhaustion_stims",
-                            lambda occ, e, base=p.exhaustion_stims: int(round(base * (1.0 + e * occ))))
+    for name, target, rule in CHECKPOINTS:
+        drug = getattr(d, name)
+        if drug.doses:
+            curve = PKCurve(drug.pk, drug.doses)
+            model.modulation.declare(Modulator(
+                f"{name}_occupancy", f"nk.{target}", rule, gain=drug.max_effect, source=f"drugs.{name}",
+                course=lambda t, c=curve, kd=drug.kd_ug_ml: occupancy(c.tissue_ug_ml(t / MIN_PER_DAY), kd)))
     if d.chemo.doses:
         _install_chemo(model, d.chemo)
 
@@ -51,22 +51,12 @@ def _install_antibody(model, ab) -> None:
     model.extra_reporters["antibody_ug_ml"] = lambda m: curve.tissue_ug_ml(m.now_min / MIN_PER_DAY)
 
 
-def _install_checkpoint(model, name: str, drug, field: str, effect) -> None:
-    """Each step, set one kernel parameter to effect(occupancy, max_effect) of the drug's receptor occupancy."""
-    curve = PKCurve(drug.pk, drug.doses)
-    model.therapy_state["occupancy"][name] = 0.0
-
-    def hook(m) -> None:
-        occ = occupancy(curve.tissue_ug_ml(m.now_min / MIN_PER_DAY), drug.kd_ug_ml)
-        held = m.therapy_state["occupancy"]
-        if abs(occ - held[name]) > 1e-4:  # skip namedtuple rebuilds for negligible changes
-            held[name] = occ
-        value = effect(held[name], drug.max_effect)
-        if getattr(m.p_nk, field) != value:
-            m.p_nk = m.p_nk._replace(**{field: value})
-
-    model.hooks.append(hook)
-    model.extra_reporters[f"{name}_occupancy"] = lambda m: occupancy(curve.tissue_ug_ml(m.now_min / MIN_PER_DAY), drug.kd_ug_ml)
+#: Checkpoint drug → the kernel parameter its occupancy modulates and how (sim/therapy/modulators.py RULES).
+CHECKPOINTS = (
+    ("anti_nkg2a", "inhibitory_block", "block"),  # NKG2A blocked: the inhibitory signal falls toward 0
+    ("anti_tigit", "half_activation", "lower"),  # TIGIT blocked: easier triggering
+    ("anti_pd1", "exhaustion_stims", "raise_count"),  # PD-1 blocked: more stimulations before exhaustion
+)
 
 
 def _install_chemo(model, chemo) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .modulators import Modulator
+
 
 
 def install(model) -> None:
@@ -20,15 +22,10 @@ def install(model) -> None:
         t.antigen[:n][low] *= np.float32(e.antigen_low_scale)
         model.therapy_state["stats"]["antigen_low_cells_initial"] = int(low.sum())
     if e.ligand_shedding_max > 0:
-        base = model.p_nk.nkg2d
-        model.hooks.append(lambda m: _shed(m, base, e))
-        model.extra_reporters["nkg2d_engagement_factor"] = lambda m: shedding_factor(m.now_min, e)
+        model.modulation.declare(Modulator("nkg2d_engagement_factor", "nk.nkg2d", "scale",
+                                           lambda t: shedding_factor(t, e), source="tumor.escape.ligand_shedding_max"))
 
 
 def shedding_factor(now_min: float, e) -> float:
     """Remaining NKG2D engagement under ligand shedding at time `now_min`."""
     return 1.0 - e.ligand_shedding_max * (1.0 - 2.0 ** (-now_min / (e.ligand_shedding_half_time_h * 60.0)))
-
-
-def _shed(m, base: float, e) -> None:
-    m.p_nk = m.p_nk._replace(nkg2d=base * shedding_factor(m.now_min, e))
