@@ -15,8 +15,6 @@ from sim.kernels import step as K
 from sim.model import TumorImmuneModel
 
 LN2 = math.log(2.0)
-#: 2D voxel volumes are wrong before the fix (issue 10, defect 2); removed by the fix.
-VOLUME_BUG = pytest.mark.xfail(strict=True, raises=AssertionError, reason="2D voxel volume taken as (c·s)³ (issue 10, defect 2)")
 
 
 def make(shape, spacing=10.0, coarsen=1, D=1000.0, half_life=math.inf, background=0.0):
@@ -164,7 +162,7 @@ def test_never_negative(seed, dt, D, half_life, shape, log_scale):
 # --- coarse grid ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("shape,site", [((48, 40, 36), (21, 20, 17)),
-                                        pytest.param((96, 96, 1), (47, 48, 0), marks=VOLUME_BUG)])
+                                        ((96, 96, 1), (47, 48, 0))])
 def test_coarse_grid_error_bounded(shape, site):
     """coarsen=2 vs coarsen=1, same secreted mass, sampled at lattice sites ≥ 4 sites from the source.
 
@@ -193,9 +191,8 @@ def test_coarse_grid_error_bounded(shape, site):
     assert np.all(rel <= 1.5 * h * math.sqrt(d) * (1 / r[far] + 1 / L))
 
 
-@pytest.mark.parametrize("shape,coarsen", [((12, 12, 1), 1), pytest.param((12, 12, 1), 2, marks=VOLUME_BUG),
-                                           pytest.param((12, 12, 1), 3, marks=VOLUME_BUG),
-                                           ((12, 12, 12), 1), ((12, 12, 12), 2), ((12, 12, 12), 3)])
+@pytest.mark.parametrize("coarsen", [1, 2, 3])
+@pytest.mark.parametrize("shape", [(12, 12, 1), (12, 12, 12)])
 def test_concentration_is_mass_over_tissue_volume(shape, coarsen):
     """Released mass M spread over the tissue reads M / (sites · h³) on any grid.
 
@@ -257,7 +254,6 @@ def test_class_secrete_and_sample_sites_use_kernels():
 
 # --- bookkeeping ------------------------------------------------------------------------------
 
-@VOLUME_BUG
 def test_geometry_and_units():
     """Coarsened shape is ceil(n/c) (length-1 axes stay 1); voxel volume in mL, 2D as a slab one site thick."""
     f = CytokineFields((250, 101, 1), 12.5, 2, ("IFNg", "TGFb", "IL15"), [1.0] * 3, [1.0] * 3, [0.0] * 3)
@@ -314,7 +310,7 @@ def tgfb_run(dims: int, coarsen: int, edge: int, count: int):
     return f.mean("tgfb"), f.total_mass_ng("tgfb"), float(f.sample_sites("tgfb", live).mean()), m.tumor_count(), lap
 
 
-@pytest.mark.parametrize("dims,edge,count", [pytest.param(2, 48, 600, marks=VOLUME_BUG), (3, 36, 3000)])
+@pytest.mark.parametrize("dims,edge,count", [(2, 48, 600), (3, 36, 3000)])
 def test_model_tgfb_independent_of_field_coarsen(dims, edge, count):
     """TGF-β from a nodule without NK: the same tissue on field grids coarsened 1, 2 and 3×.
 
