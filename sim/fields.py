@@ -21,6 +21,8 @@ secretion (≥ 0); uptake by cells would need another treatment.
 The field grid may be coarser than the cell lattice by an integer factor ``coarsen``:
 lattice site (i, j, k) lies in voxel (i//c, j//c, k//c), and the grid has
 ``ceil(n/c)`` voxels per axis (so the field domain can overhang the lattice by < c sites).
+A voxel is c sites along every axis except one the lattice has a single site on (z in 2D),
+where it is that one site thick: a 2D voxel is (c·s)² × s, a 3D voxel (c·s)³.
 """
 from __future__ import annotations
 
@@ -56,7 +58,10 @@ class CytokineFields:
         self.coarsen = int(coarsen)
         self.shape = tuple(-(-n // self.coarsen) for n in lattice_shape)
         self.voxel_um = float(spacing_um) * self.coarsen
-        self.voxel_volume_ml = self.voxel_um ** 3 * 1e-12  # µm³ → mL; 2D: slab one voxel thick
+        # µm³ → mL. An axis one lattice site long (z in 2D: the tissue is a slab one site thick) is one
+        # site thick, not one voxel, so 2D concentrations do not scale with 1/coarsen; 3D is (c·s)³.
+        flat = sum(n == 1 for n in lattice_shape)
+        self.voxel_volume_ml = self.voxel_um ** (3 - flat) * float(spacing_um) ** flat * 1e-12
         self.diffusion = np.asarray(diffusion_um2_per_min, dtype=np.float64)
         half = np.asarray(half_life_min, dtype=np.float64)
         if np.any(self.diffusion < 0) or np.any(half <= 0):

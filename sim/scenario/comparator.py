@@ -60,8 +60,9 @@ def _icans_default() -> RiskModel:
 
 # Calibrated on scenarios/cd19_carnk_vs_cart.yaml (CAR-T arm) to JULIET (Schuster 2019, literature.md §6):
 # CRS 58 % any grade / 22 % grade ≥3, neurological events 21 % / 12 %. See docs/therapy.md.
-CRS_E50 = (1370.0, 3630.0)
-ICANS_E50 = (3750.0, 5420.0)
+# Recalibrated after the 2D voxel-volume fix (was 1370/3630, 3750/5420).
+CRS_E50 = (1330.0, 3520.0)
+ICANS_E50 = (3640.0, 5270.0)
 
 
 class Toxicity(_Block):
