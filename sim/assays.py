@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import api
+from . import api, data
 from .scenario import load_scenario
 from .output import write_json_atomic
 
-SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "invitro_cytotoxicity.yaml"
+SCENARIO = data.path("invitro_cytotoxicity.yaml")  # package data (scenarios/ links to it)
 ET_RATIOS = (1.0, 2.5, 5.0, 10.0)
 
 
@@ -107,12 +107,10 @@ def validate_cytotoxicity(out: str | Path, replicates: int = 3, hours: float = 1
 
 
 def _plot(df: pd.DataFrame, hists: dict, path: Path, replicates: int) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: library code never picks the backend
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(1, 4, figsize=(13, 3.2), constrained_layout=True)
+    fig = Figure(figsize=(13, 3.2), layout="constrained")
+    ax = fig.subplots(1, 4)
     colors = dict(zip(ET_RATIOS, ["tab:blue", "tab:orange", "tab:green", "tab:red"]))
     m = df.groupby(["product", "targets", "et", "time_h"])["lysis_pct"].mean()
     for i, tg in enumerate(("pos", "neg")):
@@ -136,4 +134,3 @@ def _plot(df: pd.DataFrame, hists: dict, path: Path, replicates: int) -> None:
     ax[3].set(xlabel="kills per NK in 12 h (E:T 1:1, Ag+)", ylabel="fraction of NK", title=f"Single-cell killing ({replicates} wells)")
     ax[3].legend(frameon=False, fontsize=7)
     fig.savefig(path, dpi=80)
-    plt.close(fig)

@@ -18,12 +18,10 @@ def arms_table(results: dict) -> pd.DataFrame:
 
 def compare_figure(results: dict):
     """A 1×4 figure: tumor burden (antigen− dashed), effector counts, kills by route, predicted CRS/ICANS rates."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: library code never picks the backend
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(1, 4, figsize=(17, 3.8))
+    fig = Figure(figsize=(17, 3.8))
+    ax = fig.subplots(1, 4)
     names = list(results)
     for k, (name, r) in enumerate(results.items()):
         ts, col = r.timeseries, f"C{k}"
@@ -60,6 +58,3 @@ def write_comparison(results: dict, out: Path) -> None:
     arms_table(results).to_csv(out / "arms.csv", index=False)
     fig = compare_figure(results)
     fig.savefig(out / "compare.png", dpi=110)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import api
+from . import api, data
 from .output import write_json_atomic
 from .reference import kuznetsov as kz
 
-SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "kuznetsov_wellmixed.yaml"
+SCENARIO = data.path("kuznetsov_wellmixed.yaml")  # package data (scenarios/ links to it)
 E0 = 3.2e5  # Kuznetsov 1994 example initial effectors (cells)
 
 
@@ -73,14 +73,12 @@ def outcome(E: float, T: float, fps: list[dict] | None = None) -> str:
 
 
 def _overlay(ens: dict, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: library code never picks the backend
 
     Eo, To = ode_on(ens)
     t = ens["t"]
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), constrained_layout=True)
+    fig = Figure(figsize=(8, 3.2), layout="constrained")
+    axes = fig.subplots(1, 2)
     for ax, X, ref, lab in ((axes[0], ens["T"], To, "tumor T"), (axes[1], ens["E"], Eo, "effector E")):
         lo, hi = np.percentile(X, [2.5, 97.5], axis=0)
         ax.fill_between(t, lo, hi, color="tab:blue", alpha=0.25, lw=0, label="ABM 95 % band")
@@ -90,17 +88,14 @@ def _overlay(ens: dict, path: Path, title: str) -> None:
         ax.legend(frameon=False, fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 def _convergence_plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: library code never picks the backend
 
     om = [r["omega"] for r in rows]
-    fig, ax = plt.subplots(figsize=(4, 3.2), constrained_layout=True)
+    fig = Figure(figsize=(4, 3.2), layout="constrained")
+    ax = fig.subplots()
     for k, c in (("T", "tab:red"), ("E", "tab:green")):
         ax.loglog(om, [r[k]["rms_err"] for r in rows], "o-", color=c, label=f"{k}: replicate mean")
         ax.loglog(om, [r[k]["single_rms_err"] for r in rows], "s:", color=c, label=f"{k}: single run")
@@ -109,7 +104,6 @@ def _convergence_plot(rows: list[dict], path: Path) -> None:
     ax.set(xlabel="system size Ω (agents per cell)", ylabel="RMS error / ODE peak", title="Convergence, 60 days")
     ax.legend(frameon=False, fontsize=7)
     fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 def validate_kuznetsov(out: str | Path, omegas=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2), replicates: int = 16,

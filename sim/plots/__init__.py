@@ -73,7 +73,6 @@ def plot_arms(results_dir: str | Path, out: str | Path | None = None, formats: S
     import json
     from types import SimpleNamespace
 
-    import matplotlib.pyplot as plt
     import pandas as pd
 
     from sim.compare import compare_figure
@@ -91,7 +90,6 @@ def plot_arms(results_dir: str | Path, out: str | Path | None = None, formats: S
         results[name] = SimpleNamespace(timeseries=read_parquet(d / "timeseries.parquet"), metrics=summary["metrics"])
     fig = compare_figure(results)
     written = F.save(fig, out, "arms_compare", tuple(f.lower().lstrip(".") for f in formats))
-    plt.close(fig)
     for name in results:
         written += plot_results(root / name, out / name, formats, snapshot_times_h, tcp_threshold)
     return written

@@ -18,12 +18,13 @@ def e50_for(exposure: float, rate: float, sd: float) -> float:
     return exposure * math.exp(-sd * norm.ppf(rate))
 
 
-def calibrate(scenario: str = "scenarios/cd19_carnk_vs_cart.yaml", n_seeds: int = 5, arm: str = "cart") -> dict:
+def calibrate(scenario: str | None = None, n_seeds: int = 5, arm: str = "cart") -> dict:
     """Exposures of the arm over seeds and the E50s that reproduce JULIET at their geometric mean."""
     from ..api import run
+    from .. import data
     from ..scenario import arm_scenarios, load_scenario
 
-    cfg = dict(arm_scenarios(load_scenario(scenario)))[arm]
+    cfg = dict(arm_scenarios(load_scenario(scenario or data.path("cd19_carnk_vs_cart.yaml"))))[arm]
     cfg = cfg.model_copy(update={"output": cfg.output.model_copy(update={"snapshots": False, "figure": False})})
     exposures = [run(cfg, seed=cfg.seed + k).metrics["cytokine_peak_ng_ml_day"] for k in range(n_seeds)]
     e = float(np.exp(np.mean(np.log(exposures))))
