@@ -24,3 +24,10 @@ class ScenarioError(ValueError):
 
 class _Block(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def dotted_get(obj: Any, dotted: str) -> Any:
+    """The value at a dotted path in nested dicts or pydantic blocks (``nk.il15.mode``)."""
+    for k in dotted.split("."):
+        obj = obj[k] if isinstance(obj, dict) else getattr(obj, k)
+    return obj

@@ -1,10 +1,10 @@
 """The parameter table (docs/parameters.md, `nksim params`), generated from the schema."""
 from __future__ import annotations
 
-from typing import Any
 
 from pydantic import BaseModel
 
+from .base import dotted_get
 from .scenario import Scenario
 
 
@@ -19,7 +19,7 @@ def parameter_rows(model: type[BaseModel] = Scenario, prefix: str = "") -> list[
             default = getattr(inst, name)
             for r in parameter_rows(type(default), path + "."):
                 if "[]" not in r["path"]:  # list items keep their own block defaults
-                    r["default"] = _deep_get(default, r["path"][len(path) + 1 :])
+                    r["default"] = dotted_get(default, r["path"][len(path) + 1 :])
                 rows.append(r)
             continue
         extra = f.json_schema_extra or {}
@@ -43,12 +43,6 @@ def parameter_rows(model: type[BaseModel] = Scenario, prefix: str = "") -> list[
             }
         )
     return rows
-
-
-def _deep_get(obj: Any, dotted: str) -> Any:
-    for k in dotted.split("."):
-        obj = getattr(obj, k)
-    return obj
 
 
 def parameter_table_markdown() -> str:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from sim.scenario import ScenarioError, apply_overrides, load_raw
+from sim.scenario.base import dotted_get
 from sim.metrics import OUTCOME_METRICS
 from sim.scenario.resolve import resolve
 from sim.therapy.companions import THERAPY_STATS
@@ -158,13 +159,6 @@ def _pydantic_error(e: ValidationError, data: dict, prefix: tuple, src: dict, mo
     return _err(prefix, loc, msg, src)
 
 
-def _get(d: dict, dotted: str) -> Any:
-    node: Any = d
-    for k in dotted.split("."):
-        node = node[k]
-    return node
-
-
 def _kind(values: list) -> str:
     """Column kind of a parameter from all its values: bool, int, float or str."""
     if all(isinstance(v, bool) for v in values):
@@ -242,7 +236,7 @@ def _plan(spec_path: Path, base_path: Path, spec: SweepSpec, base_raw: dict, pre
                 raise _err(prefix, ("parameters", p), f"design {spec.design} needs a range {{low:, high:}}, not a list", src)
             integer = v.integer
             if integer is None:
-                bv = _get(base, p)
+                bv = dotted_get(base, p)
                 integer = isinstance(bv, int) and not isinstance(bv, bool)
             if integer and math.ceil(v.low) > math.floor(v.high):
                 raise _err(prefix, ("parameters", p), f"integer parameter: [{v.low}, {v.high}] holds no integer", src)
@@ -283,7 +277,7 @@ def _plan(spec_path: Path, base_path: Path, spec: SweepSpec, base_raw: dict, pre
             detail = e.detail.replace(" (in the sweep overrides)", "")
             where = ("parameters", e.path) if e.path in point else ("parameters",)
             raise _err(prefix, where, f"{detail} (design point {i}: {point})", src) from None
-        overrides.append({p: _get(sc, p) for p in point})
+        overrides.append({p: dotted_get(sc, p) for p in point})
         scenarios.append(sc)
         layers.append(layer)
     seeds = replicate_seeds(seed, spec.replicates)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from sim.output import TIMESERIES_COLUMNS
+from sim.scenario.base import dotted_get
 
 
 @dataclass
@@ -30,14 +31,8 @@ class FakeResult:
     out: Path | None = None
 
 
-def _get(d: dict, dotted: str) -> Any:
-    for k in dotted.split("."):
-        d = d[k]
-    return d
-
-
 def _matches(sc: dict, cond: dict | None) -> bool:
-    return bool(cond) and all(_get(sc, k) == v for k, v in cond.items())
+    return bool(cond) and all(dotted_get(sc, k) == v for k, v in cond.items())
 
 
 @dataclass

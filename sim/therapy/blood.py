@@ -22,6 +22,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from ..kernels.persistence import effective_half_life
+from ..kernels.rates import saturation
 
 LN2 = math.log(2.0)
 B, O, X, E = 0, 1, 2, 3
@@ -55,7 +56,7 @@ class BloodCompartment:
         r = 0.0
         if self.prolif_rate > 0 and self.infused > 0:
             x_max = self.infused * (2.0 ** self.max_divisions - 1.0)
-            r = self.prolif_rate * c / (c + self.ec50) * max(0.0, 1.0 - y[X] / x_max) if x_max > 0 else 0.0
+            r = self.prolif_rate * saturation(c, self.ec50) * max(0.0, 1.0 - y[X] / x_max) if x_max > 0 else 0.0
         b, o = y[B], y[O]
         return np.array([
             -(self.k_out + self.k_inf + kd) * b + self.k_back * o + r * b,

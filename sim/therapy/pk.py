@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import eig
 
+from ..kernels.rates import saturation
+
 
 class PKCurve:
     """Plasma and tissue concentration (µg/mL) of a drug given as bolus doses in mg/kg."""
@@ -49,5 +51,5 @@ def rate_matrix(pk) -> np.ndarray:
 
 
 def occupancy(conc: float, kd: float) -> float:
-    """Fraction of target bound at equilibrium: C/(C + K_D)."""
-    return conc / (conc + kd) if conc > 0 else 0.0
+    """Fraction of target bound at equilibrium: C/(C + K_D) (the kernels' saturation rule)."""
+    return float(saturation(conc, kd))
