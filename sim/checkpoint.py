@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .kernels.step import NK_EMPTY
+from .model import TumorImmuneModel
 from .scenario.resolve import Effective, resolve
 
 _ARRAYS = ("occ", "vox_tumor", "vox_stroma", "tstats", "counters")
@@ -57,9 +59,6 @@ def save(model, path: str | Path, snapshots: list[dict] | None = None) -> None:
 
 def load(path: str | Path):
     """Rebuild a model (and its snapshots) from a checkpoint written by `save`."""
-    from .kernels.step import NK_EMPTY
-    from .model import TumorImmuneModel
-
     with np.load(path, allow_pickle=False) as z:
         data = {k: z[k] for k in z.files}
     meta = json.loads(bytes(data.pop("meta")).decode())

@@ -23,6 +23,7 @@ from .state import NKPopulation, TumorPopulation
 from .scenario.kernel_units import nk_params, tissue_tgfb_rates, tumor_params
 from .scenario.resolve import resolve
 from .therapy import Therapy
+from .therapy.companions import install as install_companions
 from .therapy.modulators import Modulation
 from .units import MIN_PER_DAY
 
@@ -102,9 +103,7 @@ class TumorImmuneModel(mesa.Model):
         self._place_stroma()
         self.therapy = Therapy(self)  # product lot, cold chain, dosing/blood, IL-15 and suicide hooks
         self._place_nk(c.nk.dose.cells if self.therapy.released else 0)
-        from .therapy.companions import install
-
-        install(self)  # companion drugs, tumor escape, toxicity monitor (sim/therapy/companions.py)
+        install_companions(self)  # companion drugs, tumor escape, toxicity monitor (sim/therapy/companions.py)
         self.datacollector = mesa.DataCollector(model_reporters=self.reporters())
         self.datacollector.collect(self)
         self._next_output = c.time.output_every_h * 60.0

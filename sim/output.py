@@ -90,13 +90,11 @@ def write_run(folder: Path, timeseries: pd.DataFrame, summary: dict, snapshots: 
 
 def plot_tumor_nk(ts: pd.DataFrame, path: Path, title: str = "") -> None:
     """The default run figure: tumor (antigen+/−) and CAR-NK counts against time."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: library code never picks the backend
 
     t = ts["time_h"] / 24.0
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.5), constrained_layout=True)
+    fig = Figure(figsize=(9, 3.5), layout="constrained")
+    ax = fig.subplots(1, 2)
     ax[0].plot(t, ts["tumor"], label="all", color="k")
     ax[0].plot(t, ts["tumor_ag_pos"], label="antigen+", color="tab:red")
     ax[0].plot(t, ts["tumor_ag_neg"], label="antigen−", color="tab:blue")
@@ -109,4 +107,3 @@ def plot_tumor_nk(ts: pd.DataFrame, path: Path, title: str = "") -> None:
     if title:
         fig.suptitle(title)
     fig.savefig(path, dpi=120)
-    plt.close(fig)

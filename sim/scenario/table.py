@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from .base import dotted_get
+from .presets import preset_tables_markdown
 from .scenario import Scenario
 
 
@@ -58,6 +59,4 @@ def parameter_table_markdown() -> str:
     ]
     for r in parameter_rows():
         out.append(f"| `{r['path']}` | {r['default']} | {r['unit']} | {r['bounds']} | {r['source']} | {r['description']} |")
-    from .presets import preset_tables_markdown
-
     return "\n".join(out) + "\n" + preset_tables_markdown()

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from sim.provenance import ENGINE
+
 SEED_MASK = (1 << 63) - 1
 #: Extra entropy word that separates the design sampler's stream from the replicate seeds.
 DESIGN_STREAM = 0x5EED_DE51
@@ -59,7 +61,5 @@ def run_id(scenario: dict, overrides: dict[str, Any], seed: int) -> str:
     """Content hash of (effective scenario, overrides, seed, engine version): 16 hex chars of sha256.
 
     The engine version is part of the hash, so results of an older nksim are never reused as current."""
-    from sim.provenance import ENGINE
-
     text = canonical_json({"base": scenario, "overrides": overrides, "seed": int(seed), "engine": ENGINE})
     return hashlib.sha256(text.encode("ascii")).hexdigest()[:16]

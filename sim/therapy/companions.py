@@ -2,11 +2,11 @@
 Each part installs step hooks on the model; the biology stays in `sim/kernels/`."""
 from __future__ import annotations
 
+from . import drugs, escape, toxicity
+
 
 def install(model) -> None:
     """Install every therapy component the scenario asks for (called once by the model)."""
-    from . import drugs, escape, toxicity
-
     model.extra_reporters = getattr(model, "extra_reporters", {})
     # All mutable therapy state lives in this JSON-serializable dict (saved by sim/checkpoint.py), so
     # hooks read it through the model and a resumed run continues bit-identically.
@@ -22,8 +22,6 @@ THERAPY_STATS = ("antigen_low_cells_initial", "chemo_tumor_kills", "chemo_nk_dep
 
 def therapy_metrics(model) -> dict:
     """Run-level therapy metrics (toxicity indices, GvHD flag, chemo kills) for the summary."""
-    from . import toxicity
-
     if not hasattr(model, "therapy_state"):  # well-mixed model: no therapy layer
         return {}
     out = dict(model.therapy_state["stats"])
