@@ -1,0 +1,114 @@
+"""Response read-outs the way a trial reads them, from one run's tumor time series.
+
+Heme (disseminated) disease, on tumor burden B: CR when B is below the detection limit (a fraction of
+baseline, the MRD convention), PR at ≥ 50 % reduction, PD when B rises ≥ 20 % above its nadir so far,
+else SD. Solid lesions, RECIST-like on the lesion diameter, taken as ∝ B^(1/d) for a d-dimensional
+section (one lesion, so the "sum of diameters" is its diameter): CR when no tumor cell is left, PR at
+≥ 30 % decrease, PD at ≥ 20 % increase over the nadir, else SD. Response is read at each assessment
+(every `assess_every_days` up to `assessment_day`); best overall response is the best category before
+the first PD. Progression-free time: the first output time at which progression holds (censored at
+the end of the run). Thresholds are keys of `cohort.criteria` with their sources."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .spec import Criteria
+
+ORDER = ("CR", "PR", "SD", "PD")  # best first
+
+
+def burden(tumor: np.ndarray, disease: str, dims: int) -> np.ndarray:
+    """What the criteria measure: cells (heme) or the lesion diameter in units of the baseline's (solid)."""
+    t = np.asarray(tumor, dtype=float)
+    if disease == "heme":
+        return t
+    base = t[0] if t[0] > 0 else 1.0
+    return (t / base) ** (1.0 / dims)
+
+
+def category(b: float, b0: float, nadir: float, tumor_cells: float, c: Criteria) -> str:
+    """The response category of one assessment."""
+    if c.disease == "heme":
+        if b <= c.detection_limit * b0:
+            return "CR"
+        if nadir > 0 and b >= (1.0 + c.progression_increase) * nadir and b > b0 * c.detection_limit:
+            return "PD"
+        return "PR" if b <= (1.0 - c.heme_pr_reduction) * b0 else "SD"
+    if tumor_cells <= 0:
+        return "CR"
+    if b >= (1.0 + c.progression_increase) * nadir:
+        return "PD"
+    return "PR" if b <= (1.0 - c.recist_pr_decrease) * b0 else "SD"
+
+
+def read_out(ts: pd.DataFrame, c: Criteria, dims: int) -> dict:
+    """Best change, response at the assessment day, best overall response and progression-free time."""
+    t_day = ts["time_h"].to_numpy(dtype=float) / 24.0
+    cells = ts["tumor"].to_numpy(dtype=float)
+    b = burden(cells, c.disease, dims)
+    b0 = b[0]
+    nadir_so_far = np.minimum.accumulate(b)
+    # progression is judged against the nadir before this time point (the previous minimum)
+    prev_nadir = np.concatenate([[b0], nadir_so_far[:-1]])
+    progressed = (b >= (1.0 + c.progression_increase) * prev_nadir) & (t_day > 0)
+    if c.disease == "heme":
+        progressed &= b > c.detection_limit * b0
+    first = int(np.argmax(progressed)) if progressed.any() else -1
+    pfs_day = float(t_day[first]) if first >= 0 else float(t_day[-1])
+    assessments = np.arange(c.assess_every_days, c.assessment_day + 1e-9, c.assess_every_days)
+    if assessments.size == 0 or assessments[-1] < c.assessment_day - 1e-9:
+        assessments = np.append(assessments, c.assessment_day)
+    cats = []
+    for a in assessments:
+        i = int(np.searchsorted(t_day, a - 1e-9))
+        if i >= t_day.size:
+            break
+        cats.append(category(b[i], b0, float(prev_nadir[i]), cells[i], c))
+    before_pd = []
+    for k in cats:
+        before_pd.append(k)
+        if k == "PD":
+            break
+    best = min(before_pd, key=ORDER.index) if before_pd else "NE"
+    change = (b / b0 - 1.0) if b0 > 0 else np.zeros_like(b)
+    upto = t_day <= c.assessment_day + 1e-9
+    return {
+        "response": cats[-1] if cats and len(cats) == assessments.size else "NE",
+        "best_response": best,
+        "best_change": float(change[upto].min()) if upto.any() else math.nan,
+        "change_at_assessment": float(change[upto][-1]) if upto.any() else math.nan,
+        "progressed": bool(first >= 0),
+        "pfs_days": pfs_day,
+        "responder": best in ("CR", "PR"),
+        "burden_baseline": float(cells[0]),
+        "burden_at_assessment": float(cells[upto][-1]) if upto.any() else math.nan,
+    }
+
+
+def wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion k/n (scipy's binomtest)."""
+    if n == 0:
+        return (math.nan, math.nan)
+    from scipy.stats import binomtest
+
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=level, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Difference of response rates b − a on the same patients, with a Wald interval for paired
+    proportions (discordant pairs; Agresti, Categorical Data Analysis §10.1)."""
+    from scipy.stats import norm
+
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    n = a.size
+    if n == 0:
+        return (math.nan, math.nan, math.nan)
+    n10, n01 = int((a & ~b).sum()), int((~a & b).sum())
+    d = (n01 - n10) / n
+    var = ((n01 + n10) - (n01 - n10) ** 2 / n) / n ** 2
+    h = norm.ppf(0.5 + level / 2) * math.sqrt(max(var, 0.0))
+    return d, d - h, d + h

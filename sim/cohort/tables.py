@@ -1,0 +1,61 @@
+"""Cohort tables: one row per patient and arm (drawn parameters, seed, read-outs), response rates per
+arm with Wilson 95 % intervals, and paired differences between arms."""
+from __future__ import annotations
+
+import pandas as pd
+
+from .response import ORDER, paired_difference, read_out, wilson
+from .spec import CohortPlan
+
+
+def patient_rows(plan: CohortPlan, timeseries: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """`patients.parquet`: every finished patient-arm run (run id → its timeseries)."""
+    crit = plan.spec.criteria
+    rows = []
+    for r in plan.runs:
+        ts = timeseries.get(r.run_id)
+        if ts is None:
+            continue
+        pt = plan.patients[r.patient]
+        row = {"patient": r.patient, "arm": r.arm, "seed": r.seed, "run_id": r.run_id}
+        row.update({f"draw:{k}": v for k, v in pt.draws.items()})
+        row.update(read_out(ts, crit, plan.dims))
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if not df.empty:
+        df["arm"] = pd.Categorical(df["arm"], categories=[a.name for a in plan.spec.arms], ordered=True)
+        df = df.sort_values(["arm", "patient"], kind="stable").reset_index(drop=True)
+        df["arm"] = df["arm"].astype(str)
+    return df
+
+
+def response_rates(patients: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
+    """Per arm: n, count and rate of each best response, ORR (CR + PR) and CR rate with Wilson 95 % CIs."""
+    out = []
+    for arm in arms:
+        d = patients[patients["arm"] == arm]
+        n = len(d)
+        row: dict = {"arm": arm, "n": n}
+        for cat in ORDER:
+            row[f"n_{cat}"] = int((d["best_response"] == cat).sum())
+        for name, k in (("orr", row["n_CR"] + row["n_PR"]), ("cr", row["n_CR"]),
+                        ("response_at_assessment", int(d["response"].isin(["CR", "PR"]).sum()))):
+            lo, hi = wilson(k, n)
+            row.update({name: k / n if n else float("nan"), f"{name}_lo": lo, f"{name}_hi": hi})
+        row["median_pfs_days"] = float(d["pfs_days"].median()) if n else float("nan")
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def paired_differences(patients: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
+    """ORR of each arm minus the first arm's, on the patients both arms have (paired)."""
+    ref = arms[0]
+    base = patients[patients["arm"] == ref].set_index("patient")["responder"]
+    rows = []
+    for arm in arms[1:]:
+        other = patients[patients["arm"] == arm].set_index("patient")["responder"]
+        common = base.index.intersection(other.index)
+        d, lo, hi = paired_difference(base.loc[common].to_numpy(), other.loc[common].to_numpy())
+        rows.append({"arm": arm, "reference": ref, "n_pairs": len(common), "orr_difference": d,
+                     "lo": lo, "hi": hi})
+    return pd.DataFrame(rows, columns=["arm", "reference", "n_pairs", "orr_difference", "lo", "hi"])

@@ -1,0 +1,164 @@
+"""Virtual cohorts (issue 12): distributions drawn as declared, patients reproducible from their seeds,
+response categories from the stated thresholds, paired arms, figures."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats
+
+from sim.cohort.figures import forest, km_pfs, swimmer, waterfall
+from sim.cohort.response import paired_difference, read_out, wilson
+from sim.cohort.spec import CohortSpec, Criteria, draw_patient, load_cohort
+from sim.cohort.tables import paired_differences, response_rates
+from sim.scenario import ScenarioError
+
+BASE = {"name": "c", "domain": {"size_um": [400.0, 400.0]}, "tumor": {"init": {"count": 100}},
+        "output": {"snapshots": False, "figure": False}}
+
+
+def spec(**kw) -> CohortSpec:
+    d = {"patients": 10, "criteria": {"disease": "solid"}}
+    d.update(kw)
+    return CohortSpec.model_validate(d)
+
+
+def test_distributions_are_drawn_as_declared():
+    """4000 patients: moments within 4 standard errors, truncation respected, the copula correlation
+    within 4 standard errors of rho (SE of a Pearson r on normal scores ≈ (1 − ρ²)/√n)."""
+    s = spec(variability={
+        "a": {"dist": "lognormal", "mean": 1500, "cv": 0.4},
+        "b": {"dist": "normal", "mean": 1.0, "sd": 0.2},
+        "c": {"dist": "uniform", "low": 0.0, "high": 0.05},
+        "d": {"dist": "normal", "mean": 70.0, "sd": 15.0, "low": 50.0, "high": 90.0},
+        "e": {"dist": "fixed", "value": 3.0},
+    }, correlations=[{"a": "a", "b": "b", "rho": -0.6}])
+    n = 4000
+    draws = pd.DataFrame([draw_patient(s, seed) for seed in range(n)])
+    se = lambda sd: sd / math.sqrt(n)  # noqa: E731
+    assert abs(draws["a"].mean() - 1500) < 4 * se(600)
+    assert abs(draws["a"].std() / draws["a"].mean() - 0.4) < 0.03
+    assert abs(draws["b"].mean() - 1.0) < 4 * se(0.2) and abs(draws["b"].std() - 0.2) < 0.01
+    assert draws["c"].between(0, 0.05).all() and abs(draws["c"].mean() - 0.025) < 4 * se(0.05 / math.sqrt(12))
+    assert draws["d"].between(50, 90).all()
+    tn = stats.truncnorm((50 - 70) / 15, (90 - 70) / 15, loc=70, scale=15)
+    assert abs(draws["d"].mean() - tn.mean()) < 4 * se(tn.std())
+    assert (draws["e"] == 3.0).all()
+    z = np.column_stack([stats.norm.ppf(stats.lognorm(*_lognorm_args(1500, 0.4)).cdf(draws["a"])),
+                         (draws["b"] - 1.0) / 0.2])
+    r = np.corrcoef(z.T)[0, 1]
+    assert abs(r - (-0.6)) < 4 * (1 - 0.36) / math.sqrt(n)
+
+
+def _lognorm_args(mean, cv):
+    s2 = math.log1p(cv ** 2)
+    return (math.sqrt(s2), 0, mean * math.exp(-s2 / 2))
+
+
+def test_patients_are_reproducible_from_their_seeds(tmp_path):
+    f = tmp_path / "c.yaml"
+    cohort = {"patients": 6, "variability": {"tumor.init.count": {"dist": "lognormal", "mean": 100, "cv": 0.3, "integer": True}},
+              "arms": [{"name": "low", "set": {"nk.dose.cells": 10}}, {"name": "high", "set": {"nk.dose.cells": 40}}],
+              "criteria": {"disease": "solid", "assessment_day": 1}}
+    f.write_text(yaml.safe_dump({**BASE, "cohort": cohort}))
+    p6 = load_cohort(f)
+    f.write_text(yaml.safe_dump({**BASE, "cohort": {**cohort, "patients": 9}}))
+    p9 = load_cohort(f)
+    for a, b in zip(p6.patients, p9.patients):  # a larger cohort keeps the first patients as they were
+        assert (a.seed, a.draws) == (b.seed, b.draws)
+    assert len({p.seed for p in p9.patients}) == 9
+    for pt in p6.patients:  # paired: every arm of a patient has the same seed and the same draw
+        runs = [r for r in p6.runs if r.patient == pt.index]
+        assert {r.seed for r in runs} == {pt.seed}
+        counts = {p6.scenarios[r.run_id]["tumor"]["init"]["count"] for r in runs}
+        assert counts == {pt.draws["tumor.init.count"]}
+        assert [p6.scenarios[r.run_id]["nk"]["dose"]["cells"] for r in runs] == [10, 40]
+    assert all(isinstance(p.draws["tumor.init.count"], int) for p in p6.patients)
+
+
+@pytest.mark.parametrize("block,key", [
+    ({"patients": 0}, "cohort.patients"),
+    ({"variability": {"tumor.init.cuont": {"dist": "fixed", "value": 1}}}, "cohort.variability.tumor.init.cuont"),
+    ({"variability": {"tumor.antigen.mean": {"dist": "normal", "mean": 1}}}, "cohort.variability"),
+    ({"criteria": {"disease": "liquid"}}, "cohort.criteria.disease"),
+    ({"arms": [{"name": "a", "set": {"nk.dose.celss": 3}}]}, "cohort.arms"),
+    ({"sizes": 3}, "cohort.sizes"),
+])
+def test_bad_cohort_blocks_name_the_key(tmp_path, block, key):
+    f = tmp_path / "c.yaml"
+    cohort = {"patients": 3, "criteria": {"disease": "solid"}, **block}
+    f.write_text(yaml.safe_dump({**BASE, "cohort": cohort}))
+    with pytest.raises(ScenarioError) as e:
+        load_cohort(f)
+    assert str(e.value).split(":")[1].strip().startswith(key) or key in str(e.value)
+
+
+def ts(days, cells):
+    return pd.DataFrame({"time_h": 24.0 * np.asarray(days, float), "tumor": np.asarray(cells)})
+
+
+def test_solid_recist_categories_on_constructed_trajectories():
+    c = Criteria(disease="solid", assessment_day=28, assess_every_days=7)
+    days = np.arange(0, 29)
+    # 2D section: diameter ∝ √cells. −30 % diameter ⇔ cells × 0.49.
+    shrink = read_out(ts(days, np.linspace(1000, 400, days.size)), c, 2)  # diameter ×0.63: PR
+    assert shrink["best_response"] == "PR" and shrink["response"] == "PR" and not shrink["progressed"]
+    gone = read_out(ts(days, np.r_[np.linspace(1000, 0, 15), np.zeros(14)]), c, 2)
+    assert gone["best_response"] == "CR" and gone["best_change"] == -1.0
+    stable = read_out(ts(days, np.full(days.size, 1000)), c, 2)
+    assert stable["best_response"] == "SD"
+    grow = read_out(ts(days, np.linspace(1000, 1600, days.size)), c, 2)  # √1.6 = 1.26: PD once ≥ +20 %
+    # first assessment (day 7) is SD, so SD is the best response; PD by day 28
+    assert grow["best_response"] == "SD" and grow["response"] == "PD" and grow["progressed"]
+    assert grow["pfs_days"] == pytest.approx(days[np.argmax(np.sqrt(np.linspace(1, 1.6, days.size)) >= 1.2)])
+    # PR then regrowth ≥ 20 % over the nadir: best response stays PR, the day-28 response is PD
+    relapse = read_out(ts(days, np.r_[np.linspace(1000, 300, 15), np.linspace(300, 900, 14)]), c, 2)
+    assert relapse["best_response"] == "PR" and relapse["response"] == "PD" and relapse["progressed"]
+    # 3D: diameter ∝ cells^(1/3)
+    assert read_out(ts(days, np.linspace(1000, 400, days.size)), c, 3)["best_response"] == "SD"
+
+
+def test_heme_categories_use_the_detection_limit_and_50_percent():
+    c = Criteria(disease="heme", assessment_day=28, assess_every_days=7, detection_limit=1e-3)
+    days = np.arange(0, 29)
+    assert read_out(ts(days, np.r_[np.linspace(10000, 5, 20), np.full(9, 5)]), c, 2)["best_response"] == "CR"  # 5 ≤ 10
+    assert read_out(ts(days, np.r_[np.linspace(10000, 20, 20), np.full(9, 20)]), c, 2)["best_response"] == "PR"
+    assert read_out(ts(days, np.full(days.size, 6000)), c, 2)["best_response"] == "SD"
+
+
+def test_rates_intervals_and_paired_difference():
+    lo, hi = wilson(7, 20)
+    assert lo == pytest.approx(0.1812, abs=1e-3) and hi == pytest.approx(0.5671, abs=1e-3)  # Wilson, 7/20
+    a = np.array([1, 0, 0, 1, 0, 0, 0, 0, 1, 0], bool)
+    b = np.array([1, 1, 1, 1, 0, 1, 0, 0, 1, 0], bool)
+    d, lo, hi = paired_difference(a, b)
+    assert d == pytest.approx(0.3) and lo < 0.3 < hi
+
+
+def synthetic_patients(n=12):
+    rng = np.random.default_rng(0)
+    rows = []
+    for arm, shift in (("low", 0.2), ("high", -0.4)):
+        for i in range(n):
+            ch = float(np.clip(rng.normal(shift, 0.4), -1, 2))
+            best = "CR" if ch <= -0.99 else "PR" if ch <= -0.3 else "PD" if ch >= 0.2 else "SD"
+            rows.append({"patient": i, "arm": arm, "best_change": ch, "best_response": best, "response": best,
+                         "responder": best in ("CR", "PR"), "progressed": bool(rng.random() < 0.6),
+                         "pfs_days": float(rng.uniform(3, 28))})
+    return pd.DataFrame(rows)
+
+
+def test_every_figure_renders(tmp_path):
+    p = synthetic_patients()
+    c = Criteria(disease="solid")
+    rates = response_rates(p, ["low", "high"])
+    diffs = paired_differences(p, ["low", "high"])
+    for name, fig in (("waterfall", waterfall(p, "solid", c)), ("swimmer", swimmer(p, 28)), ("km", km_pfs(p)),
+                      ("forest", forest(rates, diffs))):
+        path = tmp_path / f"{name}.png"
+        fig.savefig(path, dpi=60)
+        assert path.stat().st_size > 5000
+    assert rates["n"].tolist() == [12, 12] and diffs["n_pairs"].iloc[0] == 12
