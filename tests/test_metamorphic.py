@@ -21,7 +21,8 @@ from sim.sweep.runner import execute_run
 from sim.sweep.spec import load_sweep
 
 SCEN = Path(__file__).resolve().parents[1] / "scenarios"
-FILES = sorted(SCEN.glob("*.yaml"))
+#: every scenario file (cohort, sweep and calibration files that name a `base:` are not scenarios)
+FILES = sorted(p for p in SCEN.glob("*.yaml") if "base" not in load_raw(p))
 
 
 def short_days(path: Path) -> float:
