@@ -162,3 +162,76 @@ def test_every_figure_renders(tmp_path):
         fig.savefig(path, dpi=60)
         assert path.stat().st_size > 5000
     assert rates["n"].tolist() == [12, 12] and diffs["n_pairs"].iloc[0] == 12
+
+
+def tiny_cohort(tmp_path, patients=6):
+    f = tmp_path / "cohort.yaml"
+    f.write_text(yaml.safe_dump({
+        **BASE, "time": {"output_every_h": 4.0, "snapshot_every_h": 0},
+        "nk": {"dose": {"cells": 20, "placement": "rim"}},
+        "cohort": {"patients": patients, "seed": 3,
+                   "variability": {"tumor.init.count": {"dist": "lognormal", "mean": 80, "cv": 0.3, "low": 30, "high": 150, "integer": True},
+                                   "tumor.antigen.mean": {"dist": "normal", "mean": 1.0, "sd": 0.2, "low": 0.2}},
+                   "arms": [{"name": "low", "set": {"nk.dose.cells": 5}}, {"name": "high", "set": {"nk.dose.cells": 60}}],
+                   "criteria": {"disease": "solid", "assessment_day": 1.0, "assess_every_days": 0.5}}}))
+    return f
+
+
+def test_cohort_command_writes_tables_and_figures(tmp_path):
+    from sim.cli import main
+    from sim.output import read_parquet
+
+    f = tiny_cohort(tmp_path)
+    assert main(["cohort", str(f), "--out", str(tmp_path / "out"), "--scheduler", "inline", "--no-progress"]) == 0
+    out = tmp_path / "out"
+    p = read_parquet(out / "patients.parquet")
+    assert len(p) == 12 and set(p["arm"]) == {"low", "high"}
+    assert {"draw:tumor.init.count", "best_response", "response", "pfs_days", "best_change", "seed"} <= set(p.columns)
+    # paired: each patient's baseline burden is the same in both arms
+    assert (p.pivot(index="patient", columns="arm", values="burden_baseline").nunique(axis=1) == 1).all()
+    for name in ("waterfall", "swimmer", "km_pfs", "forest"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 5000
+    rates = pd.read_csv(out / "response_rates.csv")
+    assert list(rates["arm"]) == ["low", "high"] and (rates["orr_lo"] <= rates["orr"]).all()
+    summ = __import__("json").loads(next((out / "runs").glob("*/summary.json")).read_text())
+    assert summ["origins"]["tumor.init.count"].startswith("cohort:patient-")
+
+
+@pytest.mark.slow
+def test_cohort_resume_after_kill_9_is_byte_identical(tmp_path):
+    """kill -9 a real `nksim cohort` with two worker processes, rerun it: patients.parquet equals an
+    uninterrupted run's, byte for byte."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from sim.cli import main
+
+    f = tiny_cohort(tmp_path, patients=10)
+    out = tmp_path / "killed"
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "sim", "cohort", str(f), "--out", str(out), "--workers", "2", "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 120:
+            runs = [p for p in (out / "runs").glob("*") if not p.name.startswith(".")] if (out / "runs").exists() else []
+            if len(runs) >= 4 or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.communicate()
+    done = [p.name for p in (out / "runs").iterdir() if not p.name.startswith(".")]
+    assert 4 <= len(done) < 20 and not (out / "patients.parquet").exists()
+    again = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    man = __import__("json").loads((out / "manifest.json").read_text())
+    assert man["invocations"][-1]["reused"] == len(done)
+    ref = tmp_path / "ref"
+    assert main(["cohort", str(f), "--out", str(ref), "--scheduler", "inline", "--no-progress"]) == 0
+    assert (out / "patients.parquet").read_bytes() == (ref / "patients.parquet").read_bytes()

@@ -193,6 +193,22 @@ class CohortPlan:
     dims: int
     scenarios: dict[str, dict] = field(default_factory=dict, repr=False)  # run_id → effective scenario
 
+    label = "cohort"
+
+    def task(self, r: CohortRun) -> dict:
+        """What a worker resolves and runs (sim.sweep.runner.run_plan): the base document, this patient-arm layer."""
+        return {"document": self.document, "layer": r.layer, "seed": r.seed, "origin": f"cohort:patient-{r.patient}"}
+
+    def run_meta(self, r: CohortRun) -> dict:
+        return {"patient": r.patient, "arm": r.arm, "draws": self.patients[r.patient].draws}
+
+    def run_fields(self, r: CohortRun) -> dict:
+        return {"run_id": r.run_id, "patient": r.patient, "arm": r.arm, "seed": r.seed}
+
+    def manifest_fields(self) -> dict:
+        return {"kind": "cohort", "cohort": self.spec.model_dump(mode="json"), "seed": self.seed,
+                "patients": [{"patient": p.index, "seed": p.seed, "draws": p.draws} for p in self.patients]}
+
 
 def load_cohort(path: str | Path) -> CohortPlan:
     """Read a scenario with a `cohort:` block, or a cohort file with `base:`, and build the plan."""

@@ -91,30 +91,18 @@ class _State:
             i = dict(self.info[rs.run_id])
             if rs.run_id in running and i["status"] == "pending":
                 i["status"] = "running"
-            runs.append({"run_id": rs.run_id, "point": rs.point, "replicate": rs.replicate, "seed": rs.seed, **i})
+            runs.append({**plan.run_fields(rs), **i})
         m = {
             "nksim_version": provenance()["version"],
             "provenance": provenance(),  # version, git commit, library versions, platform
             "status": status,
             "spec_file": str(plan.spec_path),
             "base_scenario": str(plan.base_path),
-            "design": plan.design.kind,
-            "design_options": plan.design.options,
-            "parameters": plan.spec_dict()["parameters"],
-            "parameter_kinds": plan.param_kinds,
-            "samples": plan.spec.samples,
-            "replicates": plan.spec.replicates,
-            "seed": plan.seed,
-            "replicate_seeds": plan.seeds,
-            "metrics": plan.metrics,
-            "overrides": plan.spec.overrides,
-            "points": plan.overrides,
+            **plan.manifest_fields(),
             "counts": self.counts(),
             "invocations": self.invocations,
             "runs": runs,
         }
-        if plan.design.problem is not None:
-            m["problem"] = plan.design.problem
         if extra:
             m.update(extra)
         return m
@@ -135,8 +123,17 @@ def run_sweep(
     runner: a sim.api.run-compatible callable (or "module:attr"); default sim.api.run.
     """
     plan = load_sweep(spec_path)
-    runner = resolve_runner(runner)
     out = Path(out) if out is not None else default_out(spec_path)
+    return run_plan(plan, out, write_outputs, workers, scheduler, progress, runner)
+
+
+def run_plan(plan, out: Path, aggregate: Callable, workers: int | None = None, scheduler: str | None = None,
+             progress: bool = True, runner: Callable | str | None = None) -> SweepOutcome:
+    """Run (or resume) any plan of runs (a sweep, a cohort) into `out`, then `aggregate(plan, out)`.
+
+    A plan has `runs` (each with run_id and seed), `task(run)` (the document, layer and seed a worker
+    resolves), `run_meta(run)`, `run_fields(run)` and `manifest_fields()`, and a `label` for the bar."""
+    runner = resolve_runner(runner)
     out.mkdir(parents=True, exist_ok=True)
     runs_dir = out / "runs"
     runs_dir.mkdir(exist_ok=True)
@@ -152,7 +149,7 @@ def run_sweep(
         if todo:
             _execute(plan, state, out, todo, workers, scheduler, progress, runner, inv)
         c = state.counts()
-        files, notes = write_outputs(plan, out)
+        files, notes = aggregate(plan, out)
         inv["finished"] = _now()
         extra = {"sensitivity_skipped": notes} if notes else None
         _write_manifest(out, state, "complete" if c["done"] == c["unique"] else "incomplete", extra)
@@ -173,8 +170,7 @@ def _execute(plan, state, out, todo, workers, scheduler, progress, runner, inv) 
         first.setdefault(rs.run_id, rs)
     def task_for(rid: str, attempt: int) -> dict:
         rs = first[rid]
-        return {"run_id": rid, "document": plan.document, "layer": plan.layers[rs.point], "seed": rs.seed,
-                "attempt": attempt, "runner": runner}
+        return {"run_id": rid, **plan.task(rs), "attempt": attempt, "runner": runner}
 
     ex: Any = None
     bar = None
@@ -189,7 +185,7 @@ def _execute(plan, state, out, todo, workers, scheduler, progress, runner, inv) 
             ex = _Dask(workers, scheduler, len(todo), warm=runner is None)
         inv["executor"] = ex.label
         inv["workers"] = ex.threads()
-        bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress, dynamic_ncols=True)
+        bar = tqdm(total=len(todo), desc=plan.label, unit="run", disable=not progress, dynamic_ncols=True)
         for rid in todo:
             ex.submit(task_for(rid, 1))
         bar.set_postfix(done=0, failed=0, running=min(ex.inflight(), ex.threads()))
@@ -203,7 +199,7 @@ def _execute(plan, state, out, todo, workers, scheduler, progress, runner, inv) 
             if rec["ok"]:
                 try:
                     rs = first[rid]
-                    meta = {"run_id": rid, "seed": rs.seed, "overrides": plan.overrides[rs.point], "attempt": task["attempt"]}
+                    meta = {"run_id": rid, "seed": rs.seed, **plan.run_meta(rs), "attempt": task["attempt"]}
                     commit_run(state.runs_dir, rid, rec["files"], meta)
                     info["status"] = "done"
                     done += 1

@@ -111,6 +111,27 @@ class Plan:
         """The sweep block as given (JSON-friendly) for the manifest."""
         return self.spec.model_dump(mode="json")
 
+    label = "sweep"
+
+    def task(self, rs: RunSpec) -> dict:
+        """What a worker resolves and runs: the written base document, this point's layer, the seed."""
+        return {"document": self.document, "layer": self.layers[rs.point], "seed": rs.seed}
+
+    def run_meta(self, rs: RunSpec) -> dict:
+        return {"overrides": self.overrides[rs.point]}
+
+    def run_fields(self, rs: RunSpec) -> dict:
+        return {"run_id": rs.run_id, "point": rs.point, "replicate": rs.replicate, "seed": rs.seed}
+
+    def manifest_fields(self) -> dict:
+        m = {"design": self.design.kind, "design_options": self.design.options, "parameters": self.spec_dict()["parameters"],
+             "parameter_kinds": self.param_kinds, "samples": self.spec.samples, "replicates": self.spec.replicates,
+             "seed": self.seed, "replicate_seeds": self.seeds, "metrics": self.metrics, "overrides": self.spec.overrides,
+             "points": self.overrides}
+        if self.design.problem is not None:
+            m["problem"] = self.design.problem
+        return m
+
 
 # ---------------------------------------------------------------------------------------------
 

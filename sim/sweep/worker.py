@@ -68,7 +68,7 @@ def execute_run(task: dict) -> dict:
     worker = f"{socket.gethostname()}:{os.getpid()}"
     tmp = Path(tempfile.mkdtemp(prefix=f"nksim-{task['run_id']}-"))
     try:
-        scenario = resolve(task["document"], task["layer"], "sweep").scenario  # the one resolution step
+        scenario = resolve(task["document"], task["layer"], task.get("origin", "sweep")).scenario  # the one resolution step
         runner = task.get("runner") or _default_runner()
         out = tmp / "run"
         result = runner(scenario, seed=task["seed"], out=out, progress=False)

@@ -1,0 +1,39 @@
+"""`nksim cohort`: arguments and the command (exit 2 on bad input, 130 on Ctrl-C)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_cohort_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("scenario", help="scenario YAML with a cohort: block, or a cohort file with base:")
+    p.add_argument("--out", "-o", default=None, help="output folder (default results/<file name>); rerun to resume")
+    p.add_argument("--workers", "-j", type=int, default=None, help="local worker processes (default: all cores)")
+    p.add_argument("--scheduler", default=None,
+                   help="tcp://host:port of a running Dask scheduler, or 'inline' to run here one by one")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def cli_cohort(args: argparse.Namespace) -> int:
+    """0 = every patient-arm run done, 1 = some failed, 2 = bad input."""
+    from sim.scenario import ScenarioError
+    from sim.sweep.store import SweepError
+
+    from .run import print_rates, run_cohort
+
+    out = Path(args.out) if args.out else Path("results") / Path(args.scenario).stem
+    try:
+        res = run_cohort(args.scenario, out=out, workers=args.workers, scheduler=args.scheduler, progress=not args.no_progress)
+    except (ScenarioError, SweepError) as e:
+        print(f"nksim cohort: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nksim cohort: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    print(f"cohort: {res.done}/{res.unique} patient-arm runs done ({res.executed} run now, {res.reused} reused), "
+          f"{res.failed} failed -> {res.out}")
+    if (res.out / "response_rates.json").is_file():
+        print_rates(res.out)
+    return 0 if res.failed == 0 and res.complete else 1
