@@ -19,6 +19,7 @@ from .fields import CytokineFields
 from .kernels import step as K
 from .kernels.lattice import moore_offsets, occupancy_bits, pack_alive, pack_occupancy
 from .kernels.params import FIELD_NAMES, IFNG, IL15, TGFB, NKParams, TumorParams
+from .kernels.records import FieldsType, LatticeType, TalliesType, make_record
 from .state import NKPopulation, TumorPopulation
 from .therapy import Therapy, resolve_product
 
@@ -33,6 +34,11 @@ def lognormal_levels(rng: np.random.Generator, n: int, mean: float, cv: float) -
         return np.full(n, mean, dtype=np.float32)
     s2 = math.log1p(cv * cv)
     return rng.lognormal(math.log(mean) - s2 / 2, math.sqrt(s2), n).astype(np.float32)
+
+
+def _levels(v, n: int) -> np.ndarray:
+    """A per-cell float32 array of n values from a scalar or an array (what the cell arrays store)."""
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=np.float32), (n,)))
 
 
 def secretion_rate(q_ng_per_1e6_cells_day: float, voxel_volume_ml: float) -> float:
@@ -232,29 +238,13 @@ class TumorImmuneModel(mesa.Model):
             raise ValueError("tumor sites must be distinct and free")
         t, n = self.tumor, sites.size
         t.ensure(n)
-        sl = slice(t.used, t.used + n)
-        t.site[sl] = sites
-        t.antigen[sl] = np.broadcast_to(np.asarray(antigen, dtype=np.float32), (n,))
-        t.mhc[sl] = np.broadcast_to(np.asarray(mhc, dtype=np.float32), (n,))
-        t.ligand[sl] = np.broadcast_to(np.asarray(ligand, dtype=np.float32), (n,))
-        t.coat[sl] = 0.0
-        t.state[sl] = K.T_ALIVE
-        t.timer[sl] = self.rng.exponential(1.0 / self.p_tumor.division_rate, n)
-        idx = np.arange(t.used, t.used + n)
+        first = t.used
+        timers = self.rng.exponential(1.0 / self.p_tumor.division_rate, n)
+        lat, tally = self._lattice_records()
+        K.start_tumor_cells(t.record, lat, tally, first, sites, _levels(antigen, n), _levels(mhc, n),
+                            _levels(ligand, n), timers)
         t.used += n
-        self.occ[sites] = idx.astype(np.int32)
-        self.pack_bitmaps()
-        npos = int((t.antigen[sl] > 0).sum())
-        self.tstats[K.S_LIVE] += n
-        self.tstats[K.S_AGPOS] += npos
-        self.tstats[K.S_AGNEG] += n - npos
-        xyz_sum = np.zeros(3, dtype=np.int64)
-        for k in range(0, n, 1 << 20):  # chunks: no (n, 3) coordinate array at 10⁷ cells
-            chunk = sites[k : k + (1 << 20)]
-            xyz_sum += self._coords(chunk).sum(axis=0)
-            self._count_voxels(self.vox_tumor, chunk)
-        self.tstats[K.S_SX : K.S_SZ + 1] += xyz_sum
-        return idx
+        return np.arange(first, first + n)
 
     def _count_voxels(self, counts: np.ndarray, sites: np.ndarray) -> None:
         """Add one to `counts` at the field voxel of each site (like np.add.at, but O(voxels + sites) fast)."""
@@ -368,6 +358,36 @@ class TumorImmuneModel(mesa.Model):
         self._nk_agents[i] = a
         return a
 
+    def _lattice_records(self):
+        """The kernels' lattice and tally records (`sim/kernels/records.py`), rebuilt when one of their
+        arrays was replaced."""
+        key = (self.occ, self.occ_bits, self.alive_bits, self.offsets, self.tstats, self.counters, self.vox_tumor)
+        old = getattr(self, "_lat_records", None)
+        if old is None or any(a is not b for a, b in zip(key, old[0])):
+            co = int(self.config.domain.field_coarsen)
+            nx, ny, nz = (int(n) for n in self.shape)
+            lat = make_record(LatticeType, shape=(nx, ny, nz), fshape=tuple(int(n) for n in self.fshape), coarsen=co,
+                              offsets=self.offsets, occ=self.occ, occ_bits=self.occ_bits, alive_bits=self.alive_bits,
+                              vx=np.arange(nx) // co, vy=np.arange(ny) // co, vz=np.arange(nz) // co)
+            tally = make_record(TalliesType, tumor=self.tstats, nk=self.counters, vox_tumor=self.vox_tumor)
+            old = (key, lat, tally)
+            self._lat_records = old
+        return old[1], old[2]
+
+    def _fields_record(self):
+        """The kernels' field record, with the zero-field flags re-checked (`CytokineFields.nonzero_now`)."""
+        f = self.fields
+        f.nonzero_now()
+        key = (f.values, f.sources, f.background, f.nonzero, self.dt / (self._field_every * self.dt))
+        old = getattr(self, "_fld_record", None)
+        if old is None or any(a is not b for a, b in zip(key[:-1], old[0][:-1])) or key[-1] != old[0][-1]:
+            nf = len(FIELD_NAMES)
+            fld = make_record(FieldsType, values=f.values.reshape(nf, -1), background=f.background,
+                              sources=f.sources.reshape(nf, -1), nonzero=f.nonzero, source_scale=float(key[-1]))
+            old = (key, fld)
+            self._fld_record = old
+        return old[1]
+
     # ----------------------------------------------------------------------------------- views
     def centroid(self) -> np.ndarray:
         """Centroid of live tumor cells (lattice coordinates); the domain centre when none are left."""
@@ -426,22 +446,14 @@ class TumorImmuneModel(mesa.Model):
         nk.ensure(nk.used + 1)  # an NK cell divides at most once per step
         born = np.empty(nk.used + 1, dtype=np.int64)
         died = np.empty(nk.used + 1, dtype=np.int64)
-        f = self.fields
-        fvals = f.values.reshape(len(FIELD_NAMES), -1)
-        fsrc = f.sources.reshape(len(FIELD_NAMES), -1)
-        nb, nd, live_before = K.nk_step(
-            self.rng, self.now_min, self.p_nk, self.shape, self.fshape, c.domain.field_coarsen, self.offsets,
-            self.centroid(), self.occ, t.antigen, t.mhc, t.ligand, t.coat, t.state, t.timer,
-            nk.used, nk.site, nk.direction, nk.state, nk.target, nk.timer, nk.route, nk.granules, nk.dr_left,
-            nk.stims, nk.kills, nk.divisions, fvals, f.background, fsrc, self.dt / (self._field_every * self.dt),
-            self.counters, born, died, nk.car, nk.memory, self.occ_bits, t.site, self.alive_bits,
-            f.nonzero_now(),
-        )
+        lat, tally = self._lattice_records()
+        fld = self._fields_record()
+        nb, nd, live_before = K.nk_step(self.rng, self.now_min, self.p_nk, nk.record, nk.used, t.record, lat, fld,
+                                        tally, self.centroid(), born, died)
         self.nk_exposure_min += live_before * self.dt
         if nd:
             self._retire_agents(died[:nd])
         if nb:
-            nk.born_min[born[:nb]] = self.now_min + self.dt
             first = nk.used
             nk.used += nb
             for i in range(first, nk.used):
@@ -452,16 +464,11 @@ class TumorImmuneModel(mesa.Model):
             due, n_live_due = K.due_cells(t.used, t.state, t.timer, t_now + t_dt)
             # room for the worst case, every due live cell dividing once (free slots are reused first)
             t.ensure(max(0, n_live_due - t.n_free) + 64)
-            t.used, t.n_free = K.tumor_step(
-                self.rng, t_now, t_dt, self.p_tumor,
-                self.shape, self.fshape, c.domain.field_coarsen, self.offsets, self.occ,
-                t.used, t.site, t.antigen, t.mhc, t.ligand, t.coat, t.state, t.timer,
-                t.free_slots, t.n_free, fvals, f.background, self.tstats, self.vox_tumor, self.occ_bits,
-                self.alive_bits, due,
-            )
+            t.used, t.n_free = K.tumor_step(self.rng, t_now, t_dt, self.p_tumor, t.record, t.used, t.n_free, lat, fld,
+                                            tally, due)
         if k % self._field_every == 0:
             self._secrete_tissue_sources()
-            f.step(self._field_every * self.dt)
+            self.fields.step(self._field_every * self.dt)
         self.now_min += self.dt
         if nk.used > 1024 and nk.used > 2 * (live_before + nb - nd):
             self._compact_nk()
