@@ -19,8 +19,8 @@ from .fields import CytokineFields
 from .kernels import step as K
 from .kernels.lattice import moore_offsets, occupancy_bits, pack_alive, pack_occupancy
 from .kernels.params import FIELD_NAMES, IFNG, IL15, TGFB, NKParams, TumorParams
-from .kernels.records import FieldsType, LatticeType, TalliesType, make_record
-from .state import NKPopulation, TumorPopulation
+from .kernels.records import NK_COUNTS, TUMOR_STATS, FieldsType, LatticeType, TalliesType, make_record
+from .state import NKPopulation, Tally, TumorPopulation
 from .therapy import Therapy, resolve_product
 
 MIN_PER_DAY = 1440.0
@@ -389,6 +389,18 @@ class TumorImmuneModel(mesa.Model):
         return old[1]
 
     # ----------------------------------------------------------------------------------- views
+    @property
+    def tumor_stats(self) -> Tally:
+        """The tumor running totals by name (`records.TUMOR_STATS`: live, antigen_pos, antigen_neg,
+        sum_x/y/z, births, deaths), a view of `tstats`."""
+        return Tally(self.tstats, TUMOR_STATS)
+
+    @property
+    def nk_counts(self) -> Tally:
+        """The NK event counts by name (`records.NK_COUNTS`: kills_car, kills_innate, kills_adcc,
+        nk_births, nk_deaths, conjugates, triggers), a view of `counters`."""
+        return Tally(self.counters, NK_COUNTS)
+
     def centroid(self) -> np.ndarray:
         """Centroid of live tumor cells (lattice coordinates); the domain centre when none are left."""
         n = self.tstats[K.S_LIVE]
@@ -397,7 +409,7 @@ class TumorImmuneModel(mesa.Model):
         return self.tstats[K.S_SX : K.S_SZ + 1] / n
 
     def tumor_count(self) -> int:
-        return int(self.tstats[K.S_LIVE])
+        return int(self.tumor_stats.live)
 
     def nk_live(self) -> int:
         return int((self.nk.state[: self.nk.used] != K.NK_EMPTY).sum())
@@ -421,13 +433,13 @@ class TumorImmuneModel(mesa.Model):
         return {
             "time_h": lambda m: m.now_min / 60.0,
             "tumor": lambda m: m.tumor_count(),
-            "tumor_ag_pos": lambda m: int(m.tstats[K.S_AGPOS]),
-            "tumor_ag_neg": lambda m: int(m.tstats[K.S_AGNEG]),
+            "tumor_ag_pos": lambda m: int(m.tumor_stats.antigen_pos),
+            "tumor_ag_neg": lambda m: int(m.tumor_stats.antigen_neg),
             "nk_live": lambda m: m.nk_live(),
             "nk_exhausted": lambda m: m.nk_exhausted(),
-            "kills_car": lambda m: int(m.counters[K.C_KILL0 + 0]),
-            "kills_innate": lambda m: int(m.counters[K.C_KILL0 + 1]),
-            "kills_adcc": lambda m: int(m.counters[K.C_KILL0 + 2]),
+            "kills_car": lambda m: m.nk_counts.kills_car,
+            "kills_innate": lambda m: m.nk_counts.kills_innate,
+            "kills_adcc": lambda m: m.nk_counts.kills_adcc,
             "mean_ifng_ng_ml": lambda m: f.mean("ifng"),
             "mean_tgfb_ng_ml": lambda m: f.mean("tgfb"),
             "mean_il15_ng_ml": lambda m: f.mean("il15"),
@@ -459,7 +471,7 @@ class TumorImmuneModel(mesa.Model):
             for i in range(first, nk.used):
                 self._new_agent(i)
         if k % self._tumor_every == 0:
-            t.ensure(8 * max(1, int(self.tstats[K.S_LIVE] * 0.05)) + 64)
+            t.ensure(8 * max(1, int(self.tumor_stats.live * 0.05)) + 64)
             t_now, t_dt = self.now_min - (self._tumor_every - 1) * self.dt, self._tumor_every * self.dt
             due, n_live_due = K.due_cells(t.used, t.state, t.timer, t_now + t_dt)
             # room for the worst case, every due live cell dividing once (free slots are reused first)
@@ -508,7 +520,7 @@ class TumorImmuneModel(mesa.Model):
 
     def observed_nk_half_life_days(self) -> float | None:
         """Maximum-likelihood NK half-life from persistence deaths and NK-time at risk."""
-        deaths = int(self.counters[K.C_NKDEATH])
+        deaths = self.nk_counts.nk_deaths
         if deaths == 0:
             return None
         return math.log(2.0) * self.nk_exposure_min / deaths / MIN_PER_DAY

@@ -96,3 +96,33 @@ class NKPopulation(Population):
         self.used = int(keep.size)
         return keep
 
+
+
+class Tally:
+    """Named view of a statistics array the kernels keep by index (`records.TUMOR_STATS`,
+    `records.NK_COUNTS`): `model.tumor_stats.live`, `model.nk_counts.kills_car`. Reads and writes go
+    to the array itself."""
+
+    __slots__ = ("array", "names")
+
+    def __init__(self, array: np.ndarray, names: tuple[str, ...]):
+        object.__setattr__(self, "array", array)
+        object.__setattr__(self, "names", names)
+
+    def _index(self, name: str) -> int:
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise AttributeError(f"no statistic {name!r}; the names are {self.names}") from None
+
+    def __getattr__(self, name: str):
+        return self.array[self._index(name)].item()
+
+    def __setattr__(self, name: str, value) -> None:
+        self.array[self._index(name)] = value
+
+    def as_dict(self) -> dict:
+        return {n: self.array[i].item() for i, n in enumerate(self.names)}
+
+    def __repr__(self) -> str:
+        return f"Tally({self.as_dict()})"

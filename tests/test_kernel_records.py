@@ -89,3 +89,23 @@ def test_no_kernel_call_takes_a_conditional_expression_as_an_argument():
     So the kernels write such a value to a variable first; this checks their sources."""
     folder = Path(K.__file__).parent
     assert [b for p in sorted(folder.glob("*.py")) for b in _calls_with_branching_arguments(p)] == []
+
+
+def test_statistics_by_name_are_views_of_the_kernel_arrays():
+    import pytest
+
+    from sim.kernels.records import NK_COUNTS, TUMOR_STATS
+
+    m = TumorImmuneModel({"domain": {"size_um": [400.0, 400.0]}, "tumor": {"init": {"count": 50}},
+                          "nk": {"dose": {"cells": 20}}}, rng=2)
+    for _ in range(30):
+        m.step()
+    ts, nc = m.tumor_stats, m.nk_counts
+    assert ts.live == m.tstats[K.S_LIVE] == m.tumor_count() and ts.births == m.tstats[K.S_BIRTHS]
+    assert nc.conjugates == m.counters[K.C_CONJ] and nc.nk_deaths == m.counters[K.C_NKDEATH]
+    assert [nc.kills_car, nc.kills_innate, nc.kills_adcc] == list(m.counters[K.C_KILL0:K.C_KILL0 + 3])
+    assert list(ts.as_dict()) == list(TUMOR_STATS) and list(nc.as_dict()) == list(NK_COUNTS)
+    nc.triggers = 5
+    assert m.counters[K.C_TRIG] == 5
+    with pytest.raises(AttributeError):
+        ts.kills
