@@ -17,23 +17,15 @@ from .agents import CARNKCell, CARTCell, TumorCell
 from .agents.tumor import TumorCellSet
 from .fields import CytokineFields
 from .kernels import step as K
+from .kernels.killing import is_exhausted
 from .kernels.lattice import moore_offsets, occupancy_bits, pack_alive, pack_occupancy
 from .kernels.params import FIELD_NAMES, IFNG, IL15, TGFB, NKParams, TumorParams
+from .kernels.phenotype import lognormal_levels  # noqa: F401  (also sim.model.lognormal_levels)
 from .kernels.records import NK_COUNTS, TUMOR_STATS, FieldsType, LatticeType, TalliesType, make_record
 from .state import NKPopulation, Tally, TumorPopulation
 from .therapy import Therapy, resolve_product
 
 MIN_PER_DAY = 1440.0
-
-
-def lognormal_levels(rng: np.random.Generator, n: int, mean: float, cv: float) -> np.ndarray:
-    """Per-cell levels from a lognormal with the given mean and coefficient of variation."""
-    if mean <= 0 or n == 0:
-        return np.zeros(n, dtype=np.float32)
-    if cv <= 0:
-        return np.full(n, mean, dtype=np.float32)
-    s2 = math.log1p(cv * cv)
-    return rng.lognormal(math.log(mean) - s2 / 2, math.sqrt(s2), n).astype(np.float32)
 
 
 def _levels(v, n: int) -> np.ndarray:
@@ -417,7 +409,7 @@ class TumorImmuneModel(mesa.Model):
     def nk_exhausted(self) -> int:
         nk = self.nk
         live = nk.state[: nk.used] != K.NK_EMPTY
-        return int((live & (nk.stims[: nk.used] >= self.p_nk.exhaustion_stims)).sum())
+        return int((live & is_exhausted(nk.stims[: nk.used], self.p_nk.exhaustion_stims)).sum())
 
     def tumor_cells(self, indices: np.ndarray | None = None) -> AgentSet:
         """TumorCell views (built on request, never registered) as a Mesa AgentSet."""
@@ -539,7 +531,7 @@ class TumorImmuneModel(mesa.Model):
             "tumor_antigen": t.antigen[alive],
             "tumor_doomed": st[alive] == K.T_DOOMED,
             "nk_xyz": self._coords(nk.site[nlive]).astype(np.int32),
-            "nk_exhausted": nk.stims[nlive] >= self.p_nk.exhaustion_stims,
+            "nk_exhausted": is_exhausted(nk.stims[nlive], self.p_nk.exhaustion_stims),
             "nk_kills": nk.kills[nlive],
             "field_names": np.array(FIELD_NAMES),
             "field_coarsen": np.int64(self.config.domain.field_coarsen),

@@ -15,8 +15,9 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
+from .order import shuffled
 from .persistence import death_probability
-from .rates import hazard_probability, saturation, uniform_index
+from .rates import hazard_probability, saturation
 
 # The well-mixed step's event counts (`counters`), by name (`WellMixedModel.counts`).
 WM_COUNTS = ("kills", "nk_births", "nk_deaths", "inactivations", "influx", "tumor_births", "crowding_losses", "spare")
@@ -65,11 +66,7 @@ def wellmixed_step(rng, w, n_tumor, n_nk, n_in, kills, order, dead_kills, counte
         raise ValueError("wellmixed_step: arrays too small for 2·n_nk + n_in agents")
     for i in range(n_nk):
         order[i] = i
-    for i in range(n_nk - 1, 0, -1):  # random order, so kills are shared fairly when tumor runs out
-        j = uniform_index(rng, i + 1)
-        t = order[i]
-        order[i] = order[j]
-        order[j] = t
+    shuffled(rng, order[:n_nk])  # random order, so kills are shared fairly when tumor runs out
     alive_t = n_tumor
     nb = 0
     keep = np.ones(n_nk, np.bool_)
