@@ -361,8 +361,6 @@ def tumor_step(rng, now, dt, p, tumor, t_used, n_free, lat, fld, tally, due):
             ag = daughter_antigen(r, t_antigen[i], p.antigen_loss)
             t_timer[i] = horizon + next_division_delay(r, p.division_rate)
             timer_c = horizon + next_division_delay(r, p.division_rate)
-            # no conditional expression inside the call's arguments: with inline='always' callees and the
-            # inlined stream methods, Numba 0.68 drops the callee's array writes (tested in test_kernel_records)
             coat = t_coat[i] if ag > 0.0 else 0.0
             start_tumor_cell(tumor, lat, tally, c, s2, ag, t_mhc[i], t_ligand[i], coat, timer_c)
             tstats[S_BIRTHS] += 1
