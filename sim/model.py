@@ -20,7 +20,7 @@ from .kernels import step as K
 from .kernels.killing import is_exhausted
 from .kernels.lattice import moore_offsets, occupancy_bits, pack_alive, pack_occupancy
 from .kernels.params import FIELD_NAMES, IFNG, IL15, TGFB, NKParams, TumorParams
-from .kernels.phenotype import lognormal_levels  # noqa: F401  (also sim.model.lognormal_levels)
+from .kernels.phenotype import lognormal_levels
 from .kernels.records import NK_COUNTS, TUMOR_STATS, FieldsType, LatticeType, TalliesType, make_record
 from .state import NKPopulation, Tally, TumorPopulation
 from .therapy import Therapy, resolve_product
@@ -231,10 +231,10 @@ class TumorImmuneModel(mesa.Model):
         t, n = self.tumor, sites.size
         t.ensure(n)
         first = t.used
-        timers = self.rng.exponential(1.0 / self.p_tumor.division_rate, n)
-        lat, tally = self._lattice_records()
-        K.start_tumor_cells(t.record, lat, tally, first, sites, _levels(antigen, n), _levels(mhc, n),
-                            _levels(ligand, n), timers)
+        if n:
+            lat, tally = self._lattice_records()
+            K.start_tumor_cells(self.rng, self.now_min, self.p_tumor, t.record, lat, tally, first, sites,
+                                _levels(antigen, n), _levels(mhc, n), _levels(ligand, n))
         t.used += n
         return np.arange(first, first + n)
 
@@ -297,28 +297,14 @@ class TumorImmuneModel(mesa.Model):
     def add_nk(self, sites: np.ndarray) -> list[CARNKCell]:
         """Add fresh CAR-NK cells at the given lattice sites (used by dosing); returns their agents."""
         nk, p = self.nk, self.p_nk
-        n = len(sites)
+        sites = np.asarray(sites, dtype=np.int64).reshape(-1)
+        n = sites.size
         nk.ensure(n)
-        sl = slice(nk.used, nk.used + n)
-        nk.site[sl] = sites
-        nk.state[sl] = K.NK_FREE
-        nk.target[sl] = -1
-        nk.granules[sl] = p.max_granules
-        nk.dr_left[sl] = p.dr_capacity
-        nk.stims[sl] = 0
-        nk.kills[sl] = 0
-        nk.divisions[sl] = 0
-        nk.born_min[sl] = self.now_min
-        nk.car[sl] = p.car_expression
+        car = np.full(n, p.car_expression, dtype=np.float32)  # CAR+ share of the product (therapy layer)
         if self.car_positive_fraction < 1.0:
-            nk.car[sl][self.rng.random(n) >= self.car_positive_fraction] = 0.0
-        if p.memory_fraction > 0:
-            nk.memory[sl] = self.rng.random(n) < p.memory_fraction
-        d = self.rng.normal(size=(n, 3))
-        if self.config.domain.dims == 2:
-            d[:, 2] = 0
-        d /= np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
-        nk.direction[sl] = d
+            car[self.rng.random(n) >= self.car_positive_fraction] = 0.0
+        if n:  # the daughters' start-up rule: direction, memory fate, full granules and DR capacity
+            K.start_nk_cells(self.rng, nk.record, nk.used, sites, car, self.now_min, p)
         idx = range(nk.used, nk.used + n)
         nk.used += n
         return [self._new_agent(i) for i in idx]

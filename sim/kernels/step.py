@@ -110,6 +110,15 @@ def start_nk_cell(rng, nk, c, site, granules, divisions, car, born_min, p):
 
 
 @njit(cache=True)
+def start_nk_cells(rng, nk, first, sites, car, born_min, p):
+    """`start_nk_cell` for infused cells at `sites`, in slots first, first + 1, ...: a full granule
+    stock, no divisions, CAR level `car[k]`. Draws from a kernel stream seeded from `rng`."""
+    r = stream_from(rng)
+    for k in range(sites.shape[0]):
+        start_nk_cell(r, nk, first + k, sites[k], p.max_granules, 0, car[k], born_min, p)
+
+
+@njit(cache=True)
 def nk_step(rng, now, p, nk, n_used, tumor, lat, fld, tally, centroid, born, died):
     """Advance every live NK cell (slots < `n_used` of the record `nk`) by one step; returns (births,
     deaths, live cells at the start), the births' and deaths' slots written to `born`/`died`.
@@ -303,10 +312,14 @@ def start_tumor_cell(tumor, lat, tally, c, site, antigen, mhc, ligand, coat, tim
 
 
 @njit(cache=True)
-def start_tumor_cells(tumor, lat, tally, first, sites, antigen, mhc, ligand, timers):
-    """`start_tumor_cell` for slots first, first + 1, ... (cells seeded by the model, uncoated)."""
+def start_tumor_cells(rng, now, p, tumor, lat, tally, first, sites, antigen, mhc, ligand):
+    """`start_tumor_cell` for cells seeded by the model (uncoated) in slots first, first + 1, ...; each
+    first division attempt is `next_division_delay` after `now`, drawn from a kernel stream seeded
+    from `rng`, as for a daughter."""
+    r = stream_from(rng)
     for k in range(sites.shape[0]):
-        start_tumor_cell(tumor, lat, tally, first + k, sites[k], antigen[k], mhc[k], ligand[k], 0.0, timers[k])
+        timer = now + next_division_delay(r, p.division_rate)
+        start_tumor_cell(tumor, lat, tally, first + k, sites[k], antigen[k], mhc[k], ligand[k], 0.0, timer)
 
 
 @njit(cache=True)
