@@ -52,7 +52,8 @@ def model_run(cfg: dict, seed: int, steps: int, checkpoints: list[int], fft_work
                                            "agent_steps": agent_steps, "tumor": m.tumor_count(), "nk": m.nk_live()})
     out["tumor_end"] = m.tumor_count()
     out["nk_end"] = m.nk_live()
-    out["kills"] = int(m.counters[:3].sum())
+    c = m.nk_counts
+    out["kills"] = c.kills_car + c.kills_innate + c.kills_adcc
     out["peak_rss_mb"] = peak_rss_mb()
     out["memory_end"] = {"tumor_bytes": int(m.tumor.nbytes() + m.occ.nbytes + m.occ_bits.nbytes + m.alive_bits.nbytes + m.vox_tumor.nbytes + m.vox_stroma.nbytes),
                          "tumor_cells": m.tumor_count()}

@@ -5,7 +5,6 @@ It wires things together and holds no biology: every rule lives in `sim/kernels/
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import mesa
@@ -17,11 +16,14 @@ from .agents import CARNKCell, CARTCell, TumorCell
 from .agents.tumor import TumorCellSet
 from .fields import CytokineFields
 from .kernels import step as K
+from .kernels.killing import is_exhausted
 from .kernels.lattice import moore_offsets, occupancy_bits, pack_alive, pack_occupancy
-from .kernels.params import FIELD_NAMES, IFNG, IL15, TGFB
-from .state import NKPopulation, TumorPopulation
+from .kernels.params import FIELD_NAMES, TGFB
+from .kernels.phenotype import lognormal_levels
+from .kernels.records import NK_COUNTS, TUMOR_STATS, FieldsType, LatticeType, TalliesType, make_record
 from .scenario.kernel_units import nk_params, tissue_tgfb_rates, tumor_params
 from .scenario.resolve import resolve
+from .state import NKPopulation, Tally, TumorPopulation
 from .therapy import Therapy
 from .therapy.companions import install as install_companions
 from .therapy.modulators import Modulation
@@ -29,14 +31,9 @@ from .units import MIN_PER_DAY
 
 
 
-def lognormal_levels(rng: np.random.Generator, n: int, mean: float, cv: float) -> np.ndarray:
-    """Per-cell levels from a lognormal with the given mean and coefficient of variation."""
-    if mean <= 0 or n == 0:
-        return np.zeros(n, dtype=np.float32)
-    if cv <= 0:
-        return np.full(n, mean, dtype=np.float32)
-    s2 = math.log1p(cv * cv)
-    return rng.lognormal(math.log(mean) - s2 / 2, math.sqrt(s2), n).astype(np.float32)
+def _levels(v, n: int) -> np.ndarray:
+    """A per-cell float32 array of n values from a scalar or an array (what the cell arrays store)."""
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=np.float32), (n,)))
 
 
 class TumorImmuneModel(mesa.Model):
@@ -185,29 +182,13 @@ class TumorImmuneModel(mesa.Model):
             raise ValueError("tumor sites must be distinct and free")
         t, n = self.tumor, sites.size
         t.ensure(n)
-        sl = slice(t.used, t.used + n)
-        t.site[sl] = sites
-        t.antigen[sl] = np.broadcast_to(np.asarray(antigen, dtype=np.float32), (n,))
-        t.mhc[sl] = np.broadcast_to(np.asarray(mhc, dtype=np.float32), (n,))
-        t.ligand[sl] = np.broadcast_to(np.asarray(ligand, dtype=np.float32), (n,))
-        t.coat[sl] = 0.0
-        t.state[sl] = K.T_ALIVE
-        t.timer[sl] = self.rng.exponential(1.0 / self.p_tumor.division_rate, n)
-        idx = np.arange(t.used, t.used + n)
+        first = t.used
+        if n:
+            lat, tally = self._lattice_records()
+            K.start_tumor_cells(self.rng, self.now_min, self.p_tumor, t.record, lat, tally, first, sites,
+                                _levels(antigen, n), _levels(mhc, n), _levels(ligand, n))
         t.used += n
-        self.occ[sites] = idx.astype(np.int32)
-        self.pack_bitmaps()
-        npos = int((t.antigen[sl] > 0).sum())
-        self.tstats[K.S_LIVE] += n
-        self.tstats[K.S_AGPOS] += npos
-        self.tstats[K.S_AGNEG] += n - npos
-        xyz_sum = np.zeros(3, dtype=np.int64)
-        for k in range(0, n, 1 << 20):  # chunks: no (n, 3) coordinate array at 10⁷ cells
-            chunk = sites[k : k + (1 << 20)]
-            xyz_sum += self._coords(chunk).sum(axis=0)
-            self._count_voxels(self.vox_tumor, chunk)
-        self.tstats[K.S_SX : K.S_SZ + 1] += xyz_sum
-        return idx
+        return np.arange(first, first + n)
 
     def _count_voxels(self, counts: np.ndarray, sites: np.ndarray) -> None:
         """Add one to `counts` at the field voxel of each site (like np.add.at, but O(voxels + sites) fast)."""
@@ -268,28 +249,14 @@ class TumorImmuneModel(mesa.Model):
     def add_nk(self, sites: np.ndarray) -> list[CARNKCell]:
         """Add fresh CAR-NK cells at the given lattice sites (used by dosing); returns their agents."""
         nk, p = self.nk, self.p_nk
-        n = len(sites)
+        sites = np.asarray(sites, dtype=np.int64).reshape(-1)
+        n = sites.size
         nk.ensure(n)
-        sl = slice(nk.used, nk.used + n)
-        nk.site[sl] = sites
-        nk.state[sl] = K.NK_FREE
-        nk.target[sl] = -1
-        nk.granules[sl] = p.max_granules
-        nk.dr_left[sl] = p.dr_capacity
-        nk.stims[sl] = 0
-        nk.kills[sl] = 0
-        nk.divisions[sl] = 0
-        nk.born_min[sl] = self.now_min
-        nk.car[sl] = p.car_expression
+        car = np.full(n, p.car_expression, dtype=np.float32)  # CAR+ share of the product (therapy layer)
         if self.car_positive_fraction < 1.0:
-            nk.car[sl][self.rng.random(n) >= self.car_positive_fraction] = 0.0
-        if p.memory_fraction > 0:
-            nk.memory[sl] = self.rng.random(n) < p.memory_fraction
-        d = self.rng.normal(size=(n, 3))
-        if self.config.domain.dims == 2:
-            d[:, 2] = 0
-        d /= np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
-        nk.direction[sl] = d
+            car[self.rng.random(n) >= self.car_positive_fraction] = 0.0
+        if n:  # the daughters' start-up rule: direction, memory fate, full granules and DR capacity
+            K.start_nk_cells(self.rng, nk.record, nk.used, sites, car, self.now_min, p)
         idx = range(nk.used, nk.used + n)
         nk.used += n
         return [self._new_agent(i) for i in idx]
@@ -321,7 +288,49 @@ class TumorImmuneModel(mesa.Model):
         self._nk_agents[i] = a
         return a
 
+    def _lattice_records(self):
+        """The kernels' lattice and tally records (`sim/kernels/records.py`), rebuilt when one of their
+        arrays was replaced."""
+        key = (self.occ, self.occ_bits, self.alive_bits, self.offsets, self.tstats, self.counters, self.vox_tumor)
+        old = getattr(self, "_lat_records", None)
+        if old is None or any(a is not b for a, b in zip(key, old[0])):
+            co = int(self.config.domain.field_coarsen)
+            nx, ny, nz = (int(n) for n in self.shape)
+            lat = make_record(LatticeType, shape=(nx, ny, nz), fshape=tuple(int(n) for n in self.fshape), coarsen=co,
+                              offsets=self.offsets, occ=self.occ, occ_bits=self.occ_bits, alive_bits=self.alive_bits,
+                              vx=np.arange(nx) // co, vy=np.arange(ny) // co, vz=np.arange(nz) // co)
+            tally = make_record(TalliesType, tumor=self.tstats, nk=self.counters, vox_tumor=self.vox_tumor)
+            old = (key, lat, tally)
+            self._lat_records = old
+        return old[1], old[2]
+
+    def _fields_record(self):
+        """The kernels' field record, with the zero-field flags re-checked (`CytokineFields.nonzero_now`)."""
+        f = self.fields
+        f.nonzero_now()
+        key = (f.values, f.sources, f.background, f.nonzero, self.dt / (self._field_every * self.dt))
+        old = getattr(self, "_fld_record", None)
+        if old is None or any(a is not b for a, b in zip(key[:-1], old[0][:-1])) or key[-1] != old[0][-1]:
+            nf = len(FIELD_NAMES)
+            fld = make_record(FieldsType, values=f.values.reshape(nf, -1), background=f.background,
+                              sources=f.sources.reshape(nf, -1), nonzero=f.nonzero, source_scale=float(key[-1]))
+            old = (key, fld)
+            self._fld_record = old
+        return old[1]
+
     # ----------------------------------------------------------------------------------- views
+    @property
+    def tumor_stats(self) -> Tally:
+        """The tumor running totals by name (`records.TUMOR_STATS`: live, antigen_pos, antigen_neg,
+        sum_x/y/z, births, deaths), a view of `tstats`."""
+        return Tally(self.tstats, TUMOR_STATS)
+
+    @property
+    def nk_counts(self) -> Tally:
+        """The NK event counts by name (`records.NK_COUNTS`: kills_car, kills_innate, kills_adcc,
+        nk_births, nk_deaths, conjugates, triggers), a view of `counters`."""
+        return Tally(self.counters, NK_COUNTS)
+
     def centroid(self) -> np.ndarray:
         """Centroid of live tumor cells (lattice coordinates); the domain centre when none are left."""
         n = self.tstats[K.S_LIVE]
@@ -330,7 +339,7 @@ class TumorImmuneModel(mesa.Model):
         return self.tstats[K.S_SX : K.S_SZ + 1] / n
 
     def tumor_count(self) -> int:
-        return int(self.tstats[K.S_LIVE])
+        return int(self.tumor_stats.live)
 
     def nk_live(self) -> int:
         return int((self.nk.state[: self.nk.used] != K.NK_EMPTY).sum())
@@ -338,7 +347,7 @@ class TumorImmuneModel(mesa.Model):
     def nk_exhausted(self) -> int:
         nk = self.nk
         live = nk.state[: nk.used] != K.NK_EMPTY
-        return int((live & (nk.stims[: nk.used] >= self.p_nk.exhaustion_stims)).sum())
+        return int((live & is_exhausted(nk.stims[: nk.used], self.p_nk.exhaustion_stims)).sum())
 
     def tumor_cells(self, indices: np.ndarray | None = None) -> AgentSet:
         """TumorCell views (built on request, never registered) as a Mesa AgentSet."""
@@ -354,13 +363,13 @@ class TumorImmuneModel(mesa.Model):
         return {
             "time_h": lambda m: m.now_min / 60.0,
             "tumor": lambda m: m.tumor_count(),
-            "tumor_ag_pos": lambda m: int(m.tstats[K.S_AGPOS]),
-            "tumor_ag_neg": lambda m: int(m.tstats[K.S_AGNEG]),
+            "tumor_ag_pos": lambda m: int(m.tumor_stats.antigen_pos),
+            "tumor_ag_neg": lambda m: int(m.tumor_stats.antigen_neg),
             "nk_live": lambda m: m.nk_live(),
             "nk_exhausted": lambda m: m.nk_exhausted(),
-            "kills_car": lambda m: int(m.counters[K.C_KILL0 + 0]),
-            "kills_innate": lambda m: int(m.counters[K.C_KILL0 + 1]),
-            "kills_adcc": lambda m: int(m.counters[K.C_KILL0 + 2]),
+            "kills_car": lambda m: m.nk_counts.kills_car,
+            "kills_innate": lambda m: m.nk_counts.kills_innate,
+            "kills_adcc": lambda m: m.nk_counts.kills_adcc,
             "mean_ifng_ng_ml": lambda m: f.mean("ifng"),
             "mean_tgfb_ng_ml": lambda m: f.mean("tgfb"),
             "mean_il15_ng_ml": lambda m: f.mean("il15"),
@@ -382,42 +391,29 @@ class TumorImmuneModel(mesa.Model):
         nk.ensure(nk.used + 1)  # an NK cell divides at most once per step
         born = np.empty(nk.used + 1, dtype=np.int64)
         died = np.empty(nk.used + 1, dtype=np.int64)
-        f = self.fields
-        fvals = f.values.reshape(len(FIELD_NAMES), -1)
-        fsrc = f.sources.reshape(len(FIELD_NAMES), -1)
-        nb, nd, live_before = K.nk_step(
-            self.rng, self.now_min, self.p_nk, self.shape, self.fshape, c.domain.field_coarsen, self.offsets,
-            self.centroid(), self.occ, t.antigen, t.mhc, t.ligand, t.coat, t.state, t.timer,
-            nk.used, nk.site, nk.direction, nk.state, nk.target, nk.timer, nk.route, nk.granules, nk.dr_left,
-            nk.stims, nk.kills, nk.divisions, fvals, f.background, fsrc, self.dt / (self._field_every * self.dt),
-            self.counters, born, died, nk.car, nk.memory, self.occ_bits, t.site, self.alive_bits,
-            f.nonzero_now(),
-        )
+        lat, tally = self._lattice_records()
+        fld = self._fields_record()
+        nb, nd, live_before = K.nk_step(self.rng, self.now_min, self.p_nk, nk.record, nk.used, t.record, lat, fld,
+                                        tally, self.centroid(), born, died)
         self.nk_exposure_min += live_before * self.dt
         if nd:
             self._retire_agents(died[:nd])
         if nb:
-            nk.born_min[born[:nb]] = self.now_min + self.dt
             first = nk.used
             nk.used += nb
             for i in range(first, nk.used):
                 self._new_agent(i)
         if k % self._tumor_every == 0:
-            t.ensure(8 * max(1, int(self.tstats[K.S_LIVE] * 0.05)) + 64)
+            t.ensure(8 * max(1, int(self.tumor_stats.live * 0.05)) + 64)
             t_now, t_dt = self.now_min - (self._tumor_every - 1) * self.dt, self._tumor_every * self.dt
             due, n_live_due = K.due_cells(t.used, t.state, t.timer, t_now + t_dt)
             # room for the worst case, every due live cell dividing once (free slots are reused first)
             t.ensure(max(0, n_live_due - t.n_free) + 64)
-            t.used, t.n_free = K.tumor_step(
-                self.rng, t_now, t_dt, self.p_tumor,
-                self.shape, self.fshape, c.domain.field_coarsen, self.offsets, self.occ,
-                t.used, t.site, t.antigen, t.mhc, t.ligand, t.coat, t.state, t.timer,
-                t.free_slots, t.n_free, fvals, f.background, self.tstats, self.vox_tumor, self.occ_bits,
-                self.alive_bits, due,
-            )
+            t.used, t.n_free = K.tumor_step(self.rng, t_now, t_dt, self.p_tumor, t.record, t.used, t.n_free, lat, fld,
+                                            tally, due)
         if k % self._field_every == 0:
             self._secrete_tissue_sources()
-            f.step(self._field_every * self.dt)
+            self.fields.step(self._field_every * self.dt)
         self.now_min += self.dt
         if nk.used > 1024 and nk.used > 2 * (live_before + nb - nd):
             self._compact_nk()
@@ -457,7 +453,7 @@ class TumorImmuneModel(mesa.Model):
 
     def observed_nk_half_life_days(self) -> float | None:
         """Maximum-likelihood NK half-life from persistence deaths and NK-time at risk."""
-        deaths = int(self.counters[K.C_NKDEATH])
+        deaths = self.nk_counts.nk_deaths
         if deaths == 0:
             return None
         return math.log(2.0) * self.nk_exposure_min / deaths / MIN_PER_DAY
@@ -476,7 +472,7 @@ class TumorImmuneModel(mesa.Model):
             "tumor_antigen": t.antigen[alive],
             "tumor_doomed": st[alive] == K.T_DOOMED,
             "nk_xyz": self._coords(nk.site[nlive]).astype(np.int32),
-            "nk_exhausted": nk.stims[nlive] >= self.p_nk.exhaustion_stims,
+            "nk_exhausted": is_exhausted(nk.stims[nlive], self.p_nk.exhaustion_stims),
             "nk_kills": nk.kills[nlive],
             "field_names": np.array(FIELD_NAMES),
             "field_coarsen": np.int64(self.config.domain.field_coarsen),

@@ -7,14 +7,30 @@ from __future__ import annotations
 
 import numpy as np
 
+from .kernels import records
 from .kernels.step import NK_EMPTY, T_EMPTY
 
 
 class Population:
     """Named per-cell arrays of one capacity; `used` slots are in use. Subclasses list FIELDS as
-    name → (dtype, fill value, trailing shape)."""
+    name → (dtype, fill value, trailing shape), and RECORD, the Numba type of their kernel record."""
 
     FIELDS: dict[str, tuple] = {}
+    RECORD: type | None = None
+
+    def __setattr__(self, name, value):
+        if name in self.FIELDS:  # an array replaced (ensure, a test, a checkpoint): rebuild the record
+            object.__setattr__(self, "_record", None)
+        object.__setattr__(self, name, value)
+
+    @property
+    def record(self):
+        """The kernels' record of these arrays (`sim/kernels/records.py`), rebuilt after a reallocation."""
+        r = getattr(self, "_record", None)
+        if r is None:
+            r = records.make_record(self.RECORD, **{name: getattr(self, name) for name in self.FIELDS})
+            object.__setattr__(self, "_record", r)
+        return r
 
     def __init__(self, capacity: int):
         capacity = max(int(capacity), 16)
@@ -46,6 +62,7 @@ class TumorPopulation(Population):
     """Tumor cells: site, antigen/MHC-I/NKG2D-ligand levels, antibody coating, state and next-event
     time; `free_slots[:n_free]` lists cleared slots for reuse."""
 
+    RECORD = records.TumorCellsType
     FIELDS = {
         "site": (np.int32, -1, ()), "antigen": (np.float32, 0.0, ()), "mhc": (np.float32, 0.0, ()),
         "ligand": (np.float32, 0.0, ()), "coat": (np.float32, 0.0, ()), "state": (np.int8, T_EMPTY, ()),
@@ -60,6 +77,7 @@ class TumorPopulation(Population):
 class NKPopulation(Population):
     """CAR-NK cells: site, direction, conjugate state, granules, stimulation and kill counts."""
 
+    RECORD = records.NKCellsType
     FIELDS = {
         "site": (np.int32, -1, ()), "state": (np.int8, NK_EMPTY, ()), "target": (np.int32, -1, ()),
         "timer": (np.float32, 0.0, ()), "route": (np.int8, 0, ()), "granules": (np.float32, 0.0, ()),
@@ -77,3 +95,34 @@ class NKPopulation(Population):
             arr[keep.size : self.used] = fill
         self.used = int(keep.size)
         return keep
+
+
+
+class Tally:
+    """Named view of a statistics array the kernels keep by index (`records.TUMOR_STATS`,
+    `records.NK_COUNTS`): `model.tumor_stats.live`, `model.nk_counts.kills_car`. Reads and writes go
+    to the array itself."""
+
+    __slots__ = ("array", "names")
+
+    def __init__(self, array: np.ndarray, names: tuple[str, ...]):
+        object.__setattr__(self, "array", array)
+        object.__setattr__(self, "names", names)
+
+    def _index(self, name: str) -> int:
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise AttributeError(f"no statistic {name!r}; the names are {self.names}") from None
+
+    def __getattr__(self, name: str):
+        return self.array[self._index(name)].item()
+
+    def __setattr__(self, name: str, value) -> None:
+        self.array[self._index(name)] = value
+
+    def as_dict(self) -> dict:
+        return {n: self.array[i].item() for i, n in enumerate(self.names)}
+
+    def __repr__(self) -> str:
+        return f"Tally({self.as_dict()})"

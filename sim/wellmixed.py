@@ -19,8 +19,9 @@ import numpy as np
 
 from . import scenario as cfgmod
 from .kernels.rates import LN2
-from .kernels.wellmixed import WellMixedParams, mass_action_probabilities, wellmixed_step
+from .kernels.wellmixed import WM_COUNTS, WellMixedParams, mass_action_probabilities, wellmixed_step
 from .output import TIMESERIES_COLUMNS
+from .state import Tally
 from .units import MIN_PER_DAY
 
 
@@ -71,6 +72,12 @@ class WellMixedModel(mesa.Model):
         self.datacollector.collect(self)
         self._next_output = cfg.time.output_every_h * 60.0
 
+    @property
+    def counts(self) -> Tally:
+        """The event counts by name (`WM_COUNTS`: kills, nk_births, nk_deaths, inactivations, influx,
+        tumor_births, crowding_losses), a view of `counters`."""
+        return Tally(self.counters, WM_COUNTS)
+
     def reporters(self) -> dict:
         """The lattice model's time-series columns; those without a well-mixed meaning (antigen loss,
         exhaustion, fields, blood) are 0."""
@@ -82,7 +89,7 @@ class WellMixedModel(mesa.Model):
             "nk_live": lambda m: m.n_nk,
             "nk_exhausted": lambda m: 0,
             "kills_car": lambda m: 0,
-            "kills_innate": lambda m: int(m.counters[0]),
+            "kills_innate": lambda m: m.counts.kills,
             "kills_adcc": lambda m: 0,
             "mean_ifng_ng_ml": lambda m: 0.0,
             "mean_tgfb_ng_ml": lambda m: 0.0,
@@ -131,7 +138,7 @@ class WellMixedModel(mesa.Model):
 
     def observed_nk_half_life_days(self) -> float | None:
         """Half-life from persistence deaths over NK-time at risk (inactivation excluded)."""
-        deaths = int(self.counters[2])
+        deaths = self.counts.nk_deaths
         return None if deaths == 0 else LN2 * self.nk_exposure_min / deaths / MIN_PER_DAY
 
     def snapshot(self) -> dict[str, np.ndarray]:

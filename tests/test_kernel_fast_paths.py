@@ -144,7 +144,7 @@ def test_a_field_written_directly_is_seen_by_the_next_nk_step():
         m.fields.values[2] = il15  # IL-15 extends the half-life: fewer deaths when it is seen
         for _ in range(20):
             m.step()
-        deaths.append(int(m.counters[4]))
+        deaths.append(m.nk_counts.nk_deaths)
     assert deaths[1] < 0.8 * deaths[0]
 
 

@@ -21,9 +21,9 @@ def test_antigen_negative_mhc_high_cell_is_not_killed():
     """Missing-self is absent and no CAR target: the net signal is ≤ 0, so no trigger, ever."""
     m = pairs_model(200, antigen=0.0, mhc=2.0, ligand=0.5)
     run_hours(m, 12)
-    assert m.counters[6] == 0  # no triggering conjugate at all
+    assert m.nk_counts.triggers == 0  # no triggering conjugate at all
     assert hit_fraction(m) == 0.0
-    assert m.counters[5] > 0  # but conjugates were formed and released
+    assert m.nk_counts.conjugates > 0  # but conjugates were formed and released
 
 
 def test_antigen_negative_mhc_low_ligand_high_cell_is_killed_innately():
@@ -31,14 +31,14 @@ def test_antigen_negative_mhc_low_ligand_high_cell_is_killed_innately():
     m = pairs_model(200, antigen=0.0, mhc=0.05, ligand=2.0)
     run_hours(m, 6)
     assert hit_fraction(m) > 0.9
-    assert m.counters[0] == 0 and m.counters[1] == m.tumor.used - (m.tumor.state[: m.tumor.used] == 0).sum()
+    assert m.nk_counts.kills_car == 0 and m.nk_counts.kills_innate == m.tumor.used - (m.tumor.state[: m.tumor.used] == 0).sum()
 
 
 def test_car_kills_antigen_positive_cells_and_is_credited_to_car():
     m = pairs_model(200, antigen=1.0, mhc=1.0, ligand=0.5)
     run_hours(m, 6)
     assert hit_fraction(m) > 0.9
-    assert m.counters[0] > 0.9 * 200 and m.counters[1] == 0
+    assert m.nk_counts.kills_car > 0.9 * 200 and m.nk_counts.kills_innate == 0
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -105,7 +105,7 @@ def _observed_half_life(extra, seed=5, days=6.0):
     cfg = deep_merge(STILL, deep_merge({"nk": {"dose": {"cells": 3000}, "il15": {"proliferation_per_day": 0.0}}}, extra))
     m = TumorImmuneModel(cfg, rng=seed)
     run_hours(m, days * 24)
-    return m.observed_nk_half_life_days(), int(m.counters[4])
+    return m.observed_nk_half_life_days(), m.nk_counts.nk_deaths
 
 
 def test_observed_nk_half_life_matches_configured_without_il15():

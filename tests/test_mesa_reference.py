@@ -28,7 +28,7 @@ def trajectories(use_mesa: bool, **extra) -> np.ndarray:
         for k in range(1, STEPS + 1):
             sim.step()
             if k % CHECK_EVERY == 0:
-                kills = sim.kills if use_mesa else int(m.counters[:3].sum())
+                kills = sim.kills if use_mesa else m.nk_counts.kills_car + m.nk_counts.kills_innate + m.nk_counts.kills_adcc
                 rows.append((sim.tumor_count(), sim.nk_live(), kills))
         out.append(rows)
     return np.array(out, dtype=float)

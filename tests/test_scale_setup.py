@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from sim.kernels import step as K
 from sim.model import TumorImmuneModel
 
 
@@ -31,7 +32,7 @@ def test_nodule_and_shell_sites_match_brute_force(dims, size, count):
         np.testing.assert_array_equal(m._nodule_sites(n), brute_nodule(m, n))
     rng = np.random.default_rng(3)
     for _ in range(5):  # arbitrary (non-lattice) centroids and radii, including ones reaching past the edge
-        m.tstats[3:6] = m.tstats[0] * (rng.random(3) * np.array(m.shape) - 0.5) * (np.array(m.shape) > 1)
+        m.tstats[K.S_SX : K.S_SZ + 1] = m.tumor_stats.live * (rng.random(3) * np.array(m.shape) - 0.5) * (np.array(m.shape) > 1)
         r_in = rng.random() * 4
         r_out = r_in + rng.random() * 6 + 0.5
         np.testing.assert_array_equal(m._shell_sites(r_in, r_out), brute_shell(m, r_in, r_out))
@@ -40,8 +41,6 @@ def test_nodule_and_shell_sites_match_brute_force(dims, size, count):
 
 def test_tumor_capacity_reserve_is_the_due_divisions():
     """The pre-step reserve counts live cells due to divide; the arrays never need more."""
-    from sim.kernels import step as K
-
     m = TumorImmuneModel({"domain": {"size_um": [600.0, 600.0]}, "tumor": {"init": {"count": 300}},
                           "nk": {"dose": {"cells": 0}}, "time": {"tumor_dt_min": 60.0}}, rng=2)
     t = m.tumor

@@ -5,6 +5,7 @@ import mesa
 import numpy as np
 
 from ..kernels import step as K
+from ..kernels.killing import is_exhausted
 from ..kernels.params import IFNG, IL15, TGFB
 from ..kernels.persistence import death_probability, effective_half_life
 
@@ -49,7 +50,7 @@ class CARNKCell(mesa.Agent):
 
     @property
     def exhausted(self) -> bool:
-        return self.stimulations >= self.model.p_nk.exhaustion_stims
+        return bool(is_exhausted(self.stimulations, self.model.p_nk.exhaustion_stims))
 
     @property
     def car(self) -> float:

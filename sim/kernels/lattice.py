@@ -126,7 +126,8 @@ def any_neighbour_flagged(bits, flag, x, y, z, ny, nz):
         return False
     for dx in range(-1, 2):  # 3D: rows run along z
         for dy in range(-1, 2):
-            if row_flagged(bits, ((x + dx) * ny + y + dy) * nz + z - 1, flag, dx == 0 and dy == 0):
+            centre = dx == 0 and dy == 0
+            if row_flagged(bits, ((x + dx) * ny + y + dy) * nz + z - 1, flag, centre):
                 return True
     return False
 

@@ -43,3 +43,12 @@ def antigen_driven_division_probability(completing_kill, prob_per_kill, division
 def either_probability(p_a, p_b):
     """Probability that at least one of two independent events happens (one division per step)."""
     return 1.0 - (1.0 - p_a) * (1.0 - p_b)
+
+
+@njit(cache=True, inline='always')
+def memory_fate(rng, memory_fraction):
+    """1 if a new cell joins the long-lived memory fraction (CAR-T), else 0; no draw when the
+    fraction is 0, so products without memory keep their random stream."""
+    if memory_fraction > 0.0 and rng.random() < memory_fraction:
+        return 1
+    return 0

@@ -3,6 +3,11 @@
 `nk_step` runs every cell step (motility, contact, signal integration, killing, secretion,
 persistence, IL-15 division). `tumor_step` runs every tumor step and only visits cells whose
 next event (division, death, clearance) is due, so its cost follows the active cells.
+
+Both take the model's state as records (`records.py`): `nk` and `tumor` (the population arrays),
+`lat` (lattice geometry, occupancy, bitmaps), `fld` (fields) and `tally` (running totals). They read
+the records' arrays into locals once, so the loops run on plain arrays. A new cell, in a kernel or
+set up by the model, goes through one function per population (`start_nk_cell`, `start_tumor_cell`).
 """
 import numpy as np
 from numba import njit
@@ -13,14 +18,20 @@ from .lattice import (
     neighbour_at, occupied, random_free_neighbour, scan_neighbours, set_occupied, site_coords, voxel_of,
 )
 from .motility import hop, maybe_turn, moves_this_step, random_direction, turn_probability
+from .order import shuffled  # noqa: F401  (re-exported: the random-sequential order)
 from .params import IFNG, IL15, TGFB
 from .escape import daughter_antigen
 from .field_ops import field_at
 from .memory import prefetch
 from .persistence import (
     antigen_driven_division_probability, cell_half_life, death_probability, division_probability, either_probability,
+    memory_fate,
 )
-from .rates import hazard_probability, uniform_index
+from .rates import hazard_probability
+from .records import (  # noqa: F401  (the statistics layout, re-exported for the kernels' callers)
+    C_CONJ, C_KILL0, C_NKBIRTH, C_NKDEATH, C_TRIG, NK_COUNTS, S_AGNEG, S_AGPOS, S_BIRTHS, S_DEATHS, S_LIVE, S_SX, S_SY,
+    S_SZ, TUMOR_STATS,
+)
 from .streams import stream_from
 from .recognition import (
     ROUTE_CAR, activating_signals, effective_mhc, kill_route, net_signal, tgfb_suppression, trigger_probability,
@@ -38,22 +49,7 @@ T_DOOMED = 1  # lethally hit, apoptosis pending (still counted as a tumor cell)
 T_DEAD = 2  # dead, occupying its site until cleared
 T_EMPTY = 3  # free slot
 
-# tstats layout: live count, antigen+ count, antigen- count, sum x, sum y, sum z, births, deaths
-S_LIVE, S_AGPOS, S_AGNEG, S_SX, S_SY, S_SZ, S_BIRTHS, S_DEATHS = 0, 1, 2, 3, 4, 5, 6, 7
-# counters layout: kills by route (CAR, innate, ADCC), NK births, NK deaths, conjugates, triggers
-C_KILL0, C_NKBIRTH, C_NKDEATH, C_CONJ, C_TRIG = 0, 3, 4, 5, 6
 AHEAD = 8  # the NK step prefetches the data of the cell AHEAD places on in its order (2·AHEAD: its slots)
-
-
-@njit(cache=True)
-def shuffled(rng, idx):
-    """Fisher–Yates shuffle in place with the model's generator (the random-sequential order)."""
-    for i in range(idx.shape[0] - 1, 0, -1):
-        j = uniform_index(rng, i + 1)
-        t = idx[i]
-        idx[i] = idx[j]
-        idx[j] = t
-    return idx
 
 
 @njit(cache=True, inline='always')
@@ -92,22 +88,59 @@ def doom_tumor(j, now, delay, t_state, t_timer, t_site, alive_bits):
     t_timer[j] = now + delay
 
 
-@njit(cache=True)
-def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
-            occ, t_antigen, t_mhc, t_ligand, t_coat, t_state, t_timer,
-            n_used, n_site, n_dir, n_state, n_target, n_timer, n_route, n_gran, n_dr,
-            n_stims, n_kills, n_divs, fvals, fbg, fsrc, src_scale, counters, born, died, n_car, n_mem, bits,
-            t_site, alive_bits, fnonzero):
-    """Advance every live NK cell by one step; returns (births, deaths, live cells at the start), the
-    births and deaths written to `born`/`died`.
+@njit(cache=True, inline='always')
+def start_nk_cell(rng, nk, c, site, granules, divisions, car, born_min, p):
+    """Slot `c` of the NK record becomes a fresh free cell at `site` (a daughter, or an infused cell):
+    a random direction, full death-receptor capacity, no target, stimulations or kills, and its memory
+    fate (CAR-T memory fraction). Draws: the direction, then the memory fate."""
+    nk.site[c] = site
+    random_direction(rng, p.dims, nk.direction[c])
+    nk.state[c] = NK_FREE
+    nk.target[c] = -1
+    nk.timer[c] = 0.0
+    nk.route[c] = 0
+    nk.granules[c] = granules
+    nk.dr_left[c] = p.dr_capacity
+    nk.stims[c] = 0
+    nk.kills[c] = 0
+    nk.divisions[c] = divisions
+    nk.car[c] = car
+    nk.memory[c] = memory_fate(rng, p.memory_fraction)
+    nk.born_min[c] = born_min
 
-    `n_car` is the per-cell CAR level (CAR+ and CAR− cells of one product); daughters inherit it.
-    `n_mem` flags long-lived memory cells (CAR-T memory fraction); `bits` and `alive_bits` are the occupancy and live-tumor bitmaps (see `lattice.occupied`).
-    `fnonzero[f]` says whether field f may hold a value (`CytokineFields.nonzero`): grid reads of an
-    identically zero field, and the voxel lookup when nothing needs it, are skipped."""
+
+@njit(cache=True)
+def start_nk_cells(rng, nk, first, sites, car, born_min, p):
+    """`start_nk_cell` for infused cells at `sites`, in slots first, first + 1, ...: a full granule
+    stock, no divisions, CAR level `car[k]`. Draws from a kernel stream seeded from `rng`."""
+    r = stream_from(rng)
+    for k in range(sites.shape[0]):
+        start_nk_cell(r, nk, first + k, sites[k], p.max_granules, 0, car[k], born_min, p)
+
+
+@njit(cache=True)
+def nk_step(rng, now, p, nk, n_used, tumor, lat, fld, tally, centroid, born, died):
+    """Advance every live NK cell (slots < `n_used` of the record `nk`) by one step; returns (births,
+    deaths, live cells at the start), the births' and deaths' slots written to `born`/`died`.
+
+    Daughters go to the slots from `n_used` on (the caller makes room for one per cell) and inherit
+    their mother's CAR level (`nk.car`: CAR+ and CAR− cells of one product) and granules.
+    `fld.nonzero[f]` says whether field f may hold a value (`CytokineFields.nonzero`): grid reads of
+    an identically zero field, and the voxel lookup when nothing needs it, are skipped."""
     r = stream_from(rng)  # the kernel's own inlined stream, seeded from the model's Generator
-    nx, ny, nz = shape
-    fx, fy, fz = fshape
+    # the records' arrays as locals: the loop below runs on plain arrays
+    n_site, n_dir, n_state, n_target, n_timer = nk.site, nk.direction, nk.state, nk.target, nk.timer
+    n_route, n_gran, n_dr, n_stims, n_kills = nk.route, nk.granules, nk.dr_left, nk.stims, nk.kills
+    n_divs, n_mem, n_car = nk.divisions, nk.memory, nk.car
+    t_antigen, t_mhc, t_ligand, t_coat = tumor.antigen, tumor.mhc, tumor.ligand, tumor.coat
+    t_state, t_timer, t_site = tumor.state, tumor.timer, tumor.site
+    occ, bits, alive_bits, offsets = lat.occ, lat.occ_bits, lat.alive_bits, lat.offsets
+    vx, vy, vz = lat.vx, lat.vy, lat.vz
+    coarsen = lat.coarsen
+    fvals, fbg, fsrc, fnonzero, src_scale = fld.values, fld.background, fld.sources, fld.nonzero, fld.source_scale
+    counters = tally.nk
+    nx, ny, nz = lat.shape
+    fx, fy, fz = lat.fshape
     dt = p.dt
     order = np.empty(n_used, np.uint64)  # unsigned: per-cell array reads need no negative-index wraparound
     m = 0
@@ -118,12 +151,9 @@ def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
     order = shuffled(r, order[:m])
     nb = 0
     nd = 0
-    # loop invariants and per-axis voxel lookups (no integer divisions per cell for the voxel)
+    # loop invariants (the per-axis voxel lookups vx, vy, vz come with the lattice record)
     p_attach = hazard_probability(p.attach_rate, dt)
     p_turn = turn_probability(p.persistence_min, dt)
-    vx = np.arange(nx) // coarsen
-    vy = np.arange(ny) // coarsen
-    vz = np.arange(nz) // coarsen
     need_voxel = fnonzero[TGFB] or fnonzero[IL15] or p.il15_rate > 0.0 or p.ifng_rate > 0.0
     last_il15 = -1.0  # the death probability depends on the cell only through IL-15 and its half-life: reuse it
     last_t_half = -1.0
@@ -189,22 +219,8 @@ def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
             if s2 < 0:
                 s2 = s
             c = n_used + nb
-            n_site[c] = s2
-            random_direction(r, p.dims, n_dir[c])
-            n_state[c] = NK_FREE
-            n_target[c] = -1
-            n_timer[c] = 0.0
-            n_route[c] = 0
-            n_gran[c] = n_gran[i]
-            n_dr[c] = p.dr_capacity
-            n_stims[c] = 0
-            n_kills[c] = 0
             n_divs[i] += 1
-            n_divs[c] = n_divs[i]
-            n_car[c] = n_car[i]
-            n_mem[c] = 0
-            if p.memory_fraction > 0.0 and r.random() < p.memory_fraction:
-                n_mem[c] = 1
+            start_nk_cell(r, nk, c, s2, n_gran[i], n_divs[i], n_car[i], now + dt, p)
             born[nb] = c
             nb += 1
             counters[C_NKBIRTH] += 1
@@ -261,10 +277,12 @@ def nk_step(rng, now, p, shape, fshape, coarsen, offsets, centroid,
 
 
 @njit(cache=True, inline='always')
-def add_tumor_stats(tstats, vox_count, site, antigen, sign, shape, fshape, coarsen):
-    """Add (sign=+1) or remove (sign=-1) a live tumor cell from the running totals."""
-    nx, ny, nz = shape
+def add_tumor_stats(tally, lat, site, antigen, sign):
+    """Add (sign=+1) or remove (sign=-1) a live tumor cell from the running totals (`tally.tumor`,
+    `tally.vox_tumor`)."""
+    nx, ny, nz = lat.shape
     x, y, z = site_coords(site, ny, nz)
+    tstats = tally.tumor
     tstats[S_LIVE] += sign
     if antigen > 0.0:
         tstats[S_AGPOS] += sign
@@ -273,7 +291,35 @@ def add_tumor_stats(tstats, vox_count, site, antigen, sign, shape, fshape, coars
     tstats[S_SX] += sign * x
     tstats[S_SY] += sign * y
     tstats[S_SZ] += sign * z
-    vox_count[voxel_of(site, ny, nz, fshape[1], fshape[2], coarsen)] += sign
+    tally.vox_tumor[voxel_of(site, ny, nz, lat.fshape[1], lat.fshape[2], lat.coarsen)] += sign
+
+
+@njit(cache=True, inline='always')
+def start_tumor_cell(tumor, lat, tally, c, site, antigen, mhc, ligand, coat, timer):
+    """Slot `c` of the tumor record becomes a live cell at the free `site` (a daughter, or a seeded
+    cell): its arrays, the lattice and both bitmaps, and the running totals."""
+    tumor.site[c] = site
+    tumor.antigen[c] = antigen
+    tumor.mhc[c] = mhc
+    tumor.ligand[c] = ligand
+    tumor.coat[c] = coat
+    tumor.state[c] = T_ALIVE
+    tumor.timer[c] = timer
+    lat.occ[site] = c
+    set_occupied(lat.occ_bits, site, True)
+    set_occupied(lat.alive_bits, site, True)
+    add_tumor_stats(tally, lat, site, antigen, 1)
+
+
+@njit(cache=True)
+def start_tumor_cells(rng, now, p, tumor, lat, tally, first, sites, antigen, mhc, ligand):
+    """`start_tumor_cell` for cells seeded by the model (uncoated) in slots first, first + 1, ...; each
+    first division attempt is `next_division_delay` after `now`, drawn from a kernel stream seeded
+    from `rng`, as for a daughter."""
+    r = stream_from(rng)
+    for k in range(sites.shape[0]):
+        timer = now + next_division_delay(r, p.division_rate)
+        start_tumor_cell(tumor, lat, tally, first + k, sites[k], antigen[k], mhc[k], ligand[k], 0.0, timer)
 
 
 @njit(cache=True)
@@ -293,14 +339,17 @@ def due_cells(t_used, t_state, t_timer, horizon):
 
 
 @njit(cache=True)
-def tumor_step(rng, now, dt, p, shape, fshape, coarsen, offsets, occ,
-               t_used, t_site, t_antigen, t_mhc, t_ligand, t_coat, t_state, t_timer,
-               free_slots, n_free, fvals, fbg, tstats, vox_count, bits, alive_bits, due):
+def tumor_step(rng, now, dt, p, tumor, t_used, n_free, lat, fld, tally, due):
     """Process the due tumor events (`due`, from `due_cells`: division, death, clearance) in random
-    order; returns (t_used, n_free). Every write to `occ` is mirrored in the occupancy bitmap `bits`."""
+    order; returns (t_used, n_free). Every write to `lat.occ` is mirrored in the occupancy bitmap."""
     r = stream_from(rng)
-    nx, ny, nz = shape
-    fx, fy, fz = fshape
+    t_site, t_antigen, t_mhc, t_ligand, t_coat = tumor.site, tumor.antigen, tumor.mhc, tumor.ligand, tumor.coat
+    t_state, t_timer, free_slots = tumor.state, tumor.timer, tumor.free_slots
+    occ, bits, offsets, coarsen = lat.occ, lat.occ_bits, lat.offsets, lat.coarsen
+    fvals, fbg = fld.values, fld.background
+    tstats = tally.tumor
+    nx, ny, nz = lat.shape
+    fx, fy, fz = lat.fshape
     horizon = now + dt
     order = shuffled(r, due)
     for i in order:
@@ -322,23 +371,16 @@ def tumor_step(rng, now, dt, p, shape, fshape, coarsen, offsets, occ,
             else:
                 c = t_used
                 t_used += 1
-            t_site[c] = s2
-            t_antigen[c] = daughter_antigen(r, t_antigen[i], p.antigen_loss)
-            t_mhc[c] = t_mhc[i]
-            t_ligand[c] = t_ligand[i]
-            t_coat[c] = t_coat[i] if t_antigen[c] > 0.0 else 0.0
-            t_state[c] = T_ALIVE
-            occ[s2] = c
-            set_occupied(bits, s2, True)
-            set_occupied(alive_bits, s2, True)
+            ag = daughter_antigen(r, t_antigen[i], p.antigen_loss)
             t_timer[i] = horizon + next_division_delay(r, p.division_rate)
-            t_timer[c] = horizon + next_division_delay(r, p.division_rate)
-            add_tumor_stats(tstats, vox_count, s2, t_antigen[c], 1, shape, fshape, coarsen)
+            timer_c = horizon + next_division_delay(r, p.division_rate)
+            coat = t_coat[i] if ag > 0.0 else 0.0
+            start_tumor_cell(tumor, lat, tally, c, s2, ag, t_mhc[i], t_ligand[i], coat, timer_c)
             tstats[S_BIRTHS] += 1
         elif st == T_DOOMED:
             t_state[i] = T_DEAD
             t_timer[i] = t_timer[i] + p.clearance_min
-            add_tumor_stats(tstats, vox_count, s, t_antigen[i], -1, shape, fshape, coarsen)
+            add_tumor_stats(tally, lat, s, t_antigen[i], -1)
             tstats[S_DEATHS] += 1
         elif st == T_DEAD:
             t_state[i] = T_EMPTY

@@ -15,8 +15,13 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
+from .order import shuffled
 from .persistence import death_probability
-from .rates import hazard_probability, saturation, uniform_index
+from .rates import hazard_probability, saturation
+
+# The well-mixed step's event counts (`counters`), by name (`WellMixedModel.counts`).
+WM_COUNTS = ("kills", "nk_births", "nk_deaths", "inactivations", "influx", "tumor_births", "crowding_losses", "spare")
+W_KILLS, W_NKBIRTH, W_NKDEATH, W_INACT, W_INFLUX, W_TBIRTH, W_CROWD = range(7)
 
 # Agent-scale rates in per-minute units (see `sim.wellmixed.wellmixed_params`).
 WellMixedParams = namedtuple(
@@ -53,19 +58,15 @@ def wellmixed_step(rng, w, n_tumor, n_nk, n_in, kills, order, dead_kills, counte
     Poisson(influx_mean), so it can size the arrays). NK kill counts live in `kills[:n_nk]`
     (compacted on return; capacity ≥ 2·n_nk + n_in); kills of removed NK go to `dead_kills`.
 
-    Returns (n_tumor, n_nk, n_dead). counters: 0 kills, 1 NK births, 2 persistence deaths,
-    3 inactivations, 4 influx, 5 tumor divisions, 6 crowding losses.
+    Returns (n_tumor, n_nk, n_dead). `counters` is laid out as `WM_COUNTS` (kills, NK births,
+    persistence deaths, inactivations, influx, tumor divisions, crowding losses).
     """
     _, p_death, p_inact, p_div_nk, kill_mean, p_div_t, p_crowd = mass_action_probabilities(w, n_tumor)
     if kills.shape[0] < 2 * n_nk + n_in or order.shape[0] < n_nk or dead_kills.shape[0] < n_nk:
         raise ValueError("wellmixed_step: arrays too small for 2·n_nk + n_in agents")
     for i in range(n_nk):
         order[i] = i
-    for i in range(n_nk - 1, 0, -1):  # random order, so kills are shared fairly when tumor runs out
-        j = uniform_index(rng, i + 1)
-        t = order[i]
-        order[i] = order[j]
-        order[j] = t
+    shuffled(rng, order[:n_nk])  # random order, so kills are shared fairly when tumor runs out
     alive_t = n_tumor
     nb = 0
     keep = np.ones(n_nk, np.bool_)
@@ -77,26 +78,26 @@ def wellmixed_step(rng, w, n_tumor, n_nk, n_in, kills, order, dead_kills, counte
                 k = alive_t
             kills[i] += k
             alive_t -= k
-            counters[0] += k
+            counters[W_KILLS] += k
         if rng.random() < p_death:
             keep[i] = False
-            counters[2] += 1
+            counters[W_NKDEATH] += 1
             continue
         if rng.random() < p_inact:
             keep[i] = False
-            counters[3] += 1
+            counters[W_INACT] += 1
             continue
         if rng.random() < p_div_nk:
             kills[n_nk + nb] = 0
             nb += 1
-            counters[1] += 1
+            counters[W_NKBIRTH] += 1
     for q in range(n_in):
         kills[n_nk + nb + q] = 0
-    counters[4] += n_in
+    counters[W_INFLUX] += n_in
     births_t = rng.binomial(n_tumor, p_div_t) if p_div_t > 0.0 else 0
     crowd = rng.binomial(alive_t, p_crowd) if p_crowd > 0.0 and alive_t > 0 else 0
-    counters[5] += births_t
-    counters[6] += crowd
+    counters[W_TBIRTH] += births_t
+    counters[W_CROWD] += crowd
     # compact: survivors keep their order, then daughters and influx
     m = 0
     nd = 0

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..kernels.phenotype import lognormal
 from ..scenario import ColdChain, Scenario, ScenarioError
 from ..scenario.presets import COSTIM, PRODUCTS
 
@@ -73,8 +74,7 @@ def draw_lot(cfg: Scenario, rng: np.random.Generator) -> LotRecord:
     cyto = pr.cytotoxicity if pr.cytotoxicity is not None else (pre.cytotoxicity.value if pre else 1.0)
     potency, via, car = 1.0, via_mean, car_mean
     if pr.lot.enabled:
-        s2 = math.log1p(pr.lot.potency_cv ** 2)
-        potency = float(rng.lognormal(-s2 / 2, math.sqrt(s2))) if s2 > 0 else 1.0
+        potency = float(lognormal(rng, 1.0, pr.lot.potency_cv))
         via = _beta(rng, via_mean, pr.lot.viability_cv, "product.lot.viability_cv")
         car = _beta(rng, car_mean, pr.lot.car_fraction_cv, "product.lot.car_fraction_cv")
     rel = pr.release

@@ -1,0 +1,107 @@
+"""Typed records the batch kernels take, instead of dozens of positional arrays.
+
+A record is a Numba structref: a small heap struct holding references to the model's arrays (and a
+few constants), passed to a kernel as one argument. The kernels are written against field names
+only, so adding a per-cell array to a population (`sim/state.py: Population.FIELDS`) adds it to
+that population's record without touching a kernel signature.
+
+    NKCells      every array of `NKPopulation` (site, state, target, timer, ..., car, memory)
+    TumorCells   every array of `TumorPopulation` (site, antigen, ..., timer, free_slots)
+    Lattice      shape, fshape (field grid), coarsen, offsets (Moore), occ, occ_bits, alive_bits,
+                 vx/vy/vz (per-axis site → voxel lookups: vx = arange(nx) // coarsen, ...)
+    Fields       values and sources as (fields, voxels) views, background, nonzero flags and
+                 source_scale (the share of a field step one cell step stands for)
+    Tallies      the running totals: tumor (float64[8], `TUMOR_STATS`), nk (int64[8], `NK_COUNTS`)
+                 and vox_tumor (live tumor cells per field voxel)
+
+Why structref: inside a kernel a record costs nothing once its arrays are read into locals at the
+top (measured: an nk_step-like loop runs at the speed of positional arrays), and a function taking
+structrefs is cached on disk like any other; a jitclass argument is not (its type carries an
+object id, so every process would recompile `nk_step`, ~15 s). A record only refers to arrays, so
+it must be rebuilt when an array is reallocated (`Population.record` does that when a field is
+re-assigned, e.g. by `ensure`); building one is a cached kernel call of a few µs.
+
+The statistics arrays stay plain arrays (the kernels index them by the constants below, the fastest
+form); callers read them by name through `sim.state.Tally` (`model.tumor_stats.live`, ...).
+"""
+from numba import njit, typeof, types
+from numba.experimental import structref
+from numba.extending import intrinsic
+
+# ---- the statistics: names, and the kernels' indices derived from them --------------------------
+TUMOR_STATS = ("live", "antigen_pos", "antigen_neg", "sum_x", "sum_y", "sum_z", "births", "deaths")
+NK_COUNTS = ("kills_car", "kills_innate", "kills_adcc", "nk_births", "nk_deaths", "conjugates", "triggers", "spare")
+S_LIVE, S_AGPOS, S_AGNEG, S_SX, S_SY, S_SZ, S_BIRTHS, S_DEATHS = range(len(TUMOR_STATS))
+C_KILL0, C_NKBIRTH, C_NKDEATH, C_CONJ, C_TRIG = 0, 3, 4, 5, 6  # kills by route: C_KILL0 + recognition.ROUTE_*
+assert NK_COUNTS[C_NKBIRTH] == "nk_births" and NK_COUNTS[C_NKDEATH] == "nk_deaths" and NK_COUNTS[C_TRIG] == "triggers"
+
+
+class _Record(types.StructRef):
+    def preprocess_fields(self, fields):
+        return tuple((name, types.unliteral(t)) for name, t in fields)
+
+
+@structref.register
+class NKCellsType(_Record):
+    """Numba type of the NK population record."""
+
+
+@structref.register
+class TumorCellsType(_Record):
+    """Numba type of the tumor population record."""
+
+
+@structref.register
+class LatticeType(_Record):
+    """Numba type of the lattice record (geometry, occupancy and bitmaps)."""
+
+
+@structref.register
+class FieldsType(_Record):
+    """Numba type of the cytokine-field record."""
+
+
+@structref.register
+class TalliesType(_Record):
+    """Numba type of the running-totals record."""
+
+
+class Record(structref.StructRefProxy):
+    """Python handle of a record: passed to kernels as is (its fields are read in jit code only)."""
+
+
+for _t in (NKCellsType, TumorCellsType, LatticeType, FieldsType, TalliesType):
+    structref.define_boxing(_t, Record)
+
+
+@intrinsic
+def _fill(typingctx, rec, values):
+    """Store the items of the tuple `values` in the fields of `rec`, in field order."""
+    if not isinstance(rec, types.StructRef) or not isinstance(values, types.BaseTuple):
+        return None
+    names = list(rec.field_dict)
+    if len(names) != len(values):
+        return None
+
+    def codegen(context, builder, sig, args):
+        rty, vty = sig.args
+        for k, name in enumerate(names):
+            setter = context.get_setattr(name, types.void(rty, vty[k]))
+            setter(builder, (args[0], builder.extract_value(args[1], k)))
+        return context.get_dummy_value()
+
+    return types.void(rec, values), codegen
+
+
+@njit(cache=True)
+def _new_record(record_type, values):
+    r = structref.new(record_type)
+    _fill(r, values)
+    return r
+
+
+def make_record(type_class, **values):
+    """A record of `type_class` (e.g. `NKCellsType`) whose fields are `values`, in the given order;
+    the field types are those of the values (arrays keep their dtype and layout)."""
+    fields = tuple((name, typeof(v)) for name, v in values.items())
+    return _new_record(type_class(fields), tuple(values.values()))

@@ -1,0 +1,120 @@
+"""The kernels' records (`sim/kernels/records.py`): built from the model's arrays, rebuilt when an array
+is reallocated, and seen by the kernels exactly as the arrays themselves."""
+import numpy as np
+from numba import njit
+
+from sim.kernels import step as K
+from sim.kernels.records import LatticeType, make_record
+from sim.kernels.streams import stream_from
+from sim.model import TumorImmuneModel
+from sim.state import NKPopulation, TumorPopulation
+
+
+@njit
+def _first_site(rec):
+    return rec.site[0]
+
+
+@njit
+def _set_site(rec, i, v):
+    rec.site[i] = v
+
+
+def test_a_record_refers_to_the_population_arrays_and_follows_reallocation():
+    nk = NKPopulation(16)
+    r = nk.record
+    assert nk.record is r  # kept while no array is replaced
+    _set_site(r, 3, 42)
+    assert nk.site[3] == 42  # the kernel writes the population's own array
+    nk.used = 16
+    nk.ensure(100)  # reallocates every array
+    assert nk.capacity >= 116 and nk.site[3] == 42
+    r2 = nk.record
+    assert r2 is not r
+    _set_site(r2, 100, 7)
+    assert nk.site[100] == 7
+    nk.site = np.full(nk.capacity, 5, dtype=np.int32)  # any re-assigned field rebuilds the record
+    assert _first_site(nk.record) == 5
+    t = TumorPopulation(16)
+    assert _first_site(t.record) == -1
+
+
+def test_record_fields_keep_the_value_types():
+    lat = make_record(LatticeType, shape=(3, 4, 5), coarsen=2, occ=np.zeros(60, np.int32))
+    ty = lat._numba_type_.field_dict
+    assert str(ty["shape"]) == "UniTuple(int64 x 3)" and str(ty["coarsen"]) == "int64"
+    assert ty["occ"].dtype.name == "int32" and ty["occ"].layout == "C"
+
+
+def test_model_records_are_rebuilt_only_when_an_array_changes():
+    m = TumorImmuneModel({"domain": {"size_um": [400.0, 400.0]}, "tumor": {"init": {"count": 50}},
+                          "nk": {"dose": {"cells": 20}}}, rng=1)
+    lat, tally = m._lattice_records()
+    fld = m._fields_record()
+    m.step()
+    assert m._lattice_records() == (lat, tally) and m._fields_record() is fld
+    m.tstats = m.tstats.copy()  # e.g. a checkpoint tool replacing an array
+    assert m._lattice_records()[1] is not tally
+    for _ in range(5):
+        m.step()
+    assert m.tumor_count() == m.tstats[K.S_LIVE]
+
+
+@njit(inline="always")
+def _put(a, i, v):
+    a[i] = v
+
+
+@njit(inline="always")
+def _put_in_record(rec, i, v):
+    if v > 2.0:  # a branch: the write below lands in a block of its own
+        v = 2.0
+    rec.site[i] = v
+
+
+@njit
+def _conditional_argument(rng, a):
+    r = stream_from(rng)
+    for i in range(a.shape[0]):
+        x = r.random()
+        _put(a, i, x if i >= 0 else 0.0)
+
+
+@njit
+def _record_argument(rng, rec, n):
+    r = stream_from(rng)
+    for i in range(n):
+        x = r.random()
+        _put_in_record(rec, i, 1.0 + x)
+
+
+def test_inlined_rules_keep_their_writes():
+    """Numba 0.68's dead-code elimination (run after inlining an overload such as the stream's
+    random()) misses aliases defined in blocks stored after their use and drops these writes;
+    `sim/kernels/numba_fixes.py` makes its alias analysis reach a fixpoint."""
+    a = np.zeros(4)
+    _conditional_argument(np.random.default_rng(0), a)
+    assert (a > 0).all()
+    nk = NKPopulation(16)
+    _record_argument(np.random.default_rng(0), nk.record, 5)
+    assert (nk.site[:5] >= 1).all()  # written (the fill value is -1)
+
+
+def test_statistics_by_name_are_views_of_the_kernel_arrays():
+    import pytest
+
+    from sim.kernels.records import NK_COUNTS, TUMOR_STATS
+
+    m = TumorImmuneModel({"domain": {"size_um": [400.0, 400.0]}, "tumor": {"init": {"count": 50}},
+                          "nk": {"dose": {"cells": 20}}}, rng=2)
+    for _ in range(30):
+        m.step()
+    ts, nc = m.tumor_stats, m.nk_counts
+    assert ts.live == m.tstats[K.S_LIVE] == m.tumor_count() and ts.births == m.tstats[K.S_BIRTHS]
+    assert nc.conjugates == m.counters[K.C_CONJ] and nc.nk_deaths == m.counters[K.C_NKDEATH]
+    assert [nc.kills_car, nc.kills_innate, nc.kills_adcc] == list(m.counters[K.C_KILL0:K.C_KILL0 + 3])
+    assert list(ts.as_dict()) == list(TUMOR_STATS) and list(nc.as_dict()) == list(NK_COUNTS)
+    nc.triggers = 5
+    assert m.counters[K.C_TRIG] == 5
+    with pytest.raises(AttributeError):
+        ts.kills
