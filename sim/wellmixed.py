@@ -21,6 +21,8 @@ from . import scenario as cfgmod
 from .kernels.rates import LN2
 from .kernels.wellmixed import WellMixedParams, mass_action_probabilities, wellmixed_step
 from .output import TIMESERIES_COLUMNS
+from .scenario.preflight import preflight
+from .scenario.resolve import resolve
 from .units import MIN_PER_DAY
 
 
@@ -46,7 +48,9 @@ class WellMixedModel(mesa.Model):
     tumor cells are a count (they are identical, so per-cell draws reduce to binomials)."""
 
     def __init__(self, config: Any = None, *, rng: Any = None, **overrides: Any):
-        cfg = cfgmod.coerce(config, overrides)
+        eff = resolve(config, overrides)
+        preflight(eff, arms=False)  # refuse before allocating what this machine does not have
+        cfg = eff.scenario
         if cfg.dosing.infusions:
             raise cfgmod.ScenarioError("dosing.infusions", "well-mixed mode has no dosing layer: set the start with wellmixed.effector_cells")
         if rng is None:

@@ -124,7 +124,7 @@ SCENARIO_CASES: dict[str, tuple] = {
     "days_shorter_than_a_step": ("time: {days: 0.0001}\n", ["time.days", "step"], 1, "both"),
     "max_divisions_overflow": ("nk:\n  il15:\n    max_divisions: 5000\n", ["nk.il15.max_divisions"], 3, "both"),
     # ---- resources: memory estimate against the machine (or --max-memory)
-    "tumor_1e9": ("domain: {dims: 3, size_um: [20000, 20000, 20000]}\ntumor:\n  init: {count: 1000000000}\n",
+    "tumor_1e9": ("domain: {dims: 3, size_um: [20000, 20000, 20000]}\ntumor:\n  init: {count: 900000000}\n",
                   ["memory", "GiB", "tumor"], None, "both"),
     "nk_1e9": ("nk:\n  dose: {cells: 1000000000}\n", ["memory", "GiB"], None, "both"),
     "sites_1e9": ("domain: {dims: 3, size_um: [20000, 20000, 20000]}\ntumor:\n  init: {count: 10}\n",
