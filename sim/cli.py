@@ -40,7 +40,7 @@ def _cmd_run(args) -> int:
     m = res.metrics
     print(f"wrote {out}/  (tumor {m['tumor_initial']} → {m['tumor_final']}, reduction {m['tumor_reduction']:.1%}, "
           f"kills CAR/innate {m['kills_car']}/{m['kills_innate']}, wall {res.summary['wall_time_s']:.1f} s)")
-    lot = res.summary.get("therapy", {}).get("lot", {})
+    lot = (res.summary.get("therapy") or {}).get("lot", {})  # None for well-mixed runs
     if not lot.get("passed_qc", True):
         print(f"note: lot failed release QC ({', '.join(lot['failed'])}); "
               f"{'infused anyway' if lot['infused'] else 'rejected, no cells given'} (see summary.json → therapy.lot)")
