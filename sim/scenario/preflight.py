@@ -220,6 +220,40 @@ def _pow2(x: float) -> float:
     return 2.0 ** min(x, 1000.0)
 
 
+def _wellmixed_effectors(w, days: float) -> tuple[float, float]:
+    """(peak, total ever born) effector cells of the well-mixed run: the agent mean follows the
+    Kuznetsov ODE (sim/reference/kuznetsov.py), so integrate it (with the births as a third state).
+    If the solver fails, bound E by its largest per-capita growth rate instead."""
+    s, p, g, m, d = (w.influx_cells_day, w.proliferation_per_day, w.proliferation_half_cells,
+                     w.inactivation_per_cell_day, w.death_per_day)
+    a, b, n = w.growth_per_day, w.inverse_capacity_per_cell, w.kill_per_cell_day
+    E0, T0 = w.effector_cells, w.tumor_cells
+    try:
+        import numpy as np
+        from scipy.integrate import solve_ivp
+
+        def rhs(t, y):
+            E, T, _ = y
+            stim = p * E * T / (g + T)
+            return [s + stim - m * E * T - d * E, a * T * (1.0 - b * T) - n * E * T, s + stim]
+
+        with np.errstate(all="ignore"):
+            sol = solve_ivp(rhs, (0.0, days), [E0, T0, E0], method="LSODA", rtol=1e-4, atol=1.0)
+        if sol.success and np.all(np.isfinite(sol.y)):
+            return float(sol.y[0].max()), float(sol.y[2, -1])
+    except Exception:  # noqa: BLE001 - any solver trouble falls back to the bound
+        pass
+    t_star = max(0.0, math.sqrt(p * g / m) - g) if m > 0 else 1e300  # T that maximises p·T/(g+T) − m·T
+    r = p * t_star / (g + t_star) - m * t_star - d
+    if r < 0:  # dE/dt ≤ s + r·E
+        peak = max(E0, s / -r)
+    elif r == 0:
+        peak = E0 + s * days
+    else:
+        peak = (E0 + s / r) * math.exp(min(700.0, r * days))
+    return peak, peak + s * days
+
+
 def estimate(cfg) -> Estimate:
     """The memory a run of this effective scenario needs at its peak (see the module docstring)."""
     e = Estimate()
@@ -230,10 +264,9 @@ def estimate(cfg) -> Estimate:
     e.parts["time series"] = e.rows * B_ROW
     if cfg.domain.space != "lattice":
         w = cfg.wellmixed
+        peak, born = _wellmixed_effectors(w, days)
         n_nk = w.effector_cells * w.omega
-        influx = w.influx_cells_day * w.omega * days
-        growth = math.exp(min(700.0, w.proliferation_per_day * days))
-        e.parts["effectors"] = max(64.0, 4 * n_nk, (n_nk + influx) * growth) * B_WM_AGENT
+        e.parts["effectors"] = max(64.0, 4 * n_nk, 1.5 * peak * w.omega) * B_WM_AGENT + born * w.omega * 8.0  # + dead kills
         return e
     d = cfg.domain
     shape = d.lattice_shape()
