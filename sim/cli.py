@@ -5,16 +5,21 @@ Bad input exits with status 2 and one message naming the YAML path; nothing is w
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 from .scenario import ScenarioError
+
+MAX_MEMORY_HELP = ("refuse a scenario whose memory estimate exceeds SIZE (e.g. 8G, 512M; default: the memory "
+                   "available now)")
 
 
 def _cmd_run(args) -> int:
     from . import api
     from .scenario import load_scenario
 
+    _preflight_run(args)  # memory estimate and output-volume warnings, before anything is allocated or written
     cfg = load_scenario(args.scenario)
     out = Path(args.out) if args.out else Path("results") / cfg.name
     if cfg.arms:  # treatment arms on identical tumors and seeds, plus a side-by-side figure
@@ -35,25 +40,50 @@ def _cmd_run(args) -> int:
     m = res.metrics
     print(f"wrote {out}/  (tumor {m['tumor_initial']} → {m['tumor_final']}, reduction {m['tumor_reduction']:.1%}, "
           f"kills CAR/innate {m['kills_car']}/{m['kills_innate']}, wall {res.summary['wall_time_s']:.1f} s)")
-    lot = res.summary.get("therapy", {}).get("lot", {})
+    lot = (res.summary.get("therapy") or {}).get("lot", {})  # None for well-mixed runs
     if not lot.get("passed_qc", True):
         print(f"note: lot failed release QC ({', '.join(lot['failed'])}); "
               f"{'infused anyway' if lot['infused'] else 'rejected, no cells given'} (see summary.json → therapy.lot)")
     return 0
 
 
-def _cmd_check(args) -> int:
+def _preflight_run(args) -> None:
+    """What `run` will cost, refused or warned about before the run starts (sim/scenario/preflight.py)."""
     from .scenario import resolve
+    from .scenario.preflight import preflight
 
-    eff = resolve(Path(args.scenario))
+    layer = {k: v for k, v in (("seed", args.seed), ("time.days", args.days)) if v is not None}
+    report = preflight(resolve(Path(args.scenario)).with_layer("run", layer), max_memory=args.max_memory)
+    for w in report.warnings:
+        print(f"nksim: warning: {w}", file=sys.stderr)
+
+
+def _cmd_check(args) -> int:
+    from .scenario import load_raw, resolve
+    from .scenario.preflight import preflight
+
+    path = Path(args.scenario)
+    raw = load_raw(path)
+    sweep = ""
+    if "sweep" in raw or "base" in raw:  # a sweep: validate the plan too (every point resolves, sizes bounded)
+        from .sweep.spec import load_sweep
+
+        plan = load_sweep(path)
+        sweep = f"; sweep: {len(plan.runs)} runs ({len(plan.design.points)} points × {plan.spec.replicates} replicates)"
+        path = plan.base_path
+    eff = resolve(path)
+    report = preflight(eff, max_memory=args.max_memory)
     cfg = eff.scenario
     if args.explain:
         _print_explain(eff)
-    shape = cfg.domain.lattice_shape()
+    for w in report.warnings:
+        print(f"nksim: warning: {w}", file=sys.stderr)
     if cfg.domain.space == "well_mixed":
-        print(f"ok: {args.scenario} ({cfg.name}: well-mixed, Ω = {cfg.wellmixed.omega:g}, {cfg.time.days} days)")
+        print(f"ok: {args.scenario} ({cfg.name}: well-mixed, Ω = {cfg.wellmixed.omega:g}, {cfg.time.days} days); "
+              f"{report.summary()}{sweep}")
         return 0
-    print(f"ok: {args.scenario} ({cfg.name}: {cfg.domain.dims}D lattice {shape}, {cfg.time.days} days)")
+    shape = cfg.domain.lattice_shape()
+    print(f"ok: {args.scenario} ({cfg.name}: {cfg.domain.dims}D lattice {shape}, {cfg.time.days} days); {report.summary()}{sweep}")
     return 0
 
 
@@ -109,9 +139,45 @@ def _cmd_validate(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit status 2, like every other bad input)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
+def _positive_hours_or_days(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return v
+
+
+def _seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 0, got {text!r}") from None
+    if not 0 <= v <= 2**63 - 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2^63 - 1, got {text!r}")
+    return v
+
+
+def _memory_size(text: str) -> int:
+    from .scenario.preflight import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree; other modules add their subcommands through `register` hooks."""
-    p = argparse.ArgumentParser(prog="nksim", description="Agent-based simulator of CAR-NK cell therapy.")
+    p = _Parser(prog="nksim", description="Agent-based simulator of CAR-NK cell therapy.")
     from . import __version__
 
     p.add_argument("--version", action="version", version=f"nksim {__version__}")
@@ -119,16 +185,18 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a scenario")
     r.add_argument("scenario")
     r.add_argument("--out", help="output folder (default results/<name>)")
-    r.add_argument("--seed", type=int, help="override the scenario seed")
-    r.add_argument("--days", type=float, help="override time.days")
+    r.add_argument("--seed", type=_seed, help="override the scenario seed (0 to 2^63 - 1)")
+    r.add_argument("--days", type=_positive_hours_or_days, help="override time.days (> 0)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
-    r.add_argument("--checkpoint-every-h", type=float, metavar="H",
+    r.add_argument("--checkpoint-every-h", type=_positive_hours_or_days, metavar="H",
                    help="save <out>.checkpoint.npz every H simulated hours; rerunning resumes from it")
+    r.add_argument("--max-memory", type=_memory_size, metavar="SIZE", help=MAX_MEMORY_HELP)
     r.set_defaults(func=_cmd_run)
     c = sub.add_parser("check", help="validate a scenario without running it")
     c.add_argument("scenario")
     c.add_argument("--explain", action="store_true",
                    help="print every effective value and where it came from (user, preset, rule, arm, default)")
+    c.add_argument("--max-memory", type=_memory_size, metavar="SIZE", help=MAX_MEMORY_HELP)
     c.set_defaults(func=_cmd_check)
     pr = sub.add_parser("params", help="print the parameter table (Markdown)")
     pr.add_argument("--out")

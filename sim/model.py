@@ -22,6 +22,7 @@ from .kernels.params import FIELD_NAMES, TGFB
 from .kernels.phenotype import lognormal_levels
 from .kernels.records import NK_COUNTS, TUMOR_STATS, FieldsType, LatticeType, TalliesType, make_record
 from .scenario.kernel_units import nk_params, tissue_tgfb_rates, tumor_params
+from .scenario.preflight import nodule_box, preflight
 from .scenario.resolve import resolve
 from .state import NKPopulation, Tally, TumorPopulation
 from .therapy import Therapy
@@ -50,6 +51,7 @@ class TumorImmuneModel(mesa.Model):
         cfg = self.effective.scenario
         if cfg.domain.space == "well_mixed":
             raise cfgmod.ScenarioError("domain.space", "well_mixed has no lattice: use sim.wellmixed.WellMixedModel (sim.api.run picks it)")
+        preflight(self.effective, arms=False)  # refuse before allocating what this machine does not have
         if rng is None and seed is None:
             rng = cfg.seed
         if seed is not None and rng is None:
@@ -119,14 +121,8 @@ class TumorImmuneModel(mesa.Model):
         Works slab by slab on exact integer keys 4·d² (the centre is on a half-integer grid), so memory
         stays O(one slab) even for 10⁷ cells.
         """
-        dims = self.config.domain.dims
-        vol_per = math.pi if dims == 2 else 4.0 / 3.0 * math.pi
-        r = (count / vol_per) ** (1.0 / dims) * 1.3 + 2
         c = self._centre()
-        lo = np.maximum(np.floor(c - r), 0).astype(int)
-        hi = np.minimum(np.ceil(c + r) + 1, self.shape).astype(int)
-        if dims == 2:
-            lo[2], hi[2] = 0, 1
+        lo, hi = nodule_box(self.shape, self.config.domain.dims, count)  # the box check_feasible tests
         if count > int(np.prod(hi - lo)):
             raise cfgmod.ScenarioError("tumor.init.count", f"{count} cells do not fit in the domain; enlarge domain.size_um")
         c2 = np.rint(2 * c).astype(np.int64)  # 2·centre is an integer

@@ -22,6 +22,8 @@ from .kernels.rates import LN2
 from .kernels.wellmixed import WM_COUNTS, WellMixedParams, mass_action_probabilities, wellmixed_step
 from .output import TIMESERIES_COLUMNS
 from .state import Tally
+from .scenario.preflight import preflight
+from .scenario.resolve import resolve
 from .units import MIN_PER_DAY
 
 
@@ -47,7 +49,9 @@ class WellMixedModel(mesa.Model):
     tumor cells are a count (they are identical, so per-cell draws reduce to binomials)."""
 
     def __init__(self, config: Any = None, *, rng: Any = None, **overrides: Any):
-        cfg = cfgmod.coerce(config, overrides)
+        eff = resolve(config, overrides)
+        preflight(eff, arms=False)  # refuse before allocating what this machine does not have
+        cfg = eff.scenario
         if cfg.dosing.infusions:
             raise cfgmod.ScenarioError("dosing.infusions", "well-mixed mode has no dosing layer: set the start with wellmixed.effector_cells")
         if rng is None:

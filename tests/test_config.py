@@ -31,7 +31,7 @@ def test_bad_input_names_the_yaml_path_and_line(case, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2
     assert path in err and hint in err, err
-    assert f"line {line}" in err
+    assert f"bad.yaml:{line}: " in err  # file:line: dotted.path: message
     assert "Traceback" not in err
     assert not out.exists()  # nothing written
 

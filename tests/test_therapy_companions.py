@@ -342,7 +342,7 @@ def test_cli_reports_a_bad_arm_by_path_and_line(tmp_path, capsys):
     bad.write_text("name: x\narms:\n  - name: a\n    set: {}\n  - name: b\n    set: {drugs.chemo.doses: [{day: 1, lymphocyte_depletion: 2}]}\n")
     assert main(["check", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert "arms.1.set.drugs.chemo.doses.0.lymphocyte_depletion" in err and "line 5" in err
+    assert "arms.1.set.drugs.chemo.doses.0.lymphocyte_depletion" in err and "bad.yaml:5:" in err
     dup = tmp_path / "dup.yaml"
     dup.write_text("arms:\n  - {name: a}\n  - {name: a}\n")
     with pytest.raises(ScenarioError, match="duplicate arm name"):

@@ -1,13 +1,16 @@
 """Scenarios: the schema (one module per block), loading and validation, resolution into the
 effective scenario, and the parameter table.
 
-    base.py        P (unit + source per default), the strict block class, ScenarioError
+    base.py        P (unit + source per default), the strict block class and number types, input limits,
+                   ScenarioError
     space_time.py, tumor.py, nk.py, microenvironment.py, dosing.py, product.py, wellmixed.py,
     comparator.py, drugs.py      one schema module per YAML block
     scenario.py    the root Scenario model (+ arms, output)
     presets.py     product and CAR-costimulation preset tables (sourced data)
     loader.py      YAML → raw dict with line numbers, dotted overrides, validation
     resolve.py     the one resolution step: user document + arm/sweep overrides → effective scenario
+    preflight.py   what a run costs, checked before allocating: feasibility rules (called by resolve),
+                   the memory estimate against available memory or --max-memory, output-volume warnings
     table.py       docs/parameters.md
 """
 from .base import P, ScenarioError  # noqa: F401

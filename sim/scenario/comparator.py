@@ -4,29 +4,29 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .base import P, _Block
+from .base import Float, Int, P, _Block
 
 
 class CARTExpansion(_Block):
     """Antigen-driven clonal expansion of CAR-T cells."""
 
-    division_probability_per_kill: float = P(0.5, "probability", "assumed (CAR-T expand 10²–10³-fold in vivo after antigen contact)", "probability of a division when a killing conjugate completes", ge=0, le=1)
-    max_divisions: int = P(10, "divisions", "Kather immunoABM (proliferation capacity 10)", "divisions allowed per lineage", ge=0, le=40)
+    division_probability_per_kill: Float = P(0.5, "probability", "assumed (CAR-T expand 10²–10³-fold in vivo after antigen contact)", "probability of a division when a killing conjugate completes", ge=0, le=1)
+    max_divisions: Int = P(10, "divisions", "Kather immunoABM (proliferation capacity 10)", "divisions allowed per lineage", ge=0, le=40)
 
 
 class CARTPersistence(_Block):
     """CAR-T persistence: effector half-life plus a long-lived memory fraction."""
 
-    half_life_days: float = P(6.0, "day", "Luque 2024 (CAR-T lifespan 8.6 d; t½ = 8.6·ln 2)", "effector CAR-T half-life", gt=0)
-    memory_fraction: float = P(0.1, "fraction", "assumed", "fraction of infused cells and of daughters that are long-lived memory cells", ge=0, le=1)
-    memory_half_life_days: float = P(200.0, "day", "assumed (Awasthi 2020: CAR-T detected up to 693 days)", "memory CAR-T half-life", gt=0)
+    half_life_days: Float = P(6.0, "day", "Luque 2024 (CAR-T lifespan 8.6 d; t½ = 8.6·ln 2)", "effector CAR-T half-life", gt=0)
+    memory_fraction: Float = P(0.1, "fraction", "assumed", "fraction of infused cells and of daughters that are long-lived memory cells", ge=0, le=1)
+    memory_half_life_days: Float = P(200.0, "day", "assumed (Awasthi 2020: CAR-T detected up to 693 days)", "memory CAR-T half-life", gt=0)
 
 
 class CARTSecretion(_Block):
     """Inflammatory cytokine output of engaged CAR-T cells (larger than NK)."""
 
-    ifng_engaged: float = P(2500.0, "ng/(10⁶ cells·day)", "assumed (5× the CAR-NK default)", "IFN-γ secretion while in a triggered conjugate", ge=0)
-    il6_like_engaged: float = P(2000.0, "ng/(10⁶ cells·day)", "assumed (T-cell GM-CSF/CD40L drive myeloid IL-6)", "IL-6-like CRS driver released per engaged CAR-T", ge=0)
+    ifng_engaged: Float = P(2500.0, "ng/(10⁶ cells·day)", "assumed (5× the CAR-NK default)", "IFN-γ secretion while in a triggered conjugate", ge=0)
+    il6_like_engaged: Float = P(2000.0, "ng/(10⁶ cells·day)", "assumed (T-cell GM-CSF/CD40L drive myeloid IL-6)", "IL-6-like CRS driver released per engaged CAR-T", ge=0)
 
 
 class CART(_Block):
@@ -45,9 +45,9 @@ class CART(_Block):
 class RiskModel(_Block):
     """Per-patient probit over log cytokine exposure: P(grade) = Φ((ln E − ln E50)/σ)."""
 
-    any_grade_e50: float = P(1.0, "ng/(mL·day)", "Schuster 2019 (JULIET) calibration, docs/therapy.md", "exposure at which half of patients have any-grade toxicity", gt=0)
-    grade3_e50: float = P(1.0, "ng/(mL·day)", "Schuster 2019 (JULIET) calibration, docs/therapy.md", "exposure at which half of patients have grade ≥ 3", gt=0)
-    susceptibility_sd: float = P(1.0, "ln units", "assumed", "patient-to-patient SD of log susceptibility", gt=0)
+    any_grade_e50: Float = P(1.0, "ng/(mL·day)", "Schuster 2019 (JULIET) calibration, docs/therapy.md", "exposure at which half of patients have any-grade toxicity", gt=0)
+    grade3_e50: Float = P(1.0, "ng/(mL·day)", "Schuster 2019 (JULIET) calibration, docs/therapy.md", "exposure at which half of patients have grade ≥ 3", gt=0)
+    susceptibility_sd: Float = P(1.0, "ln units", "assumed", "patient-to-patient SD of log susceptibility", gt=0)
 
 
 def _crs_default() -> RiskModel:

@@ -5,45 +5,45 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from .base import P, _Block
+from .base import Float, OptFloat, OptInt, P, _Block
 
 
 class Infusion(_Block):
     """One infusion of the product."""
 
-    day: float = P(0.0, "day", "scenario input", "infusion time on the simulation clock", ge=0)
-    dose: float = P(1e6, "cells or cells/kg (dosing.unit)", "Liu 2020 (dose levels 1e5, 1e6, 1e7 cells/kg) [unverified]", "nominal dose (before viability and cold-chain losses)", ge=0)
+    day: Float = P(0.0, "day", "scenario input", "infusion time on the simulation clock", ge=0)
+    dose: Float = P(1e6, "cells or cells/kg (dosing.unit)", "Liu 2020 (dose levels 1e5, 1e6, 1e7 cells/kg) [unverified]", "nominal dose (before viability and cold-chain losses)", ge=0)
 
 
 class Infiltration(_Block):
     """Tumor-bed entry rate from blood: preset by indication (low for solid, high for disseminated)."""
 
     indication: Literal["disseminated", "solid"] = Field("disseminated", description="disseminated (blood, marrow, nodes: high entry) or solid (poorly infiltrated)")
-    rate_per_day: float | None = P(None, "1/day", "preset: disseminated 0.5, solid 0.02 (assumed)", "override: fraction of blood CAR-NK entering the tumor bed per day", ge=0)
+    rate_per_day: OptFloat = P(None, "1/day", "preset: disseminated 0.5, solid 0.02 (assumed)", "override: fraction of blood CAR-NK entering the tumor bed per day", ge=0)
 
 
 class Blood(_Block):
     """Systemic compartments (blood and other organs) that carry infused cells (ODE solved with scipy)."""
 
-    distribution_half_life_h: float = P(1.0, "h", "assumed (infused NK leave blood within hours: lung, liver, spleen)", "half-time of blood → organ distribution", gt=0)
-    return_half_life_h: float = P(24.0, "h", "assumed", "half-time of organ → blood recirculation", gt=0)
+    distribution_half_life_h: Float = P(1.0, "h", "assumed (infused NK leave blood within hours: lung, liver, spleen)", "half-time of blood → organ distribution", gt=0)
+    return_half_life_h: Float = P(24.0, "h", "assumed", "half-time of organ → blood recirculation", gt=0)
 
 
 class Vessels(_Block):
     """Vessel sites where blood-borne cells enter the simulated tissue (chosen with the model RNG at set-up)."""
 
-    count: int | None = P(20, "sites", "assumed", "number of vessel entry sites (ignored when density_per_mm2 is given)", ge=1)
-    density_per_mm2: float | None = P(None, "1/mm² (2D) or 1/mm³ (3D)", "assumed", "vessel density; overrides count", gt=0)
+    count: OptInt = P(20, "sites", "assumed", "number of vessel entry sites (ignored when density_per_mm2 is given)", ge=1)
+    density_per_mm2: OptFloat = P(None, "1/mm² (2D) or 1/mm³ (3D)", "assumed", "vessel density; overrides count", gt=0)
 
 
 class Lymphodepletion(_Block):
     """Conditioning before the first dose: removes IL-15 consumers, so endogenous IL-15 rises for a while."""
 
     regimen: Literal["none", "cy_flu"] = Field("none", description="none or cy_flu (cyclophosphamide + fludarabine)")
-    start_day: float = P(-5.0, "day", "assumed (Cy/Flu days −5 to −3, Liu 2020 protocol) [unverified]", "start of conditioning on the simulation clock", le=0)
-    il15_rise_ng_ml: float = P(0.5, "ng/mL", "assumed (serum IL-15 rises several-fold after Cy/Flu; model scale, EC50 0.5)", "rise of the systemic IL-15 background", ge=0)
-    duration_days: float = P(7.0, "day", "assumed", "plateau length after start_day", ge=0)
-    decay_half_life_days: float = P(3.0, "day", "assumed", "return to baseline after the plateau", gt=0)
+    start_day: Float = P(-5.0, "day", "assumed (Cy/Flu days −5 to −3, Liu 2020 protocol) [unverified]", "start of conditioning on the simulation clock", le=0)
+    il15_rise_ng_ml: Float = P(0.5, "ng/mL", "assumed (serum IL-15 rises several-fold after Cy/Flu; model scale, EC50 0.5)", "rise of the systemic IL-15 background", ge=0)
+    duration_days: Float = P(7.0, "day", "assumed", "plateau length after start_day", ge=0)
+    decay_half_life_days: Float = P(3.0, "day", "assumed", "return to baseline after the plateau", gt=0)
 
 
 class Dosing(_Block):
@@ -51,8 +51,8 @@ class Dosing(_Block):
 
     infusions: list[Infusion] = Field(default_factory=list, description="list of {day, dose}")
     unit: Literal["cells_per_kg", "cells"] = Field("cells_per_kg", description="unit of infusions[].dose")
-    weight_kg: float = P(70.0, "kg", "assumed (adult)", "patient weight", gt=0, le=500)
-    tissue_fraction: float = P(1e-4, "fraction", "assumed (simulated volume / tumor-bed volume; calibrate to the observed E:T)", "share of the patient's tumor-bed entries that land in the simulated tissue", gt=0, le=1)
+    weight_kg: Float = P(70.0, "kg", "assumed (adult)", "patient weight", gt=0, le=500)
+    tissue_fraction: Float = P(1e-4, "fraction", "assumed (simulated volume / tumor-bed volume; calibrate to the observed E:T)", "share of the patient's tumor-bed entries that land in the simulated tissue", gt=0, le=1)
     infiltration: Infiltration = Field(default_factory=Infiltration)
     blood: Blood = Field(default_factory=Blood)
     vessels: Vessels = Field(default_factory=Vessels)

@@ -5,76 +5,76 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from .base import P, _Block
+from .base import Float, Int, OptFloat, P, _Block
 
 
 class NKDose(_Block):
     """Initial CAR-NK cells placed in the tissue."""
 
-    cells: int = P(500, "cells", "assumed", "CAR-NK cells at t = 0", ge=0)
+    cells: Int = P(500, "cells", "assumed", "CAR-NK cells at t = 0", ge=0)
     placement: Literal["random", "rim"] = Field("random", description="random free sites, or a ring around the tumor")
 
 
 class Motility(_Block):
     """Persistent random walk biased toward the tumor."""
 
-    speed_um_min: float = P(5.0, "µm/min", "Luque 2024 (CAR-T speed)", "migration speed", ge=0)
-    persistence_min: float = P(10.0, "min", "Luque 2024 (persistence time of motion)", "mean time before a new direction", gt=0)
-    tumor_bias: float = P(0.3, "0-1", "assumed", "weight of the direction toward the tumor centroid", ge=0, le=1)
+    speed_um_min: Float = P(5.0, "µm/min", "Luque 2024 (CAR-T speed)", "migration speed", ge=0)
+    persistence_min: Float = P(10.0, "min", "Luque 2024 (persistence time of motion)", "mean time before a new direction", gt=0)
+    tumor_bias: Float = P(0.3, "0-1", "assumed", "weight of the direction toward the tumor centroid", ge=0, le=1)
 
 
 class Receptors(_Block):
     """Receptor levels that set the signal balance (relative units)."""
 
-    car_expression: float = P(1.0, "relative", "assumed", "CAR surface level (0 = non-transduced NK)", ge=0)
-    car_affinity: float = P(1.0, "relative", "assumed", "CAR affinity scale", ge=0)
-    nkg2d: float = P(1.0, "relative", "assumed", "NKG2D level", ge=0)
-    inhibitory: float = P(0.5, "relative", "assumed (balances NKG2D at reference MHC-I and ligand: missing-self)", "KIR/NKG2A level against MHC-I", ge=0)
-    cd16: float = P(1.0, "relative", "assumed", "CD16 (FcγRIIIa) level for ADCC", ge=0)
+    car_expression: Float = P(1.0, "relative", "assumed", "CAR surface level (0 = non-transduced NK)", ge=0)
+    car_affinity: Float = P(1.0, "relative", "assumed", "CAR affinity scale", ge=0)
+    nkg2d: Float = P(1.0, "relative", "assumed", "NKG2D level", ge=0)
+    inhibitory: Float = P(0.5, "relative", "assumed (balances NKG2D at reference MHC-I and ligand: missing-self)", "KIR/NKG2A level against MHC-I", ge=0)
+    cd16: Float = P(1.0, "relative", "assumed", "CD16 (FcγRIIIa) level for ADCC", ge=0)
 
 
 class Activation(_Block):
     """Signal integration: net = (activating − inhibitory) × (1 − TGF-β suppression)."""
 
-    attach_rate_per_min: float = P(0.2, "1/min", "Ghaffarizadeh 2018 (PhysiCell attachment rate)", "rate of forming a conjugate on contact", ge=0)
-    half_activation: float = P(1.5, "signal", "calibrated to Vanherberghen 2013 (≈ half of NK never kill in a 12 h 1:1 assay; was 0.5 assumed, which gave 0.36); tests/test_cytotoxicity.py", "net signal giving half-maximal triggering", gt=0)
-    hill: float = P(2.0, "-", "assumed", "steepness of the triggering curve", gt=0)
-    release_min: float = P(10.0, "min", "assumed", "time spent on a non-triggering conjugate", ge=0)
+    attach_rate_per_min: Float = P(0.2, "1/min", "Ghaffarizadeh 2018 (PhysiCell attachment rate)", "rate of forming a conjugate on contact", ge=0)
+    half_activation: Float = P(1.5, "signal", "calibrated to Vanherberghen 2013 (≈ half of NK never kill in a 12 h 1:1 assay; was 0.5 assumed, which gave 0.36); tests/test_cytotoxicity.py", "net signal giving half-maximal triggering", gt=0)
+    hill: Float = P(2.0, "-", "assumed", "steepness of the triggering curve", gt=0)
+    release_min: Float = P(10.0, "min", "assumed", "time spent on a non-triggering conjugate", ge=0)
 
 
 class Killing(_Block):
     """Perforin/granzyme contact killing with a granule stock, plus a slower death-receptor route."""
 
     perforin: bool = Field(True, description="perforin/granzyme competent (false = perforin-deficient)")
-    kill_time_min: float = P(15.0, "min", "Ghaffarizadeh 2018 (1/15 min kill rate); PMC4543232 (~15 min)", "conjugate time for a granule kill", gt=0)
-    granules: float = P(4.0, "kills", "assumed (Kather immunoABM killer capacity 5)", "granule stock (kills before depletion)", ge=0)
-    granule_regen_h: float = P(8.0, "h", "assumed", "time to regenerate one kill's granules", gt=0)
-    death_receptor_kill_time_min: float = P(45.0, "min", "PMC4543232 (death-receptor caspase ~45 min); Prager 2019", "conjugate time for a death-receptor kill", gt=0)
-    death_receptor_capacity: float = P(1.0, "kills", "Prager 2019 (perforin-deficient NK kill about once)", "death-receptor kills available per NK", ge=0)
-    exhaustion_stimulations: int = P(10, "conjugates", "assumed (Kather immunoABM capacity 5; Vanherberghen 2013 serial killers)", "triggering conjugates before exhaustion", ge=1)
+    kill_time_min: Float = P(15.0, "min", "Ghaffarizadeh 2018 (1/15 min kill rate); PMC4543232 (~15 min)", "conjugate time for a granule kill", gt=0)
+    granules: Float = P(4.0, "kills", "assumed (Kather immunoABM killer capacity 5)", "granule stock (kills before depletion)", ge=0)
+    granule_regen_h: Float = P(8.0, "h", "assumed", "time to regenerate one kill's granules", gt=0)
+    death_receptor_kill_time_min: Float = P(45.0, "min", "PMC4543232 (death-receptor caspase ~45 min); Prager 2019", "conjugate time for a death-receptor kill", gt=0)
+    death_receptor_capacity: Float = P(1.0, "kills", "Prager 2019 (perforin-deficient NK kill about once)", "death-receptor kills available per NK", ge=0)
+    exhaustion_stimulations: Int = P(10, "conjugates", "assumed (Kather immunoABM capacity 5; Vanherberghen 2013 serial killers)", "triggering conjugates before exhaustion", ge=1)
 
 
 class Persistence(_Block):
     """In vivo NK loss as a hazard with a half-life; IL-15 extends it."""
 
-    half_life_days: float = P(7.0, "day", "Zhang 2007 (t½ < 10 days)", "in vivo half-life without IL-15 support", gt=0)
+    half_life_days: Float = P(7.0, "day", "Zhang 2007 (t½ < 10 days)", "in vivo half-life without IL-15 support", gt=0)
 
 
 class SuperagonistDose(_Block):
     """One subcutaneous dose of the IL-15 superagonist."""
 
-    day: float = P(0.0, "day", "scenario input", "dose time on the simulation clock", ge=0)
-    dose_ug_kg: float = P(10.0, "µg/kg", "assumed (N-803 trials dose 1–20 µg/kg s.c.) [not in literature.md]", "dose", ge=0)
+    day: Float = P(0.0, "day", "scenario input", "dose time on the simulation clock", ge=0)
+    dose_ug_kg: Float = P(10.0, "µg/kg", "assumed (N-803 trials dose 1–20 µg/kg s.c.) [not in literature.md]", "dose", ge=0)
 
 
 class Superagonist(_Block):
     """Exogenous IL-15 superagonist (N-803-like), one-compartment PK with first-order s.c. absorption."""
 
     doses: list[SuperagonistDose] = Field(default_factory=list, description="dosing days and doses (needed for il15.mode = exogenous)")
-    absorption_half_life_h: float = P(12.0, "h", "assumed (slow s.c. absorption)", "first-order absorption half-life", gt=0)
-    elimination_half_life_h: float = P(24.0, "h", "assumed", "elimination half-life", gt=0)
-    ng_ml_per_ug_kg: float = P(0.1, "ng/mL per µg/kg", "assumed (model scale; sets the height of the Bateman curve)", "concentration scale F/V of one µg/kg (instant-absorption peak)", ge=0)
-    potency: float = P(1.0, "IL-15 equivalents", "assumed", "signalling strength relative to IL-15 (multiplies the concentration)", ge=0)
+    absorption_half_life_h: Float = P(12.0, "h", "assumed (slow s.c. absorption)", "first-order absorption half-life", gt=0)
+    elimination_half_life_h: Float = P(24.0, "h", "assumed", "elimination half-life", gt=0)
+    ng_ml_per_ug_kg: Float = P(0.1, "ng/mL per µg/kg", "assumed (model scale; sets the height of the Bateman curve)", "concentration scale F/V of one µg/kg (instant-absorption peak)", ge=0)
+    potency: Float = P(1.0, "IL-15 equivalents", "assumed", "signalling strength relative to IL-15 (multiplies the concentration)", ge=0)
 
 
 class IL15(_Block):
@@ -83,12 +83,12 @@ class IL15(_Block):
     mode: Literal["none", "secreted", "membrane_bound", "exogenous"] = Field(
         "none", description="none; secreted (autocrine + paracrine into the IL-15 field); membrane_bound (autocrine only, "
         "nothing enters the field); exogenous (no armoring, an IL-15 superagonist given to the patient, see superagonist)")
-    secretion: float = P(0.2, "ng/(10⁶ cells·day)", "assumed (IL-15-armored CAR-NK supernatants hold tens of pg/mL; armoring acts mainly autocrine)", "IL-15 secreted into the field per armored NK", ge=0)
-    half_life_extension: float = P(3.0, "fold", "assumed (Liu 2018: IL-15 critical for persistence)", "max fold extension of the half-life at saturating IL-15", ge=0)
-    ec50_ng_ml: float = P(0.5, "ng/mL", "assumed", "IL-15 half-effect concentration", gt=0)
-    autocrine_ng_ml: float = P(1.0, "ng/mL", "assumed", "IL-15 a secreting cell sees from its own product (autocrine), added to the field", ge=0)
-    proliferation_per_day: float = P(0.3, "1/day", "assumed (Zhang 2007: 4.3 %/day without support)", "max IL-15-driven division rate", ge=0)
-    max_divisions: int = P(4, "divisions", "assumed (Kather immunoABM proliferation capacity 10)", "divisions allowed per lineage", ge=0)
+    secretion: Float = P(0.2, "ng/(10⁶ cells·day)", "assumed (IL-15-armored CAR-NK supernatants hold tens of pg/mL; armoring acts mainly autocrine)", "IL-15 secreted into the field per armored NK", ge=0)
+    half_life_extension: Float = P(3.0, "fold", "assumed (Liu 2018: IL-15 critical for persistence)", "max fold extension of the half-life at saturating IL-15", ge=0)
+    ec50_ng_ml: Float = P(0.5, "ng/mL", "assumed", "IL-15 half-effect concentration", gt=0)
+    autocrine_ng_ml: Float = P(1.0, "ng/mL", "assumed", "IL-15 a secreting cell sees from its own product (autocrine), added to the field", ge=0)
+    proliferation_per_day: Float = P(0.3, "1/day", "assumed (Zhang 2007: 4.3 %/day without support)", "max IL-15-driven division rate", ge=0)
+    max_divisions: Int = P(4, "divisions", "assumed (Kather immunoABM proliferation capacity 10)", "divisions allowed per lineage", ge=0, le=64)
     superagonist: Superagonist = Field(default_factory=Superagonist)
 
     @model_validator(mode="after")
@@ -101,16 +101,16 @@ class IL15(_Block):
 class Secretion(_Block):
     """IFN-γ release by CAR-NK cells while engaged with a target."""
 
-    ifng_engaged: float = P(500.0, "ng/(10⁶ cells·day)", "assumed (activated NK; Bellone 1995 order of magnitude)", "IFN-γ secretion while in a triggered conjugate", ge=0)
-    ifng_exhausted_fraction: float = P(0.2, "fraction", "assumed", "secretion of exhausted cells relative to fresh", ge=0, le=1)
-    il6_like_engaged: float = P(20.0, "ng/(10⁶ cells·day)", "assumed (NK induce little myeloid IL-6; Liu 2020: no CRS)", "IL-6-like CRS driver released (via myeloid cells) per engaged effector", ge=0)
+    ifng_engaged: Float = P(500.0, "ng/(10⁶ cells·day)", "assumed (activated NK; Bellone 1995 order of magnitude)", "IFN-γ secretion while in a triggered conjugate", ge=0)
+    ifng_exhausted_fraction: Float = P(0.2, "fraction", "assumed", "secretion of exhausted cells relative to fresh", ge=0, le=1)
+    il6_like_engaged: Float = P(20.0, "ng/(10⁶ cells·day)", "assumed (NK induce little myeloid IL-6; Liu 2020: no CRS)", "IL-6-like CRS driver released (via myeloid cells) per engaged effector", ge=0)
 
 
 class Engineering(_Block):
     """Gene edits of the product beyond the CAR."""
 
     tgfbr2: Literal["none", "dominant_negative", "knockout"] = Field("none", description="TGF-βR2: none, dominant_negative (Yvon 2017) or knockout (Burga 2019); both remove TGF-β suppression")
-    dnr_residual_signalling: float = P(0.0, "fraction", "assumed (Yvon 2017: DNRII NK keep NKG2D, perforin and killing under TGF-β)", "TGF-β suppression left with a dominant-negative receptor", ge=0, le=1)
+    dnr_residual_signalling: Float = P(0.0, "fraction", "assumed (Yvon 2017: DNRII NK keep NKG2D, perforin and killing under TGF-β)", "TGF-β suppression left with a dominant-negative receptor", ge=0, le=1)
 
 
 COSTIM_DOMAINS = ("cd3z", "2b4", "dap10", "dap12")
@@ -120,17 +120,17 @@ class CARDesign(_Block):
     """CAR construct: costimulatory domain preset (activation and persistence multipliers; sim/therapy/presets.py)."""
 
     costim: Literal["cd3z", "2b4", "dap10", "dap12"] = Field("cd3z", description="signalling/costimulatory domain preset (CD3ζ alone is the reference)")
-    activation_multiplier: float | None = P(None, "fold", "preset (docs/parameters.md, costimulatory presets)", "override of the preset's activation strength (multiplies the net signal)", ge=0)
-    persistence_multiplier: float | None = P(None, "fold", "preset (docs/parameters.md, costimulatory presets)", "override of the preset's half-life multiplier", gt=0)
+    activation_multiplier: OptFloat = P(None, "fold", "preset (docs/parameters.md, costimulatory presets)", "override of the preset's activation strength (multiplies the net signal)", ge=0)
+    persistence_multiplier: OptFloat = P(None, "fold", "preset (docs/parameters.md, costimulatory presets)", "override of the preset's half-life multiplier", gt=0)
 
 
 class Suicide(_Block):
     """iCasp9 suicide switch: a dimerizer dose kills a fraction of the CAR-NK cells (tissue and blood)."""
 
     enabled: bool = Field(False, description="the product carries iCasp9 (Liu 2020 construct)")
-    trigger_day: float | None = P(None, "day", "scenario input", "give the dimerizer on this day", ge=0)
-    ifng_threshold_ng_ml: float | None = P(None, "ng/mL", "assumed (toxicity proxy)", "give the dimerizer when the mean tissue IFN-γ exceeds this", gt=0)
-    kill_fraction: float = P(0.9, "fraction", "assumed (iCasp9 + AP1903 removes ~90 % within hours, Di Stasi 2011) [not in literature.md]", "fraction of CAR-NK cells killed", ge=0, le=1)
+    trigger_day: OptFloat = P(None, "day", "scenario input", "give the dimerizer on this day", ge=0)
+    ifng_threshold_ng_ml: OptFloat = P(None, "ng/mL", "assumed (toxicity proxy)", "give the dimerizer when the mean tissue IFN-γ exceeds this", gt=0)
+    kill_fraction: Float = P(0.9, "fraction", "assumed (iCasp9 + AP1903 removes ~90 % within hours, Di Stasi 2011) [not in literature.md]", "fraction of CAR-NK cells killed", ge=0, le=1)
 
     @model_validator(mode="after")
     def _needs_trigger(self) -> "Suicide":

@@ -17,6 +17,7 @@ from typing import Any
 
 from .base import ScenarioError
 from .loader import apply_overrides, load_raw, validate
+from .preflight import check_feasible
 from .presets import PRODUCTS
 from .scenario import Scenario
 
@@ -37,12 +38,15 @@ class Effective:
     origins: dict[str, str]
     document: dict = field(repr=False)  # what the user wrote (sparse), without __source__
     layers: tuple = ()  # ((origin, {dotted: value}), ...) applied in order on top of the document
+    source: dict | None = field(default=None, repr=False)  # {"file", "lines"} of the document, for messages
 
     def with_layer(self, origin: str, overrides: dict[str, Any] | None) -> "Effective":
         """The same document with one more override layer, resolved again from scratch."""
         if not overrides:
             return self
-        return _resolve(self.document, self.layers + ((origin, dict(overrides)),), None)
+        out = _resolve(self.document, self.layers + ((origin, dict(overrides)),), None)
+        object.__setattr__(out, "source", self.source)  # the document's lines still name its keys
+        return out
 
     def explain(self) -> list[tuple[str, Any, str]]:
         """(dotted path, effective value, origin) for every leaf, in schema order."""
@@ -112,7 +116,8 @@ def _resolve(doc: dict, layers: tuple, src: dict | None) -> Effective:
                 value = getattr(pre, key).value
                 setattr(getattr(eff.nk, block), name, int(value) if name == "max_divisions" else float(value))
                 origins[dotted] = f"preset:{cfg.product.type}"
-    out = Effective(eff, origins, doc, layers)
+    check_feasible(eff, (src or {}).get("lines"), (src or {}).get("file"))  # the same rules for check, run, arms, sweeps
+    out = Effective(eff, origins, doc, layers, src)
     object.__setattr__(eff, "_effective", out)  # plain attribute on the instance: not part of the schema
     if eff.arms:
         arm_effectives(out, src)  # every arm must resolve too (errors name arms.<i>.set.<path>)

@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from .base import P, _Block
+from .base import Int, Name, P, _Block
 from .comparator import CART, Toxicity
 from .dosing import Dosing
 from .drugs import Drugs
@@ -20,7 +20,7 @@ from .wellmixed import WellMixed
 class Arm(_Block):
     """One treatment arm: dotted-path overrides applied to the scenario (same tumor, same seed)."""
 
-    name: str = Field("arm", description="arm name (output subfolder; unique)")
+    name: Name = Field("arm", description="arm name (output subfolder; unique; letters, digits, . _ -)")
     set: dict[str, Any] = P({}, "-", "scenario input", "dotted-path overrides, e.g. {effector: cart}")
 
 
@@ -34,9 +34,9 @@ class Output(_Block):
 class Scenario(_Block):
     """A complete nksim scenario."""
 
-    name: str = Field("scenario", description="scenario name (output folder name)")
+    name: Name = Field("scenario", description="scenario name (output folder name; letters, digits, . _ -)")
     description: str = Field("", description="free text")
-    seed: int = P(12345, "-", "-", "random seed (recorded in every output)", ge=0)
+    seed: Int = P(12345, "-", "-", "random seed (recorded in every output)", ge=0)
     domain: Domain = Field(default_factory=Domain)
     time: TimeCfg = Field(default_factory=TimeCfg)
     tumor: Tumor = Field(default_factory=Tumor)

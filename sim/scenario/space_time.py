@@ -1,21 +1,21 @@
 """Space and time: the lattice domain and the multi-rate clock."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .base import P, _Block
+from .base import Float, Int, NoBool, P, _Block
 
 
 class Domain(_Block):
     """The simulated tissue: a 2D or 3D lattice of cell-sized sites."""
 
     space: Literal["lattice", "well_mixed"] = Field("lattice", description="lattice (spatial) or well_mixed (mass action, no space)")
-    dims: Literal[2, 3] = P(2, "-", "assumed", "lattice dimension")
-    size_um: list[float] = P([1000.0, 1000.0], "µm", "assumed", "domain edge lengths (2 or 3 values; a single value means a cube)")
-    spacing_um: float = P(20.0, "µm", "assumed (about one tumor-cell diameter)", "lattice site spacing", gt=0)
-    field_coarsen: int = P(2, "sites", "assumed; error bounded in tests/test_fields.py", "field voxel edge in lattice sites", ge=1, le=16)
+    dims: Annotated[Literal[2, 3], NoBool] = P(2, "-", "assumed", "lattice dimension")
+    size_um: list[Float] = P([1000.0, 1000.0], "µm", "assumed", "domain edge lengths (2 or 3 values; a single value means a cube)")
+    spacing_um: Float = P(20.0, "µm", "assumed (about one tumor-cell diameter)", "lattice site spacing", gt=0)
+    field_coarsen: Int = P(2, "sites", "assumed; error bounded in tests/test_fields.py", "field voxel edge in lattice sites", ge=1, le=16)
 
     @model_validator(mode="after")
     def _size_matches_dims(self) -> "Domain":
@@ -36,9 +36,9 @@ class Domain(_Block):
 class TimeCfg(_Block):
     """Clock: the cell step, the slower tumor and field steps, and output cadence."""
 
-    days: float = P(3.0, "day", "assumed", "simulated duration", gt=0)
-    dt_min: float = P(2.0, "min", "assumed (CAR-T speed 5 µm/min moves ~0.5 site per step; Luque 2024)", "motility/contact step", gt=0, le=60)
-    tumor_dt_min: float = P(10.0, "min", "assumed (≪ 38.6 h cycle)", "division/apoptosis step (multi-rate)", gt=0, le=240)
-    field_dt_min: float = P(10.0, "min", "assumed; solver exact for any step", "cytokine field step", gt=0, le=1440)
-    output_every_h: float = P(2.0, "h", "assumed", "time-series output interval", gt=0)
-    snapshot_every_h: float = P(24.0, "h", "assumed", "spatial snapshot interval (0 = none)", ge=0)
+    days: Float = P(3.0, "day", "assumed", "simulated duration (at most ten years)", gt=0, le=3650)
+    dt_min: Float = P(2.0, "min", "assumed (CAR-T speed 5 µm/min moves ~0.5 site per step; Luque 2024)", "motility/contact step", gt=0, le=60)
+    tumor_dt_min: Float = P(10.0, "min", "assumed (≪ 38.6 h cycle)", "division/apoptosis step (multi-rate)", gt=0, le=240)
+    field_dt_min: Float = P(10.0, "min", "assumed; solver exact for any step", "cytokine field step", gt=0, le=1440)
+    output_every_h: Float = P(2.0, "h", "assumed", "time-series output interval", gt=0)
+    snapshot_every_h: Float = P(24.0, "h", "assumed", "spatial snapshot interval (0 = none)", ge=0)

@@ -5,58 +5,58 @@ from typing import Literal
 
 from pydantic import Field
 
-from .base import P, _Block
+from .base import Float, Int, P, _Block
 
 
 class Distribution(_Block):
     """A per-cell level drawn from a lognormal with the given mean and coefficient of variation."""
 
-    mean: float = P(1.0, "relative", "assumed", "mean level (1 = reference expression)", ge=0)
-    cv: float = P(0.5, "-", "assumed", "coefficient of variation (lognormal)", ge=0, le=5)
+    mean: Float = P(1.0, "relative", "assumed", "mean level (1 = reference expression)", ge=0)
+    cv: Float = P(0.5, "-", "assumed", "coefficient of variation (lognormal)", ge=0, le=5)
 
 
 class Antigen(Distribution):
     """The CAR target on tumor cells: density per cell plus an antigen-negative fraction."""
 
     name: str = Field("CD19", description="target antigen (CD19, HER2, EGFR, CLDN18.2, ...)")
-    negative_fraction: float = P(0.02, "fraction", "assumed", "fraction of antigen-negative cells at start", ge=0, le=1)
+    negative_fraction: Float = P(0.02, "fraction", "assumed", "fraction of antigen-negative cells at start", ge=0, le=1)
 
 
 class TumorInit(_Block):
     """Initial tumor: a compact nodule (disc/sphere) or scattered disseminated cells."""
 
     shape: Literal["nodule", "scattered"] = Field("nodule", description="nodule (compact disc/sphere at the centre) or scattered (uniform random)")
-    count: int = P(2000, "cells", "assumed", "initial tumor cells", ge=0)
+    count: Int = P(2000, "cells", "assumed", "initial tumor cells", ge=0)
 
 
 class IFNgResponse(_Block):
     """How IFN-γ changes tumor cells: MHC-I up-regulation and slower proliferation."""
 
-    mhc_max_fold: float = P(1.0, "fold", "assumed", "maximal MHC-I up-regulation by IFN-γ", ge=0)
-    growth_max_inhibition: float = P(0.5, "fraction", "assumed", "maximal reduction of the division rate by IFN-γ", ge=0, le=1)
-    ec50_ng_ml: float = P(1.0, "ng/mL", "assumed", "IFN-γ half-effect concentration", gt=0)
+    mhc_max_fold: Float = P(1.0, "fold", "assumed", "maximal MHC-I up-regulation by IFN-γ", ge=0)
+    growth_max_inhibition: Float = P(0.5, "fraction", "assumed", "maximal reduction of the division rate by IFN-γ", ge=0, le=1)
+    ec50_ng_ml: Float = P(1.0, "ng/mL", "assumed", "IFN-γ half-effect concentration", gt=0)
 
 
 class Escape(_Block):
     """Tumor escape from CAR/NK pressure: antigen loss on division, antigen-low clones, NKG2D-ligand shedding."""
 
-    antigen_loss_per_division: float = P(0.0, "probability", "assumed (CD19-negative relapse after CAR therapy arises by loss/splicing in dividing clones)", "probability that a daughter cell is antigen-negative", ge=0, le=1)
-    antigen_low_fraction: float = P(0.0, "fraction", "assumed", "fraction of tumor cells that start as an antigen-low clone", ge=0, le=1)
-    antigen_low_scale: float = P(0.2, "fold", "assumed", "antigen level of the low clone relative to the drawn level", gt=0, le=1)
-    ligand_shedding_max: float = P(0.0, "fraction", "assumed (soluble MICA/B shedding lowers surface ligand and down-modulates NKG2D)", "maximal loss of NKG2D engagement from ligand shedding", ge=0, le=1)
-    ligand_shedding_half_time_h: float = P(48.0, "h", "assumed", "time to half of the maximal shedding loss", gt=0)
+    antigen_loss_per_division: Float = P(0.0, "probability", "assumed (CD19-negative relapse after CAR therapy arises by loss/splicing in dividing clones)", "probability that a daughter cell is antigen-negative", ge=0, le=1)
+    antigen_low_fraction: Float = P(0.0, "fraction", "assumed", "fraction of tumor cells that start as an antigen-low clone", ge=0, le=1)
+    antigen_low_scale: Float = P(0.2, "fold", "assumed", "antigen level of the low clone relative to the drawn level", gt=0, le=1)
+    ligand_shedding_max: Float = P(0.0, "fraction", "assumed (soluble MICA/B shedding lowers surface ligand and down-modulates NKG2D)", "maximal loss of NKG2D engagement from ligand shedding", ge=0, le=1)
+    ligand_shedding_half_time_h: Float = P(48.0, "h", "assumed", "time to half of the maximal shedding loss", gt=0)
 
 
 class Tumor(_Block):
     """Tumor cells: growth, antigen/MHC-I/NKG2D-ligand phenotype, apoptosis, TGF-β secretion."""
 
     init: TumorInit = Field(default_factory=TumorInit)
-    doubling_time_h: float = P(38.6, "h", "Luque 2024 (CARTopiaX tumor cell cycle)", "cell-cycle time when space is free", gt=0)
-    apoptosis_delay_min: float = P(60.0, "min", "assumed (caspase signal ~15–45 min, PMC4543232)", "time from lethal hit to death", ge=0)
-    clearance_min: float = P(120.0, "min", "assumed", "time a dead cell keeps its site before clearance", ge=0)
+    doubling_time_h: Float = P(38.6, "h", "Luque 2024 (CARTopiaX tumor cell cycle)", "cell-cycle time when space is free", gt=0)
+    apoptosis_delay_min: Float = P(60.0, "min", "assumed (caspase signal ~15–45 min, PMC4543232)", "time from lethal hit to death", ge=0)
+    clearance_min: Float = P(120.0, "min", "assumed", "time a dead cell keeps its site before clearance", ge=0)
     antigen: Antigen = Field(default_factory=Antigen)
     mhc_i: Distribution = Field(default_factory=lambda: Distribution(mean=1.0, cv=0.3))
     nkg2d_ligand: Distribution = Field(default_factory=lambda: Distribution(mean=0.5, cv=0.5))
-    tgfb_secretion: float = P(5.0, "ng/(10⁶ cells·day)", "assumed (ELISA range 1–10); gives ~1–2 ng/mL in a 3D nodule (literature.md §5)", "TGF-β secretion per live tumor cell", ge=0)
+    tgfb_secretion: Float = P(5.0, "ng/(10⁶ cells·day)", "assumed (ELISA range 1–10); gives ~1–2 ng/mL in a 3D nodule (literature.md §5)", "TGF-β secretion per live tumor cell", ge=0)
     ifng_response: IFNgResponse = Field(default_factory=IFNgResponse)
     escape: Escape = Field(default_factory=Escape)

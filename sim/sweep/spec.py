@@ -14,7 +14,8 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from sim.scenario import ScenarioError, apply_overrides, load_raw
-from sim.scenario.base import dotted_get
+from sim.scenario.base import Float, Int, OptInt, dotted_get
+from sim.scenario.preflight import estimate, preflight
 from sim.metrics import OUTCOME_METRICS
 from sim.scenario.resolve import resolve
 from sim.therapy.companions import THERAPY_STATS
@@ -27,6 +28,13 @@ from .seeds import design_seed, replicate_seeds, run_id
 #: Taken from the modules that compute them, so a new metric can be swept without editing this file.
 KNOWN_METRICS = OUTCOME_METRICS + RISK_METRICS + THERAPY_STATS
 
+#: Sweep size bounds, checked before the design is built: each point is resolved (~2 ms) while planning,
+#: and every run is a row of the manifest and the summary table.
+MAX_REPLICATES = 10_000
+MAX_SAMPLES = 10_000
+MAX_POINTS = 20_000
+MAX_RUNS = 100_000
+
 Scalar = Union[bool, int, float, str]
 
 
@@ -34,8 +42,8 @@ class RangeSpec(BaseModel):
     """`{low:, high:}` for lhs/sobol/morris; `integer:` defaults to the base value's type."""
 
     model_config = ConfigDict(extra="forbid")
-    low: float
-    high: float
+    low: Float
+    high: Float
     integer: bool | None = None
 
     @model_validator(mode="after")
@@ -60,11 +68,11 @@ class SweepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     design: Literal["grid", "zip", "lhs", "sobol", "morris"] = "grid"
     parameters: Annotated[dict[str, ParamValue], Field(min_length=1)]
-    samples: int | None = Field(None, ge=1, description="lhs points / sobol base samples N / morris trajectories")
-    replicates: int = Field(1, ge=1, description="seeds per design point")
+    samples: OptInt = Field(None, ge=1, le=MAX_SAMPLES, description="lhs points / sobol base samples N / morris trajectories")
+    replicates: Int = Field(1, ge=1, le=MAX_REPLICATES, description="seeds per design point")
     metrics: list[str] | None = Field(None, description="metrics in summary.parquet (default: all)")
-    seed: int | None = Field(None, ge=0, description="sweep seed (default: the scenario's seed)")
-    levels: int = Field(4, ge=2, description="Morris grid levels")
+    seed: OptInt = Field(None, ge=0, description="sweep seed (default: the scenario's seed)")
+    levels: Int = Field(4, ge=2, le=100, description="Morris grid levels")
     overrides: dict[str, Any] = Field(default_factory=dict, description="constant dotted overrides of the base")
 
 
@@ -175,7 +183,7 @@ def _pydantic_error(e: ValidationError, data: dict, prefix: tuple, src: dict, mo
         msg = f"unknown key '{loc[-1]}'" + (f"; did you mean '{close[0]}'?" if close else f"; allowed keys: {', '.join(options)}")
     elif err["type"] == "missing":
         msg = f"required key '{loc[-1]}' is missing"
-    elif "input" in err and err["type"] != "value_error":
+    elif "input" in err and err["type"] != "value_error" and not err["type"].startswith("number_") and err["type"] != "int_fraction":
         msg = f"{msg} (got {err['input']!r})"
     return _err(prefix, loc, msg, src)
 
@@ -275,6 +283,20 @@ def _plan(spec_path: Path, base_path: Path, spec: SweepSpec, base_raw: dict, pre
     if spec.design not in SAMPLING_DESIGNS and spec.samples is not None:
         raise _err(prefix, ("samples",), f"only used by lhs, sobol and morris; remove it for design {spec.design}", src)
 
+    n_par = len(spec.parameters)
+    if spec.design in SAMPLING_DESIGNS:
+        n_points = spec.samples * {"lhs": 1, "sobol": n_par + 2, "morris": n_par + 1}[spec.design]
+    else:  # every value is a list here (checked above)
+        sizes = [len(v) for v in spec.parameters.values()]
+        n_points = math.prod(sizes) if spec.design == "grid" else sizes[0]
+    if n_points > MAX_POINTS:
+        where = ("samples",) if spec.design in SAMPLING_DESIGNS else ("parameters",)
+        raise _err(prefix, where, f"the {spec.design} design has {n_points:.3g} points, more than the limit of {MAX_POINTS}; "
+                   "use fewer values or samples (or split the sweep)", src)
+    if n_points * spec.replicates > MAX_RUNS:
+        raise _err(prefix, ("replicates",), f"{n_points} points × {spec.replicates} replicates = {n_points * spec.replicates} runs, "
+                   f"more than the limit of {MAX_RUNS}; use fewer replicates or points", src)
+
     metrics = list(spec.metrics) if spec.metrics is not None else list(KNOWN_METRICS)
     for i, m in enumerate(metrics):
         if m not in KNOWN_METRICS:
@@ -290,10 +312,15 @@ def _plan(spec_path: Path, base_path: Path, spec: SweepSpec, base_raw: dict, pre
 
     # Resolve and validate every point: run ids hash the resolved (typed) values.
     overrides, scenarios, layers = [], [], []
+    worst = (0.0, None, -1)  # (memory estimate, effective, point) of the largest point
     for i, point in enumerate(design.points):
         layer = {**spec.overrides, **point}
         try:
-            sc = resolve(document, layer, "sweep").scenario.model_dump()
+            eff = resolve(document, layer, "sweep")
+            sc = eff.scenario.model_dump()
+            need = estimate(eff.scenario).total
+            if need > worst[0]:
+                worst = (need, eff, i)
         except ScenarioError as e:
             detail = e.detail.replace(" (in the sweep overrides)", "")
             where = ("parameters", e.path) if e.path in point else ("parameters",)
@@ -301,6 +328,11 @@ def _plan(spec_path: Path, base_path: Path, spec: SweepSpec, base_raw: dict, pre
         overrides.append({p: dotted_get(sc, p) for p in point})
         scenarios.append(sc)
         layers.append(layer)
+    if worst[1] is not None:  # one worker runs one point at a time: the largest must fit this machine
+        try:
+            preflight(worst[1], arms=False)
+        except ScenarioError as e:
+            raise _err(prefix, ("parameters",), f"design point {worst[2]} ({design.points[worst[2]]}): {e.path}: {e.detail}", src) from None
     seeds = replicate_seeds(seed, spec.replicates)
     runs = [
         RunSpec(i, r, seeds[r], run_id(scenarios[i], overrides[i], seeds[r]))
