@@ -27,7 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 # Each of these reproduced a defect of issue 11 (all confirmed failing on 646269a).
-SWEEP_NOT_FIXED = pytest.mark.xfail(strict=True, reason="issue 11: sweep part not fixed yet")
 
 #: 400 µm 2D, 60 tumor cells, 20 CAR-NK, 6 h with snapshots: a CLI run in a few seconds (most of it imports).
 TINY = {
@@ -503,7 +502,6 @@ def _sweep_cli(spec: Path, out: Path, cwd: Path) -> subprocess.CompletedProcess:
                  "--runner", "sim.sweep.testing:FakeRunner", cwd=cwd)
 
 
-@SWEEP_NOT_FIXED
 @pytest.mark.parametrize("victim_file", ["timeseries.parquet", "summary.json"])
 def test_a_truncated_run_file_is_rerun_on_resume(tmp_path, victim_file):
     spec = _sweep_spec(tmp_path)
@@ -523,7 +521,6 @@ def test_a_truncated_run_file_is_rerun_on_resume(tmp_path, victim_file):
     assert plot.returncode == 0, plot.stderr
 
 
-@SWEEP_NOT_FIXED
 def test_the_manifest_never_stays_running(tmp_path, monkeypatch):
     from sim.sweep import runner as runner_mod
     from sim.sweep import run_sweep
@@ -550,7 +547,6 @@ def test_the_manifest_never_stays_running(tmp_path, monkeypatch):
     assert hidden(out) == [".lock"]
 
 
-@SWEEP_NOT_FIXED
 def test_plot_refuses_a_running_or_mismatched_sweep(tmp_path):
     spec = _sweep_spec(tmp_path)
     out = tmp_path / "out"
