@@ -117,16 +117,42 @@ def test_out_onto_a_file_is_refused_and_the_file_kept(tmp_path):
     assert hidden(tmp_path) == []
 
 
-def test_out_onto_a_fifo_is_refused_and_left_alone(tmp_path):
-    """A FIFO stands in for /dev/null: a node that is not a folder is never renamed or replaced."""
+@pytest.mark.parametrize("kind", ["fifo", "device", "symlink", "under_a_file"])
+def test_out_onto_a_fifo_device_or_link_is_refused_and_left_alone(tmp_path, kind):
+    """A FIFO and a device node made in tmp (the null device's numbers, root only) stand in for
+    /dev/null: a node that is not a folder is never renamed or replaced; nor is a link followed."""
     s = scenario(tmp_path)
-    fifo = tmp_path / "null"
-    os.mkfifo(fifo)
-    p = nksim("run", s, "--out", fifo, "--quiet", cwd=tmp_path)
+    target = tmp_path / "null"
+    if kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "device":
+        if os.geteuid() != 0:
+            pytest.skip("mknod needs root")
+        os.mknod(target, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    elif kind == "symlink":
+        (tmp_path / "real").mkdir()
+        (tmp_path / "real" / "keep.txt").write_text("x")
+        target.symlink_to(tmp_path / "real")
+    else:
+        target.write_text("a file")
+    before = os.lstat(target)
+    p = nksim("run", s, "--out", target / "run" if kind == "under_a_file" else target, "--quiet", cwd=tmp_path)
     assert p.returncode == 2
     one_clean_line(p)
-    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    after = os.lstat(target)
+    assert (after.st_mode, after.st_ino, after.st_rdev) == (before.st_mode, before.st_ino, before.st_rdev)
+    if kind == "symlink":
+        assert sorted(x.name for x in (tmp_path / "real").iterdir()) == ["keep.txt"]
     assert hidden(tmp_path) == []
+
+
+def test_a_checkpoint_path_that_is_not_a_file_is_refused(tmp_path):
+    s = scenario(tmp_path)
+    (tmp_path / "run.checkpoint.npz").mkdir()
+    (tmp_path / "run.checkpoint.npz" / "x").write_text("x")
+    p = nksim("run", s, "--out", tmp_path / "run", "--quiet", "--checkpoint-every-h", "1", "--restart", cwd=tmp_path)
+    assert p.returncode == 2 and "run.checkpoint.npz" in one_clean_line(p)
+    assert (tmp_path / "run.checkpoint.npz" / "x").read_text() == "x" and not (tmp_path / "run").exists()
 
 
 def test_a_run_folder_is_replaced_only_with_overwrite(tmp_path):
@@ -569,3 +595,25 @@ def test_plot_refuses_a_running_or_mismatched_sweep(tmp_path):
     p = nksim("plot", out, "--formats", "png", cwd=tmp_path)
     assert p.returncode == 2 and "summary.parquet" in one_clean_line(p)
     assert not (out / "plots").exists()
+
+
+def test_a_sweep_on_a_full_disk_fails_cleanly_and_resumes(tmp_path):
+    spec = _sweep_spec(tmp_path)
+    disk = tmp_path / "disk"
+    _mount_tmpfs(disk, "size=2m")
+    try:
+        filler = disk / "filler"
+        filler.write_bytes(b"\0" * (2 * 1024 * 1024 - 40 * 1024))  # room for the manifest and a run or two
+        out = disk / "out"
+        p = _sweep_cli(spec, out, tmp_path)
+        assert p.returncode == 1, p.stderr
+        assert "No space left" in one_clean_line(p)
+        man = json.loads((out / "manifest.json").read_text())
+        assert man["status"] == "failed" and "No space left" in man["error"]
+        assert hidden(out) == [".lock"] and hidden(out / "runs") == []
+        filler.unlink()
+        again = _sweep_cli(spec, out, tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert json.loads((out / "manifest.json").read_text())["status"] == "complete"
+    finally:
+        _umount(disk)
