@@ -95,9 +95,11 @@ class NumericGuard:
 
     def check_fields(self) -> None:
         f = self.model.fields
+        if float(f.values.max()) + float(f.background.max()) <= FIELD_CEILING_NG_ML:  # one reduction; False for NaN
+            return
         for i, name in enumerate(f.names):
             top = float(f.values[i].max()) + float(f.background[i])
-            if not top <= FIELD_CEILING_NG_ML:  # also catches NaN
+            if not top <= FIELD_CEILING_NG_ML:
                 label, paths = FIELD_DRIVERS.get(name, (name, ()))
                 self._stop(f"{label} {_what(top, ' ng/mL')}", f"{FIELD_CEILING_NG_ML:.0e} ng/mL",
                            _drivers(self.model.config, paths))
@@ -136,7 +138,11 @@ class NumericGuard:
         m = self.model
         if self.lattice and m.steps % m._field_every == 0:
             self.check_fields()
-        if len(m.datacollector.model_vars.get("time_h", ())) > self.rows:
+        if len(self._times) > self.rows:
             if self.lattice:
                 self.check_levels()
             self.check_rows()
+
+    @property
+    def _times(self) -> list:
+        return self.model.datacollector.model_vars["time_h"]
