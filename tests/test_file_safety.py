@@ -617,3 +617,19 @@ def test_a_sweep_on_a_full_disk_fails_cleanly_and_resumes(tmp_path):
         assert json.loads((out / "manifest.json").read_text())["status"] == "complete"
     finally:
         _umount(disk)
+
+
+def test_a_replacement_cut_between_its_two_renames_is_undone(tmp_path, monkeypatch):
+    """Where RENAME_EXCHANGE is missing, the old run is renamed aside before the new one moves in; a
+    process killed in between leaves .run.old-PID-*, which the next write puts back, not deletes."""
+    from sim import safe_io
+
+    cfg = {**TINY, "output": {"snapshots": False, "figure": False}}
+    out = tmp_path / "run"
+    sim.run(cfg, out=out)
+    monkeypatch.setattr(safe_io, "_exchange", lambda a, b: False)
+    sim.run(cfg, out=out, overwrite=True, seed=6)  # the fallback path works
+    assert json.loads((out / "summary.json").read_text())["seed"] == 6 and hidden(tmp_path) == []
+    out.rename(tmp_path / ".run.old-999999-0badf00d")  # as if killed between the renames
+    assert safe_io.clean_leftovers(out) and json.loads((out / "summary.json").read_text())["seed"] == 6
+    assert hidden(tmp_path) == []
