@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/nksim run $(SCENARIO)
+	$(VENV)/bin/nksim run $(SCENARIO) --overwrite
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)

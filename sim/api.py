@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 
 from . import checkpoint as ckpt
+from . import safe_io
+from .guard import NumericGuard
 from .metrics import outcome_metrics
 from .model import TumorImmuneModel
-from .output import TIMESERIES_COLUMNS, atomic_dir, write_run
+from .output import TIMESERIES_COLUMNS, LazySnapshots, SnapshotSink, atomic_dir, write_run
 from .provenance import provenance
 from .scenario import Scenario, ScenarioError, coerce, load_scenario  # noqa: F401  (re-exported)
 from .scenario.resolve import arm_effectives, resolve
@@ -22,11 +25,12 @@ from .wellmixed import WellMixedModel
 
 @dataclass
 class Result:
-    """One finished run: its time series, summary (metrics, seed, resolved scenario) and snapshots."""
+    """One finished run: its time series, summary (metrics, seed, resolved scenario) and snapshots
+    (read from the run folder when asked for if the run was written, else kept in memory)."""
 
     timeseries: pd.DataFrame
     summary: dict
-    snapshots: list[dict] = field(default_factory=list)
+    snapshots: Sequence[dict] = field(default_factory=list)
     out: Path | None = None
 
     @property
@@ -46,12 +50,19 @@ def timeseries_frame(model: TumorImmuneModel) -> pd.DataFrame:
 
 def run(scenario: Any, seed: int | None = None, out: str | Path | None = None, progress: bool = False,
         days: float | None = None, overrides: dict | None = None,
-        checkpoint: str | Path | None = None, checkpoint_every_h: float | None = None) -> Result:
+        checkpoint: str | Path | None = None, checkpoint_every_h: float | None = None,
+        overwrite: bool = False, restart: bool = False, on_resume: Callable[[float], None] | None = None) -> Result:
     """Run a scenario (YAML path, dict, Scenario or resolved Effective) and return its Result; write it to
     `out` if given. `seed`, `days` and `overrides` are layers of the one resolution step (`resolve`).
 
+    `out` must be a new folder, an empty one, or (with `overwrite`) an earlier nksim run folder; anything
+    else raises OutputError before the run starts (sim/safe_io.py). The folder is built next to `out`
+    (snapshots are streamed into it as they are taken) and appears only when complete.
+
     With `checkpoint`, the state is saved there every `checkpoint_every_h` simulated hours, and a run
-    whose checkpoint already exists resumes from it (bit-identical to an uninterrupted run).
+    whose checkpoint already exists resumes from it (bit-identical to an uninterrupted run) if it was
+    written by this scenario, seed and nksim version; otherwise CheckpointError, unless `restart`
+    (which deletes it and starts afresh). `on_resume(t_h)` is called when a checkpoint is resumed.
     """
     eff = resolve(scenario, overrides)
     run_layer = {k: v for k, v in (("seed", None if seed is None else int(seed)),
@@ -63,80 +74,105 @@ def run(scenario: Any, seed: int | None = None, out: str | Path | None = None, p
     snap_every = cfg.time.snapshot_every_h * 60.0 if cfg.output.snapshots and cfg.time.snapshot_every_h > 0 else None
     if checkpoint is not None and cfg.domain.space == "well_mixed":
         raise ScenarioError("domain.space", "checkpoints cover the lattice model only; well-mixed runs take seconds, run them without one")
-    if checkpoint is not None and Path(checkpoint).exists():
-        model, snaps = ckpt.load(checkpoint)
-        if model.config.model_dump() != cfg.model_dump():
-            raise ScenarioError("", f"checkpoint {checkpoint} was written for a different scenario or seed; delete it to start afresh")
-    elif cfg.domain.space == "well_mixed":
-        model = WellMixedModel(eff, rng=seed)
-        snaps = []  # no positions to snapshot
-    else:
-        model = TumorImmuneModel(eff, rng=seed)
-        snaps = [model.snapshot()] if snap_every else []
-    n_steps = int(round(days * MIN_PER_DAY / model.dt))
-    done = int(round(model.now_min / model.dt))
-    ck_every = int(round(checkpoint_every_h * 60 / model.dt)) if checkpoint and checkpoint_every_h else 0
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=n_steps, initial=done, unit="step", desc=cfg.name, dynamic_ncols=True, mininterval=0.5)
-    next_snap = (len(snaps)) * snap_every if snap_every else None
-    for k in range(done, n_steps):
-        model.step()
-        if snap_every and model.now_min + 1e-9 >= next_snap:
-            snaps.append(model.snapshot())
-            next_snap += snap_every
-        if ck_every and (k + 1) % ck_every == 0 and k + 1 < n_steps:
-            ckpt.save(model, checkpoint, snaps)
-        if bar is not None and (k % 50 == 0 or k == n_steps - 1):
-            bar.set_postfix_str(f"t={model.now_min / MIN_PER_DAY:.2f} d tumor={model.tumor_count()} NK={model.nk_live()}",
-                                refresh=False)
-            bar.update(k + 1 - bar.n)  # redraws at most every `mininterval` seconds
-    if bar is not None:
-        bar.close()
-    ts = timeseries_frame(model)
-    summary = {
-        "scenario": cfg.model_dump(mode="json"),  # the effective scenario (presets, rules and overrides applied)
-        "origins": eff.provenance(),  # where every non-default value came from: user, preset:<p>, arm:<a>, sweep, run
-        "seed": int(seed),
-        "days": days,
-        **provenance(),  # nksim version, git commit, library versions, platform
-        "wall_time_s": time.perf_counter() - t0,
-        "metrics": {**outcome_metrics(ts, model.kills_per_nk(), model.observed_nk_half_life_days()),
-                    **therapy_metrics(model)},  # + toxicity indices, GvHD flag, chemo (sim/therapy/companions.py)
-        # product lot, QC, cold chain, infusions, suicide switch (lattice model only)
-        "therapy": model.therapy.summary() if hasattr(model, "therapy") else None,
-        # the kernel parameters the run started from (resolution + lot) and the declared time-varying effects
-        "kernel_parameters": model.p_nk_base._asdict() if hasattr(model, "p_nk_base") else None,
-        "modulators": model.modulation.describe() if hasattr(model, "modulation") else [],
-    }
-    result = Result(ts, summary, snaps)
     if out is not None:
         out = Path(out)
-        with atomic_dir(out) as tmp:
-            write_run(tmp, ts, summary, snaps, figure=cfg.output.figure)
-        result.out = out
-    if checkpoint is not None and Path(checkpoint).exists():
-        Path(checkpoint).unlink()
+        safe_io.check_target(out, overwrite=overwrite, name=cfg.name)  # before anything is touched
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        safe_io.check_file_target(checkpoint)
+        safe_io.clean_leftovers(checkpoint)
+        if restart and checkpoint.exists():
+            checkpoint.unlink()
+    with (atomic_dir(out, overwrite=overwrite, name=cfg.name) if out is not None else nullcontext(None)) as tmp:
+        snaps = SnapshotSink(None if tmp is None else tmp / "snapshots")
+        if checkpoint is not None and checkpoint.exists():
+            model, _ = ckpt.load(checkpoint, expect=(cfg, seed), snapshot_sink=snaps)
+            if on_resume is not None:
+                on_resume(model.now_min / 60.0)
+        elif cfg.domain.space == "well_mixed":
+            model = WellMixedModel(eff, rng=seed)  # no positions to snapshot
+        else:
+            model = TumorImmuneModel(eff, rng=seed)
+            if snap_every:
+                snaps.add(model.snapshot())
+        guard = NumericGuard(model)
+        guard.check_all()
+        n_steps = int(round(days * MIN_PER_DAY / model.dt))
+        done = int(round(model.now_min / model.dt))
+        ck_every = int(round(checkpoint_every_h * 60 / model.dt)) if checkpoint and checkpoint_every_h else 0
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n_steps, initial=done, unit="step", desc=cfg.name, dynamic_ncols=True, mininterval=0.5)
+        next_snap = (len(snaps)) * snap_every if snap_every else None
+        try:
+            for k in range(done, n_steps):
+                model.step()
+                guard.after_step()
+                if snap_every and model.now_min + 1e-9 >= next_snap:
+                    snaps.add(model.snapshot())  # straight to the temporary run folder
+                    next_snap += snap_every
+                if ck_every and (k + 1) % ck_every == 0 and k + 1 < n_steps:
+                    ckpt.save(model, checkpoint, snaps.items)
+                if bar is not None and (k % 50 == 0 or k == n_steps - 1):
+                    bar.set_postfix_str(f"t={model.now_min / MIN_PER_DAY:.2f} d tumor={model.tumor_count()} NK={model.nk_live()}",
+                                        refresh=False)
+                    bar.update(k + 1 - bar.n)  # redraws at most every `mininterval` seconds
+        finally:
+            if bar is not None:
+                bar.close()
+        ts = timeseries_frame(model)
+        summary = {
+            "scenario": cfg.model_dump(mode="json"),  # the effective scenario (presets, rules and overrides applied)
+            "origins": eff.provenance(),  # where every non-default value came from: user, preset:<p>, arm:<a>, sweep, run
+            "seed": int(seed),
+            "days": days,
+            **provenance(),  # nksim version, git commit, library versions, platform
+            "wall_time_s": time.perf_counter() - t0,
+            "metrics": {**outcome_metrics(ts, model.kills_per_nk(), model.observed_nk_half_life_days()),
+                        **therapy_metrics(model)},  # + toxicity indices, GvHD flag, chemo (sim/therapy/companions.py)
+            # product lot, QC, cold chain, infusions, suicide switch (lattice model only)
+            "therapy": model.therapy.summary() if hasattr(model, "therapy") else None,
+            # the kernel parameters the run started from (resolution + lot) and the declared time-varying effects
+            "kernel_parameters": model.p_nk_base._asdict() if hasattr(model, "p_nk_base") else None,
+            "modulators": model.modulation.describe() if hasattr(model, "modulation") else [],
+        }
+        if tmp is not None:
+            write_run(tmp, ts, summary, [], figure=cfg.output.figure)
+    if out is not None:
+        result = Result(ts, summary, LazySnapshots(out / "snapshots"), out)
+    else:
+        result = Result(ts, summary, snaps.items)
+    if checkpoint is not None and checkpoint.exists():
+        checkpoint.unlink()
     return result
 
 
 def run_arms(scenario: Any, seed: int | None = None, out: str | Path | None = None, progress: bool = False,
-             days: float | None = None, overrides: dict | None = None) -> dict[str, Result]:
+             days: float | None = None, overrides: dict | None = None, overwrite: bool = False) -> dict[str, Result]:
     """Run every arm of a scenario (`arms:`) with the same seed, so the tumors start identical.
 
     Each arm is the scenario's document with the arm's `set` as one more resolution layer, so an arm
     runs exactly what the same overrides give when run alone. Each arm is written to `out/<arm>/`;
-    with `out`, a side-by-side figure goes to `out/compare.png`."""
+    with `out`, a side-by-side figure goes to `out/compare.png`. `out` follows the rules of `run`
+    (a new or empty folder, or an earlier nksim arms folder with `overwrite`); it appears when every
+    arm is complete."""
     eff = resolve(scenario, overrides)
-    results = {}
-    for name, arm_eff in arm_effectives(eff):
-        results[name] = run(arm_eff, seed=seed, out=None if out is None else Path(out) / name, progress=progress, days=days)
-    if out is not None:
-        from .compare import write_comparison
+    arms = list(arm_effectives(eff))
+    if out is None:
+        return {name: run(arm_eff, seed=seed, progress=progress, days=days) for name, arm_eff in arms}
+    from .compare import write_comparison
 
-        write_comparison(results, Path(out))
+    out = Path(out)
+    results = {}
+    with atomic_dir(out, overwrite=overwrite, kind="arms", name=eff.scenario.name) as tmp:
+        for name, arm_eff in arms:
+            results[name] = run(arm_eff, seed=seed, out=tmp / name, progress=progress, days=days)
+        write_comparison(results, tmp)
+    for name, r in results.items():  # the arms now live in `out`
+        r.out = out / name
+        r.snapshots = LazySnapshots(out / name / "snapshots")
     return results
 
 

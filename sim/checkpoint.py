@@ -1,25 +1,63 @@
 """Checkpoints for long runs: the complete model state (arrays, clock, RNG, recorded series) in one
-.npz written atomically, so an interrupted run resumes bit-identically."""
+.npz written atomically, so an interrupted run resumes bit-identically.
+
+A checkpoint records what it belongs to: a SHA-256 of the effective scenario (canonical JSON of
+``model.config.model_dump(mode="json")``), the seed and the nksim version, plus a SHA-256 of every
+array it holds. `load` with `expect` refuses anything that differs or does not verify with one
+CheckpointError ("checkpoint X does not match this run (…); delete it or use --restart"), never a
+zip or pickle error.
+"""
 from __future__ import annotations
 
+import hashlib
+import io
 import json
-import os
-import tempfile
+import zipfile
 from pathlib import Path
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from . import safe_io
 from .kernels.step import NK_EMPTY
 from .model import TumorImmuneModel
+from .errors import CheckpointError
 from .scenario.resolve import Effective, resolve
 
 _ARRAYS = ("occ", "vox_tumor", "vox_stroma", "tstats", "counters")
+FORMAT = 2
+_SNAPFILE = "snapfile__"  # a snapshot .npz carried as the bytes of its file
 
 
-def save(model, path: str | Path, snapshots: list[dict] | None = None) -> None:
-    """Write the model's full state (and snapshots taken so far) to `path` atomically."""
+def scenario_sha256(config: Any) -> str:
+    """SHA-256 of the canonical JSON of an effective scenario (a Scenario or its model_dump(mode="json"))."""
+    d = config if isinstance(config, dict) else config.model_dump(mode="json")
+    return hashlib.sha256(json.dumps(d, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _array_sha256(a: np.ndarray) -> str:
+    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+    h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _write_npz(path: Path, entries: Iterator[tuple[str, np.ndarray]]) -> None:
+    """An uncompressed .npz (what np.savez writes), streamed entry by entry, atomically."""
+    with safe_io.atomic_file(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for name, arr in entries:
+                with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
+                    np.lib.format.write_array(fh, np.asanyarray(arr), allow_pickle=False)
+
+
+def save(model, path: str | Path, snapshots: Iterable[dict | Path] | None = None) -> None:
+    """Write the model's full state (and the snapshots taken so far: dicts, or .npz files of a run
+    folder, read one at a time) to `path` atomically."""
+    from . import __version__
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    snapshots = list(snapshots or [])
     arrays = {f"m_{k}": getattr(model, k) for k in _ARRAYS}
     for pop_name in ("tumor", "nk"):
         pop = getattr(model, pop_name)
@@ -30,14 +68,40 @@ def save(model, path: str | Path, snapshots: list[dict] | None = None) -> None:
             arrays["tumor_free_slots"] = pop.free_slots[: pop.n_free]
     arrays["fields_values"] = model.fields.values
     arrays["fields_sources"] = model.fields.sources  # secretion accumulated since the last field step
-    for i, snap in enumerate(snapshots or []):
-        for k, v in snap.items():
-            arrays[f"snap{i}__{k}"] = np.asarray(v)
-    meta = {
-        "config": model.config.model_dump(mode="json"),
+    checksums: dict[str, str] = {}
+
+    def entries() -> Iterator[tuple[str, np.ndarray]]:
+        for k, v in arrays.items():
+            checksums[k] = _array_sha256(np.asarray(v))
+            yield k, v
+        for i, snap in enumerate(snapshots):
+            if isinstance(snap, (str, Path)):
+                k = f"{_SNAPFILE}{Path(snap).name}"
+                v = np.frombuffer(Path(snap).read_bytes(), dtype=np.uint8)
+                checksums[k] = _array_sha256(v)
+                yield k, v
+                continue
+            for name, v in snap.items():
+                k = f"snap{i}__{name}"
+                v = np.asarray(v)
+                checksums[k] = _array_sha256(v)
+                yield k, v
+        yield "meta", np.frombuffer(json.dumps(_meta(model, len(snapshots), checksums, __version__)).encode(), dtype=np.uint8)
+
+    _write_npz(path, entries())
+
+
+def _meta(model, n_snapshots: int, checksums: dict, version: str) -> dict:
+    config = model.config.model_dump(mode="json")
+    return {
+        "format": FORMAT,
+        "nksim_version": version,
+        "scenario_sha256": scenario_sha256(config),
+        "seed": model.seed,
+        "arrays_sha256": checksums,
+        "config": config,
         "document": model.effective.document,  # what the user wrote + its override layers: resolved again on load
         "layers": [list(layer) for layer in model.effective.layers],
-        "seed": model.seed,
         "now_min": model.now_min,
         "steps": model.steps,
         "next_output": model._next_output,
@@ -45,23 +109,111 @@ def save(model, path: str | Path, snapshots: list[dict] | None = None) -> None:
         "rng": model.rng.bit_generator.state,
         "random": list(model.random.getstate()[1]) + [model.random.getstate()[0], model.random.getstate()[2]],
         "model_vars": model.datacollector.model_vars,
-        "n_snapshots": len(snapshots or []),
+        "n_snapshots": n_snapshots,
         "dead_kills": np.concatenate(model._dead_kills).tolist() if model._dead_kills else [],
         "therapy": model.therapy.state_dict(),
         "therapy_state": getattr(model, "therapy_state", {}),
     }
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-    os.close(fd)
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
 
 
-def load(path: str | Path):
-    """Rebuild a model (and its snapshots) from a checkpoint written by `save`."""
-    with np.load(path, allow_pickle=False) as z:
-        data = {k: z[k] for k in z.files}
-    meta = json.loads(bytes(data.pop("meta")).decode())
+def _refuse(path: Path, why: str) -> CheckpointError:
+    return CheckpointError(f"checkpoint {path} does not match this run ({why}); delete it or use --restart "
+                           f"(restart=True in Python)")
+
+
+def _read_meta(z) -> dict:
+    meta = json.loads(bytes(z["meta"]).decode())
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError("not a checkpoint of this format")
+    return meta
+
+
+def read_meta(path: str | Path) -> dict:
+    """The JSON metadata of a checkpoint (without verifying its arrays); CheckpointError if unreadable."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return _read_meta(z)
+    except Exception:  # noqa: BLE001  (zip, npy, JSON or format errors all mean the same to the user)
+        raise _refuse(path, "it is damaged or not an nksim checkpoint") from None
+
+
+def _flat(d: Any, prefix: str = "") -> dict:
+    if isinstance(d, dict):
+        out = {}
+        for k, v in d.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: d}
+
+
+def _differences(have: dict, want: dict, n: int = 3) -> str:
+    a, b = _flat(have), _flat(want)
+    diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    shown = ", ".join(f"{k} {a.get(k)!r} → {b.get(k)!r}" for k in diff[:n])
+    return shown + (f" and {len(diff) - n} more" if len(diff) > n else "") if diff else "the scenario differs"
+
+
+def _check(path: Path, meta: dict, expect: tuple[Any, int] | None) -> None:
+    from . import __version__
+
+    if meta.get("nksim_version") != __version__:
+        raise _refuse(path, f"written by nksim {meta.get('nksim_version')}, this is nksim {__version__}")
+    if expect is None:
+        return
+    config, seed = expect
+    want = config if isinstance(config, dict) else config.model_dump(mode="json")
+    if meta.get("seed") != int(seed):
+        raise _refuse(path, f"it is for seed {meta.get('seed')}, this run has seed {int(seed)}")
+    if meta.get("scenario_sha256") != scenario_sha256(want):
+        raise _refuse(path, f"it was written for another scenario: {_differences(meta.get('config', {}), want)}")
+
+
+def load(path: str | Path, expect: tuple[Any, int] | None = None, snapshot_sink=None):
+    """Rebuild a model (and its snapshots) from a checkpoint written by `save`.
+
+    expect: (effective scenario, seed) of the run that wants to resume; a checkpoint of any other
+    scenario, seed or nksim version, or one that does not verify, raises CheckpointError.
+    snapshot_sink: a sim.output.SnapshotSink to receive the snapshots (as files); without it they are
+    returned as a list of dicts.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = _read_meta(z)
+            _check(path, meta, expect)
+            sums = meta["arrays_sha256"]
+            if set(sums) != set(z.files) - {"meta"}:
+                raise ValueError("entries missing")
+            data = {}
+            for k in z.files:
+                if k == "meta":
+                    continue
+                v = z[k]
+                if _array_sha256(v) != sums[k]:
+                    raise ValueError(f"{k} does not verify")
+                if k.startswith(_SNAPFILE) and snapshot_sink is not None and snapshot_sink.folder is not None:
+                    snapshot_sink.add_file(k[len(_SNAPFILE):], v.tobytes())
+                else:
+                    data[k] = v
+    except CheckpointError:
+        raise
+    except Exception:  # noqa: BLE001
+        raise _refuse(path, "it is damaged or not an nksim checkpoint") from None
+    try:
+        model, snaps = _rebuild(meta, data)
+    except Exception as e:  # noqa: BLE001  (verified arrays, but metadata this nksim cannot restore)
+        raise _refuse(path, f"it cannot be restored by this nksim: {type(e).__name__}") from None
+    if scenario_sha256(model.config) != meta["scenario_sha256"]:
+        raise _refuse(path, "it resolves to another scenario in this nksim")
+    if snapshot_sink is not None:
+        for snap in snaps:
+            snapshot_sink.add(snap)
+        return model, snapshot_sink.items
+    return model, snaps
+
+
+def _rebuild(meta: dict, data: dict):
     eff: Effective = resolve(meta["document"])
     for origin, overrides in meta["layers"]:
         eff = eff.with_layer(origin, overrides)
@@ -109,5 +261,11 @@ def load(path: str | Path):
     snaps = []
     for i in range(meta["n_snapshots"]):
         pre = f"snap{i}__"
-        snaps.append({k[len(pre):]: v for k, v in data.items() if k.startswith(pre)})
+        snap = {k[len(pre):]: v for k, v in data.items() if k.startswith(pre)}
+        if snap:
+            snaps.append(snap)
+    for k in sorted(k for k in data if k.startswith(_SNAPFILE)):  # files, when no sink took them
+        with np.load(io.BytesIO(data[k].tobytes()), allow_pickle=False) as z:
+            snaps.append({n: z[n] for n in z.files})
+    snaps.sort(key=lambda s: float(s["time_h"]))
     return model, snaps

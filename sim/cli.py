@@ -16,14 +16,16 @@ MAX_MEMORY_HELP = ("refuse a scenario whose memory estimate exceeds SIZE (e.g. 8
 
 
 def _cmd_run(args) -> int:
-    from . import api
+    from . import api, safe_io
     from .scenario import load_scenario
 
     _preflight_run(args)  # memory estimate and output-volume warnings, before anything is allocated or written
     cfg = load_scenario(args.scenario)
     out = Path(args.out) if args.out else Path("results") / cfg.name
+    overwrite = getattr(args, "overwrite", False)
+    safe_io.check_target(out, overwrite=overwrite, name=cfg.name)  # refuse before a checkpoint path is derived
     if cfg.arms:  # treatment arms on identical tumors and seeds, plus a side-by-side figure
-        results = api.run_arms(cfg, seed=args.seed, out=out, progress=not args.quiet, days=args.days)
+        results = api.run_arms(cfg, seed=args.seed, out=out, progress=not args.quiet, days=args.days, overwrite=overwrite)
         for name, r in results.items():
             m = r.metrics
             print(f"  arm {name}: tumor {m['tumor_initial']} → {m['tumor_final']} ({m['tumor_reduction']:.1%}), "
@@ -33,10 +35,20 @@ def _cmd_run(args) -> int:
     ck = None
     if args.checkpoint_every_h:
         ck = out.with_name(f"{out.name}.checkpoint.npz")
-        if ck.exists():
-            print(f"resuming from {ck}")
-    res = api.run(cfg, seed=args.seed, out=out, progress=not args.quiet, days=args.days,
-                  checkpoint=ck, checkpoint_every_h=args.checkpoint_every_h)
+    try:
+        res = api.run(cfg, seed=args.seed, out=out, progress=not args.quiet, days=args.days,
+                      checkpoint=ck, checkpoint_every_h=args.checkpoint_every_h, overwrite=overwrite,
+                      restart=getattr(args, "restart", False),
+                      on_resume=lambda t_h: print(f"resuming from {ck} (t = {t_h:g} h)"))
+    except KeyboardInterrupt:
+        kept = f"the last checkpoint is {ck}: rerun the same command to resume" if ck is not None and ck.exists() \
+            else "nothing was written (--checkpoint-every-h H makes a long run resumable)"
+        print(f"nksim: interrupted; {kept}", file=sys.stderr)
+        return 130
+    except OSError as e:
+        kept = f" (the last checkpoint, {ck}, is kept: rerun to resume)" if ck is not None and ck.exists() else ""
+        print(f"nksim: error: {_os_error(e)}; free some space or choose another folder with --out{kept}", file=sys.stderr)
+        return 1
     m = res.metrics
     print(f"wrote {out}/  (tumor {m['tumor_initial']} → {m['tumor_final']}, reduction {m['tumor_reduction']:.1%}, "
           f"kills CAR/innate {m['kills_car']}/{m['kills_innate']}, wall {res.summary['wall_time_s']:.1f} s)")
@@ -45,6 +57,12 @@ def _cmd_run(args) -> int:
         print(f"note: lot failed release QC ({', '.join(lot['failed'])}); "
               f"{'infused anyway' if lot['infused'] else 'rejected, no cells given'} (see summary.json → therapy.lot)")
     return 0
+
+
+def _os_error(e: OSError) -> str:
+    """One line for an OSError: 'cannot write FILE: No space left on device'."""
+    what = e.strerror or " ".join(str(e).split())
+    return f"cannot write {e.filename}: {what}" if e.filename else f"cannot write the outputs: {what}"
 
 
 def _preflight_run(args) -> None:
@@ -191,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--checkpoint-every-h", type=_positive_hours_or_days, metavar="H",
                    help="save <out>.checkpoint.npz every H simulated hours; rerunning resumes from it")
     r.add_argument("--max-memory", type=_memory_size, metavar="SIZE", help=MAX_MEMORY_HELP)
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier nksim run in the output folder (nothing else is ever replaced)")
+    r.add_argument("--restart", action="store_true",
+                   help="delete <out>.checkpoint.npz and start afresh instead of resuming from it")
     r.set_defaults(func=_cmd_run)
     c = sub.add_parser("check", help="validate a scenario without running it")
     c.add_argument("scenario")
@@ -218,12 +240,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `nksim` console script."""
+    from .errors import NksimError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ScenarioError as e:
+    except (ScenarioError, NksimError) as e:  # bad input, a refused target or checkpoint, a numerical fault
         print(f"nksim: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("nksim: interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:  # a full disk, an I/O error: one line, not a traceback
+        print(f"nksim: error: {_os_error(e)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

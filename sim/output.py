@@ -1,16 +1,16 @@
 """Run outputs: time series (Parquet), summary (JSON), snapshots (.npz) and a figure, written
-atomically: everything goes to a temporary sibling folder that is renamed when complete."""
+atomically: everything goes to a temporary sibling folder that is renamed when complete (the writer
+itself is sim/safe_io.py)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from . import safe_io
 
 #: The columns every run's timeseries.parquet starts with (therapy and modulator columns follow).
 TIMESERIES_COLUMNS = (
@@ -20,24 +20,10 @@ TIMESERIES_COLUMNS = (
 )
 
 
-@contextmanager
-def atomic_dir(final: str | Path):
-    """Yield a temporary folder next to `final`; on success replace `final` with it in one rename."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
+def atomic_dir(final: str | Path, overwrite: bool = False, kind: str = "run", name: str | None = None):
+    """A temporary folder next to `final`, moved into place when complete (see sim.safe_io.atomic_dir:
+    only nksim's own run folders are ever replaced, and only with `overwrite`)."""
+    return safe_io.atomic_dir(final, overwrite=overwrite, kind=kind, name=name)
 
 
 def read_parquet(path: str | Path) -> pd.DataFrame:
@@ -54,24 +40,64 @@ def read_parquet(path: str | Path) -> pd.DataFrame:
 
 
 def write_json_atomic(path: str | Path, obj) -> None:
-    """Write JSON to `path` via a temporary file and os.replace."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=2, default=_json_default)
-    os.replace(tmp, path)
+    """Write JSON to `path` atomically (sim.safe_io)."""
+    safe_io.write_json_atomic(path, obj, default=_json_default)
 
 
 def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o)}")
+    return safe_io.json_default(o)
+
+
+def snapshot_name(snap: dict) -> str:
+    return f"t{float(snap['time_h']):08.2f}h.npz"
+
+
+class SnapshotSink:
+    """Where a run's snapshots go as they are taken: .npz files in `folder` (the temporary run folder),
+    or, without one, a list in memory."""
+
+    def __init__(self, folder: Path | None):
+        self.folder = None if folder is None else Path(folder)
+        self.items: list = []  # Paths (with a folder) or dicts
+
+    def add(self, snap: dict) -> None:
+        if self.folder is None:
+            self.items.append(snap)
+            return
+        self.folder.mkdir(exist_ok=True)
+        p = self.folder / snapshot_name(snap)
+        np.savez_compressed(p, **snap)
+        self.items.append(p)
+
+    def add_file(self, name: str, data: bytes) -> None:
+        """A snapshot carried over from a checkpoint, as the bytes of its .npz file."""
+        self.folder.mkdir(exist_ok=True)
+        p = self.folder / name
+        p.write_bytes(data)
+        self.items.append(p)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class LazySnapshots(Sequence):
+    """A run's snapshots read from its folder when asked for (`Result.snapshots`), not kept in memory."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.names = sorted(p.name for p in self.folder.glob("*.npz")) if self.folder.is_dir() else []
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        with np.load(self.folder / self.names[i], allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+
+    def __repr__(self) -> str:
+        return f"LazySnapshots({self.folder}, {len(self)} files)"
 
 
 def write_run(folder: Path, timeseries: pd.DataFrame, summary: dict, snapshots: list[dict], figure: bool) -> None:
@@ -79,11 +105,10 @@ def write_run(folder: Path, timeseries: pd.DataFrame, summary: dict, snapshots: 
     timeseries.to_parquet(folder / "timeseries.parquet", index=False)
     with open(folder / "summary.json", "w") as fh:
         json.dump(summary, fh, indent=2, default=_json_default)
-    if snapshots:
-        sd = folder / "snapshots"
-        sd.mkdir()
+    if snapshots:  # snapshots not streamed while the run ran (api.run streams them into the folder)
+        sink = SnapshotSink(folder / "snapshots")
         for snap in snapshots:
-            np.savez_compressed(sd / f"t{float(snap['time_h']):08.2f}h.npz", **snap)
+            sink.add(snap)
     if figure:
         plot_tumor_nk(timeseries, folder / "tumor_nk.png", title=summary.get("scenario", {}).get("name", ""))
 

@@ -9,10 +9,11 @@ stamped in the cache folder, deletes that folder's cached kernels before anythin
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 from numba import njit
+
+from sim.safe_io import atomic_write_text
 
 STAMP = "nksim-kernels.sha256"
 
@@ -53,9 +54,7 @@ def guard() -> bool:
             if f.suffix in (".nbi", ".nbc") and f.name.split(".", 1)[0] in modules:
                 f.unlink(missing_ok=True)
                 dropped = True
-        tmp = folder / f".{STAMP}.{os.getpid()}"
-        tmp.write_text(digest)
-        os.replace(tmp, stamp)
+        atomic_write_text(stamp, digest)
     except OSError:  # read-only install: numba falls back to its own checks
         return dropped
     return dropped

@@ -59,13 +59,44 @@ class Results:
         return out
 
 
+def _check_sweep(root: Path, manifest: dict) -> None:
+    """Refuse a sweep folder whose tables are not the ones its manifest describes: a sweep still
+    running (or killed while running), or summary.parquet from another invocation."""
+    from sim.safe_io import sha256_file
+    from sim.sweep.store import lock_is_held
+
+    if manifest.get("status") == "running":
+        if lock_is_held(root):
+            raise PlotError(f"{root}: the sweep is still running (manifest.json says running); plot it when it has finished")
+        raise PlotError(f"{root}: the sweep stopped while running (manifest.json still says running); "
+                        f"rerun nksim sweep on this folder to finish it, then plot")
+    outputs = manifest.get("outputs")
+    if isinstance(outputs, dict) and outputs:
+        for name in ("summary.parquet", "timeseries.parquet", "sensitivity.parquet"):
+            if name in outputs and (root / name).is_file() and sha256_file(root / name) != outputs[name]:
+                raise PlotError(f"{root}: {name} does not match manifest.json (it was written by another run of "
+                                f"the sweep); rerun nksim sweep on this folder to rebuild it")
+        return
+    import pyarrow.parquet as pq
+
+    done = {r.get("run_id") for r in manifest.get("runs", []) if isinstance(r, dict) and r.get("status") == "done"}
+    have = set(pq.read_table(root / "summary.parquet", columns=["run_id"], use_threads=False).column("run_id").to_pylist())
+    if have != done:
+        raise PlotError(f"{root}: summary.parquet does not match manifest.json ({len(have)} runs in the table, "
+                        f"{len(done)} done in the manifest); rerun nksim sweep on this folder to rebuild it")
+
+
 def load_results(path: str | Path) -> Results:
     """Load a run folder (summary.json + timeseries.parquet) or a sweep folder (manifest.json)."""
     root = Path(path)
     if not root.is_dir():
         raise PlotError(f"{root}: no such folder (give a run or sweep output folder)")
     if (root / "manifest.json").is_file() and (root / "summary.parquet").is_file():
-        manifest = json.loads((root / "manifest.json").read_text())
+        try:
+            manifest = json.loads((root / "manifest.json").read_text())
+        except (OSError, ValueError):
+            raise PlotError(f"{root}: manifest.json is unreadable; rerun nksim sweep on this folder to rebuild it") from None
+        _check_sweep(root, manifest)
         summary = read_parquet(root / "summary.parquet")
         ts = read_parquet(root / "timeseries.parquet") if (root / "timeseries.parquet").is_file() else pd.DataFrame()
         sens = read_parquet(root / "sensitivity.parquet") if (root / "sensitivity.parquet").is_file() else None

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import numpy as np  # noqa: F401
 
 from sim.output import read_parquet
+from sim.safe_io import atomic_file
 
 from sim.metrics import LIST_METRICS
 
@@ -18,14 +18,13 @@ from .store import is_done
 
 
 def _write_parquet(df, path: Path) -> None:
-    """Deterministic parquet: no index, fixed compression, temp file + os.replace."""
+    """Deterministic parquet: no index, fixed compression, written atomically (sim.safe_io)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(df, preserve_index=False)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp, compression="snappy")
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        pq.write_table(table, tmp, compression="snappy")
 
 
 _PARAM_DTYPES = {"bool": "bool", "int": "int64", "float": "float64", "str": "object"}

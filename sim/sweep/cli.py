@@ -35,6 +35,12 @@ def cli_sweep(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("nksim sweep: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except OSError as e:  # a full disk, an I/O error: the manifest says "failed"; one line, not a traceback
+        what = e.strerror or " ".join(str(e).split())
+        where = f" {e.filename}" if e.filename else ""
+        print(f"nksim sweep: error: cannot write{where}: {what}; free some space and rerun the same command to resume",
+              file=sys.stderr)
+        return 1
     msg = f"sweep: {res.done}/{res.unique} runs done ({res.executed} run now, {res.reused} reused), {res.failed} failed -> {res.out}"
     print(msg, file=sys.stderr)
     return 0 if res.failed == 0 and res.complete else 1

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sim.provenance import provenance
+from sim.safe_io import rewrite_in_place, sha256_file
 
 from .aggregate import write_outputs
 from .executors import _Dask, _Inline
 from .spec import Plan, load_sweep
-from .store import SweepError, _json_default, _load_manifest, _locked, _now, atomic_write_bytes, commit_run, default_out, is_done  # noqa: F401 (SweepError, is_done re-exported)
+from .store import SweepError, _json_default, _load_manifest, _locked, _now, atomic_write_bytes, commit_run, default_out, is_done, verify_run  # noqa: F401 (SweepError, is_done re-exported)
 from .worker import execute_run, resolve_runner, warm_up  # noqa: F401  (re-exported)
 
 MAX_ATTEMPTS = 2  # a failing run is retried once per invocation
@@ -63,11 +64,16 @@ class _State:
             if rs.run_id in self.info:
                 continue
             p = prev.get(rs.run_id, {})
-            done = is_done(runs_dir, rs.run_id)
+            why = verify_run(runs_dir, rs.run_id)
+            errors = list(p.get("errors", []))
+            if why is not None and (runs_dir / rs.run_id).exists():  # damaged since it was written: run it again
+                log.warning("run %s does not verify (%s); running it again", rs.run_id, why)
+                errors.append({"attempt": None, "at": _now(), "worker": None,
+                               "error": f"run folder did not verify on resume ({why}); run again"})
             self.info[rs.run_id] = {
-                "status": "done" if done else "pending",
+                "status": "done" if why is None else "pending",
                 "attempts": int(p.get("attempts", 0)),
-                "errors": list(p.get("errors", [])),
+                "errors": errors,
                 "wall_time_s": p.get("wall_time_s"),
                 "worker": p.get("worker"),
                 "finished_at": p.get("finished_at"),  # Unix time the run ended on its worker
@@ -138,21 +144,36 @@ def run_plan(plan, out: Path, aggregate: Callable, workers: int | None = None, s
     runs_dir = out / "runs"
     runs_dir.mkdir(exist_ok=True)
     with _locked(out):
-        for leftover in runs_dir.glob(".tmp-*"):  # from a killed sweep: never complete
-            shutil.rmtree(leftover, ignore_errors=True)
+        for leftover in list(runs_dir.glob(".tmp-*")) + list(out.glob(".*.tmp-*")):  # from a killed sweep: never complete
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
         state = _State(plan, runs_dir, _load_manifest(out / "manifest.json"))
         todo = [rid for rid, i in state.info.items() if i["status"] != "done"]
         reused = len(state.info) - len(todo)
         inv = {"started": _now(), "finished": None, "executor": None, "executed": 0, "reused": reused, "failed": 0}
         state.invocations.append(inv)
         _write_manifest(out, state, "running")
-        if todo:
-            _execute(plan, state, out, todo, workers, scheduler, progress, runner, inv)
-        c = state.counts()
-        files, notes = aggregate(plan, out)
-        inv["finished"] = _now()
-        extra = {"sensitivity_skipped": notes} if notes else None
-        _write_manifest(out, state, "complete" if c["done"] == c["unique"] else "incomplete", extra)
+        status, extra = "failed", {}
+        try:
+            if todo:
+                _execute(plan, state, out, todo, workers, scheduler, progress, runner, inv)
+            c = state.counts()
+            files, notes = aggregate(plan, out)
+            extra = {"outputs": {f.name: sha256_file(f) for f in files}}  # what `nksim plot` checks
+            if notes:
+                extra["sensitivity_skipped"] = notes
+            status = "complete" if c["done"] == c["unique"] else "incomplete"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        except BaseException as e:
+            extra = {"error": f"{type(e).__name__}: {e}"}
+            raise
+        finally:
+            inv["finished"] = _now()
+            _final_manifest(out, state, status, extra)
         files.insert(0, out / "manifest.json")
     return SweepOutcome(out, c["runs"], c["unique"], c["done"], c["failed"], inv["executed"], reused, files)
 
@@ -160,6 +181,24 @@ def run_plan(plan, out: Path, aggregate: Callable, workers: int | None = None, s
 def _write_manifest(out: Path, state: _State, status: str, extra: dict | None = None, running: set[str] = frozenset()) -> None:
     data = json.dumps(state.manifest(status, extra, running), indent=1, default=_json_default)
     atomic_write_bytes(out / "manifest.json", data.encode())
+
+
+def _final_manifest(out: Path, state: _State, status: str, extra: dict) -> None:
+    """The manifest's last word for this invocation. If the sweep is failing anyway (a full disk),
+    a manifest that cannot be written atomically is rewritten in place rather than left 'running'."""
+    import sys
+
+    failing = sys.exc_info()[0] is not None
+    try:
+        _write_manifest(out, state, status, extra)
+    except OSError:
+        if not failing:
+            raise
+        data = json.dumps(state.manifest(status, extra), indent=1, default=_json_default).encode()
+        try:
+            rewrite_in_place(out / "manifest.json", data)
+        except OSError as e:
+            log.error("could not record status %r in %s: %s", status, out / "manifest.json", e)
 
 
 def _execute(plan, state, out, todo, workers, scheduler, progress, runner, inv) -> None:
@@ -222,11 +261,7 @@ def _execute(plan, state, out, todo, workers, scheduler, progress, runner, inv) 
             if time.monotonic() - last > MANIFEST_EVERY_S:
                 _write_manifest(out, state, "running", running=ex.running_ids())
                 last = time.monotonic()
-    except BaseException:
-        inv["finished"] = _now()
-        _write_manifest(out, state, "interrupted")
-        raise
-    finally:
+    finally:  # run_sweep records the status ("interrupted", "failed") whatever stopped us
         if bar is not None:
             bar.close()
         if ex is not None:

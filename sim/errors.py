@@ -1,0 +1,23 @@
+"""Errors nksim reports as one line and exit status 2 (like ScenarioError): the user has to choose.
+
+They import nothing but the standard library, so the low-level writers (sim/safe_io.py) can raise them.
+"""
+from __future__ import annotations
+
+
+class NksimError(Exception):
+    """Base of the refusals below; `nksim` prints the message and exits with status 2."""
+
+
+class OutputError(NksimError, ValueError):
+    """An output target nksim will not write to (a file, a device, the working directory, a folder of
+    someone else's files, an earlier run without --overwrite) or cannot write to (read-only)."""
+
+
+class CheckpointError(NksimError, ValueError):
+    """A checkpoint that does not belong to this run, or does not verify."""
+
+
+class NumericalError(NksimError, ArithmeticError):
+    """A field or a per-cell level became non-finite or passed its ceiling; the message names the
+    parameters that drive it."""

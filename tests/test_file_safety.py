@@ -1,0 +1,635 @@
+"""Issue 11: nothing a user owns is ever lost.
+
+Real `nksim` processes against the targets people actually type (`--out .`, a file, a FIFO, a folder of
+their own files), kill -9 and Ctrl-C with checkpoints, damaged checkpoints and sweep run folders, a full
+disk (tmpfs, root only), read-only targets, the umask, and the numerical guard.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+import sim
+from sim import checkpoint
+from sim.model import TumorImmuneModel
+from sim.scenario import coerce
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+# Each of these reproduced a defect of issue 11 (all confirmed failing on 646269a).
+
+#: 400 µm 2D, 60 tumor cells, 20 CAR-NK, 6 h with snapshots: a CLI run in a few seconds (most of it imports).
+TINY = {
+    "name": "tiny", "seed": 5,
+    "domain": {"dims": 2, "size_um": [400.0, 400.0]},
+    "time": {"days": 0.25, "output_every_h": 2.0, "snapshot_every_h": 2.0},
+    "tumor": {"init": {"count": 60}},
+    "nk": {"dose": {"cells": 20, "placement": "rim"}},
+    "output": {"snapshots": True, "figure": False},
+}
+#: the same model, long enough (~0.35 s per simulated day) to be killed while it runs
+LONG_DAYS = "2000"
+
+
+def scenario(tmp_path: Path, name: str = "s.yaml", **changes) -> Path:
+    doc = json.loads(json.dumps(TINY))
+    for dotted, v in changes.items():
+        d = doc
+        *head, last = dotted.split("__")
+        for k in head:
+            d = d.setdefault(k, {})
+        d[last] = v
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return p
+
+
+def nksim(*args, cwd: Path, timeout: float = 120, umask: int | None = None) -> subprocess.CompletedProcess:
+    pre = (lambda: os.umask(umask)) if umask is not None else None
+    return subprocess.run([sys.executable, "-m", "sim", *map(str, args)], cwd=cwd, env=ENV, capture_output=True,
+                          text=True, timeout=timeout, preexec_fn=pre)
+
+
+def one_clean_line(p: subprocess.CompletedProcess) -> str:
+    """stderr is one message line (a progress bar or preflight warnings may precede it), never a traceback."""
+    assert "Traceback" not in p.stderr, p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip() and "%|" not in ln and not ln.startswith("nksim: warning:")]
+    assert len(lines) == 1, p.stderr
+    return lines[0]
+
+
+def hidden(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+# ---------------------------------------------------------------------------------------------
+# --out: only folders nksim made are ever replaced
+# ---------------------------------------------------------------------------------------------
+
+
+def test_out_onto_a_folder_of_foreign_files_refuses_and_keeps_them(tmp_path):
+    s = scenario(tmp_path)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("three weeks of notes")
+    (mine / "other_run").mkdir()
+    (mine / "other_run" / "data.csv").write_text("1,2,3")
+    p = nksim("run", s, "--out", mine, "--quiet", cwd=tmp_path)
+    assert p.returncode == 2
+    msg = one_clean_line(p)
+    assert "mine" in msg and "--out" in msg
+    assert (mine / "notes.txt").read_text() == "three weeks of notes"
+    assert (mine / "other_run" / "data.csv").read_text() == "1,2,3"
+    assert sorted(x.name for x in mine.iterdir()) == ["notes.txt", "other_run"]
+    assert hidden(tmp_path) == []
+
+
+@pytest.mark.parametrize("target", [".", "..", "/"])
+def test_out_the_working_directory_or_a_parent_is_refused(tmp_path, target):
+    work = tmp_path / "work"
+    work.mkdir()
+    s = scenario(work)
+    p = nksim("run", s.name, "--out", target, "--quiet", cwd=work)
+    assert p.returncode == 2
+    assert "--out" in one_clean_line(p)
+    assert s.is_file() and sorted(x.name for x in work.iterdir()) == ["s.yaml"]
+    assert hidden(tmp_path) == []
+
+
+def test_out_onto_a_file_is_refused_and_the_file_kept(tmp_path):
+    s = scenario(tmp_path)
+    f = tmp_path / "result.txt"
+    f.write_text("keep me")
+    p = nksim("run", s, "--out", f, "--quiet", cwd=tmp_path)
+    assert p.returncode == 2
+    assert "result.txt" in one_clean_line(p)
+    assert f.is_file() and f.read_text() == "keep me"
+    assert hidden(tmp_path) == []
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "symlink", "under_a_file"])
+def test_out_onto_a_fifo_device_or_link_is_refused_and_left_alone(tmp_path, kind):
+    """A FIFO and a device node made in tmp (the null device's numbers, root only) stand in for
+    /dev/null: a node that is not a folder is never renamed or replaced; nor is a link followed."""
+    s = scenario(tmp_path)
+    target = tmp_path / "null"
+    if kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "device":
+        if os.geteuid() != 0:
+            pytest.skip("mknod needs root")
+        os.mknod(target, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    elif kind == "symlink":
+        (tmp_path / "real").mkdir()
+        (tmp_path / "real" / "keep.txt").write_text("x")
+        target.symlink_to(tmp_path / "real")
+    else:
+        target.write_text("a file")
+    before = os.lstat(target)
+    p = nksim("run", s, "--out", target / "run" if kind == "under_a_file" else target, "--quiet", cwd=tmp_path)
+    assert p.returncode == 2
+    one_clean_line(p)
+    after = os.lstat(target)
+    assert (after.st_mode, after.st_ino, after.st_rdev) == (before.st_mode, before.st_ino, before.st_rdev)
+    if kind == "symlink":
+        assert sorted(x.name for x in (tmp_path / "real").iterdir()) == ["keep.txt"]
+    assert hidden(tmp_path) == []
+
+
+def test_a_checkpoint_path_that_is_not_a_file_is_refused(tmp_path):
+    s = scenario(tmp_path)
+    (tmp_path / "run.checkpoint.npz").mkdir()
+    (tmp_path / "run.checkpoint.npz" / "x").write_text("x")
+    p = nksim("run", s, "--out", tmp_path / "run", "--quiet", "--checkpoint-every-h", "1", "--restart", cwd=tmp_path)
+    assert p.returncode == 2 and "run.checkpoint.npz" in one_clean_line(p)
+    assert (tmp_path / "run.checkpoint.npz" / "x").read_text() == "x" and not (tmp_path / "run").exists()
+
+
+def test_a_run_folder_is_replaced_only_with_overwrite(tmp_path):
+    s = scenario(tmp_path)
+    out = tmp_path / "run"
+    first = nksim("run", s, "--out", out, "--quiet", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert (out / ".nksim-run").is_file() and json.loads((out / ".nksim-run").read_text().splitlines()[0])["nksim"]
+    before = (out / "summary.json").read_text()
+    again = nksim("run", s, "--out", out, "--quiet", "--seed", "9", cwd=tmp_path)
+    assert again.returncode == 2
+    assert "--overwrite" in one_clean_line(again)
+    assert (out / "summary.json").read_text() == before
+    forced = nksim("run", s, "--out", out, "--quiet", "--seed", "9", "--overwrite", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads((out / "summary.json").read_text())["seed"] == 9
+    assert hidden(tmp_path) == []
+    # a file the user added to the run folder is theirs: --overwrite does not take it with it
+    (out / "my_analysis.ipynb").write_text("{}")
+    p = nksim("run", s, "--out", out, "--quiet", "--overwrite", cwd=tmp_path)
+    assert p.returncode == 2 and "my_analysis.ipynb" in one_clean_line(p)
+    assert (out / "my_analysis.ipynb").is_file()
+
+
+def test_python_api_follows_the_same_rules(tmp_path):
+    from sim.errors import OutputError
+
+    cfg = {**TINY, "output": {"snapshots": True, "figure": False}}
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(OutputError, match="--out|out="):
+        sim.run(cfg, out=tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "x"
+    r = sim.run(cfg, out=tmp_path / "a")
+    assert len(r.snapshots) == 4 and float(r.snapshots[-1]["time_h"]) == 6.0  # lazily read from the folder
+    with pytest.raises(OutputError, match="overwrite"):
+        sim.run(cfg, out=tmp_path / "a")
+    sim.run(cfg, out=tmp_path / "a", overwrite=True, seed=8)
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["seed"] == 8
+
+
+def test_overwrite_keeps_the_old_run_until_the_new_one_is_complete(tmp_path, monkeypatch):
+    from sim import output
+
+    cfg = {**TINY, "output": {"snapshots": True, "figure": False}}
+    out = tmp_path / "run"
+    sim.run(cfg, out=out)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def broken(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(output, "plot_tumor_nk", broken)
+    with pytest.raises(OSError):
+        sim.run({**cfg, "output": {"snapshots": True, "figure": True}}, out=out, overwrite=True, seed=4)
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert hidden(tmp_path) == []
+
+
+def test_arms_folders_follow_the_same_rules(tmp_path):
+    s = scenario(tmp_path, arms=[{"name": "a", "set": {}}, {"name": "b", "set": {"nk.dose.cells": 5}}])
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("x")
+    p = nksim("run", s, "--out", mine, "--quiet", cwd=tmp_path)
+    assert p.returncode == 2 and "--out" in one_clean_line(p)
+    assert sorted(x.name for x in mine.iterdir()) == ["notes.txt"]
+    out = tmp_path / "arms"
+    ok = nksim("run", s, "--out", out, "--quiet", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert {"a", "b", "arms.csv", "compare.png", ".nksim-run"} <= {x.name for x in out.iterdir()}
+    again = nksim("run", s, "--out", out, "--quiet", cwd=tmp_path)
+    assert again.returncode == 2 and "--overwrite" in one_clean_line(again)
+    forced = nksim("run", s, "--out", out, "--quiet", "--overwrite", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert hidden(tmp_path) == []
+
+
+def test_leftovers_of_a_killed_run_are_cleaned_by_the_next_run(tmp_path):
+    s = scenario(tmp_path)
+    dead = tmp_path / ".run.tmp-999999-deadbeef"  # pid 999999 does not exist
+    dead.mkdir()
+    (dead / "summary.json").write_text("{")
+    p = nksim("run", s, "--out", tmp_path / "run", "--quiet", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert hidden(tmp_path) == []
+
+
+def test_umask_is_followed(tmp_path):
+    s = scenario(tmp_path)
+    for mask, dmode, fmode in ((0o022, 0o755, 0o644), (0o077, 0o700, 0o600)):
+        out = tmp_path / f"run{mask:o}"
+        p = nksim("run", s, "--out", out, "--quiet", "--checkpoint-every-h", "1", cwd=tmp_path, umask=mask)
+        assert p.returncode == 0, p.stderr
+        assert stat.S_IMODE(out.stat().st_mode) == dmode
+        assert stat.S_IMODE((out / "snapshots").stat().st_mode) == dmode
+        for f in out.rglob("*"):
+            if f.is_file():
+                assert stat.S_IMODE(f.stat().st_mode) == fmode, f
+
+
+def test_checkpoint_files_follow_the_umask(tmp_path, small_scenario):
+    m = TumorImmuneModel(small_scenario, rng=1)
+    old = os.umask(0o022)
+    try:
+        checkpoint.save(m, tmp_path / "ck.npz")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "ck.npz").stat().st_mode) == 0o644
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints: only the run that wrote one resumes from it
+# ---------------------------------------------------------------------------------------------
+
+
+def _start_long_run(tmp_path: Path, s: Path, out: Path, *extra) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "sim", "run", str(s), "--out", str(out), "--quiet",
+                             "--days", LONG_DAYS, "--checkpoint-every-h", "6", *extra],
+                            cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    t0 = time.monotonic()
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() - t0 < timeout, f"{path} never appeared"
+        time.sleep(0.02)
+    time.sleep(0.5)  # a few more checkpoints
+
+
+def test_kill_9_then_resume_with_other_days_is_refused(tmp_path):
+    s = scenario(tmp_path, time__snapshot_every_h=24.0)
+    out = tmp_path / "run"
+    ck = tmp_path / "run.checkpoint.npz"
+    proc = _start_long_run(tmp_path, s, out)
+    try:
+        _wait_for(ck, proc)
+    finally:
+        proc.kill()
+        proc.communicate()
+    p = nksim("run", s, "--out", out, "--quiet", "--days", "2", "--checkpoint-every-h", "6", cwd=tmp_path)
+    assert p.returncode == 2, p.stdout + p.stderr
+    msg = one_clean_line(p)
+    assert "run.checkpoint.npz" in msg and "does not match this run" in msg and "--restart" in msg
+    assert "time.days" in msg
+    assert ck.is_file() and not out.exists()
+    fresh = nksim("run", s, "--out", out, "--quiet", "--days", "0.5", "--checkpoint-every-h", "6", "--restart", cwd=tmp_path)
+    assert fresh.returncode == 0, fresh.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    from sim.output import read_parquet
+
+    assert summary["days"] == 0.5 and read_parquet(out / "timeseries.parquet")["time_h"].max() == 12.0
+    assert not ck.exists() and hidden(tmp_path) == []
+
+
+def _checkpoint_for(tmp_path: Path, cfg: dict, days: float = 0.5) -> tuple[Path, dict]:
+    m = TumorImmuneModel(coerce(cfg).model_copy(update={"seed": 3}), rng=3)
+    m.run_for(0.1)
+    ck = tmp_path / "run.checkpoint.npz"
+    checkpoint.save(m, ck, [])
+    return ck, cfg
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random", "empty", "flipped"])
+def test_a_damaged_checkpoint_gives_the_clean_message(tmp_path, small_scenario, damage):
+    from sim.errors import CheckpointError
+
+    cfg = {**small_scenario, "output": {"snapshots": False}}
+    ck, _ = _checkpoint_for(tmp_path, cfg)
+    data = ck.read_bytes()
+    if damage == "truncated":
+        ck.write_bytes(data[: len(data) // 2])
+    elif damage == "random":
+        ck.write_bytes(os.urandom(len(data)))
+    elif damage == "empty":
+        ck.write_bytes(b"")
+    else:  # one byte inside the arrays: the zip CRC or the recorded checksum must catch it
+        b = bytearray(data)
+        b[len(b) // 3] ^= 0xFF
+        ck.write_bytes(bytes(b))
+    with pytest.raises(CheckpointError) as e:
+        sim.run(cfg, seed=3, days=1.0, checkpoint=ck, checkpoint_every_h=6)
+    msg = str(e.value)
+    assert "does not match this run" in msg and "--restart" in msg and "run.checkpoint.npz" in msg
+    assert "BadZipFile" not in msg and "allow_pickle" not in msg
+    assert ck.exists()  # never deleted without --restart
+
+
+def test_a_checkpoint_of_another_seed_or_scenario_is_refused(tmp_path, small_scenario):
+    from sim.errors import CheckpointError
+
+    cfg = {**small_scenario, "output": {"snapshots": False}}
+    ck, _ = _checkpoint_for(tmp_path, cfg)
+    with pytest.raises(CheckpointError, match="seed"):
+        sim.run(cfg, seed=4, days=1.0, checkpoint=ck, checkpoint_every_h=6)
+    with pytest.raises(CheckpointError, match="nk.dose.cells"):
+        sim.run({**cfg, "nk": {"dose": {"cells": 151, "placement": "rim"}}}, seed=3, days=1.0, checkpoint=ck,
+                checkpoint_every_h=6)
+    res = sim.run(cfg, seed=3, days=1.0, checkpoint=ck, checkpoint_every_h=6)  # the matching run resumes
+    assert res.timeseries["time_h"].iloc[-1] == 24.0 and not ck.exists()
+
+
+def test_a_checkpoint_records_what_it_belongs_to(tmp_path, small_scenario):
+    ck, _ = _checkpoint_for(tmp_path, small_scenario)
+    meta = checkpoint.read_meta(ck)
+    assert meta["seed"] == 3 and meta["nksim_version"] == sim.__version__
+    assert len(meta["scenario_sha256"]) == 64 and meta["arrays_sha256"]
+
+
+def test_ctrl_c_exits_130_and_keeps_the_checkpoint(tmp_path):
+    s = scenario(tmp_path, time__snapshot_every_h=24.0)
+    out = tmp_path / "run"
+    ck = tmp_path / "run.checkpoint.npz"
+    proc = _start_long_run(tmp_path, s, out)
+    try:
+        _wait_for(ck, proc)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and len([ln for ln in err.splitlines() if ln.strip() and not ln.startswith("nksim: warning:")]) == 1, err
+    assert "interrupted" in err and "run.checkpoint.npz" in err
+    assert ck.is_file() and checkpoint.read_meta(ck)["seed"] == 5
+    assert not out.exists() and hidden(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Writability, full disks
+# ---------------------------------------------------------------------------------------------
+
+
+def _mount_tmpfs(path: Path, opts: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    path.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+
+
+def _umount(path: Path) -> None:
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def test_a_read_only_target_fails_before_simulating(tmp_path):
+    s = scenario(tmp_path)
+    ro = tmp_path / "ro"
+    if os.geteuid() == 0:
+        _mount_tmpfs(ro, "size=1m,ro")
+    else:
+        ro.mkdir()
+        ro.chmod(0o555)
+    try:
+        t0 = time.monotonic()
+        p = nksim("run", s, "--out", ro / "run", "--quiet", "--days", LONG_DAYS, cwd=tmp_path, timeout=90)
+        assert p.returncode == 2
+        assert "ro/run" in one_clean_line(p)
+        assert time.monotonic() - t0 < 60
+    finally:
+        if os.geteuid() == 0:
+            _umount(ro)
+        else:
+            ro.chmod(0o755)
+
+
+@pytest.mark.parametrize("with_checkpoint", [False, True])
+def test_a_full_disk_gives_one_clean_message_and_leaves_nothing(tmp_path, with_checkpoint):
+    """Nothing hidden or half-written is left; a checkpoint written before the disk filled is kept (and
+    said so), as after Ctrl-C."""
+    s = scenario(tmp_path, time__snapshot_every_h=0.5)
+    disk = tmp_path / "disk"
+    _mount_tmpfs(disk, "size=2m")
+    try:
+        free_kb = 96 if with_checkpoint else 16
+        (disk / "filler").write_bytes(b"\0" * (2 * 1024 * 1024 - free_kb * 1024))
+        extra = ["--checkpoint-every-h", "1"] if with_checkpoint else []
+        p = nksim("run", s, "--out", disk / "run", "--quiet", *extra, cwd=tmp_path)
+        assert p.returncode == 1
+        msg = one_clean_line(p)
+        assert "No space left" in msg and "--out" in msg
+        left = sorted(x.name for x in disk.iterdir())
+        assert left in (["filler"], ["filler", "run.checkpoint.npz"]) and (with_checkpoint or left == ["filler"])
+        if len(left) == 2:
+            assert "run.checkpoint.npz" in msg and checkpoint.read_meta(disk / "run.checkpoint.npz")["seed"] == 5
+    finally:
+        _umount(disk)
+
+
+# ---------------------------------------------------------------------------------------------
+# Numerical guard
+# ---------------------------------------------------------------------------------------------
+
+
+def test_overflowing_secretion_stops_the_run_and_names_the_parameters(tmp_path, monkeypatch):
+    from sim.errors import NumericalError
+    from sim.scenario import kernel_units as model_mod
+
+    real = model_mod.secretion_rate
+    monkeypatch.setattr(model_mod, "secretion_rate", lambda q, v: 1e300 if q == 5.0 else real(q, v))  # tumor TGF-β
+    out = tmp_path / "run"
+    with pytest.raises(NumericalError) as e:
+        sim.run({**TINY, "output": {"snapshots": True, "figure": False}}, out=out)
+    msg = str(e.value)
+    assert "TGF-β" in msg and "fields.tgfb.half_life_min" in msg and "tumor.tgfb_secretion" in msg
+    assert not out.exists() and hidden(tmp_path) == []
+
+
+def test_cli_huge_secretion_exits_2_and_writes_nothing(tmp_path):
+    s = scenario(tmp_path, tumor__tgfb_secretion=1e300)
+    out = tmp_path / "run"
+    p = nksim("run", s, "--out", out, "--quiet", cwd=tmp_path)
+    assert p.returncode == 2
+    msg = one_clean_line(p)
+    assert "tumor.tgfb_secretion" in msg  # either the schema refuses it or the guard names it
+    assert not out.exists() and hidden(tmp_path) == []
+
+
+def test_overflowing_cell_levels_are_caught_at_the_output_rows(tmp_path, monkeypatch):
+    from sim.errors import NumericalError
+
+    real_init = TumorImmuneModel.__init__
+
+    def init(self, *a, **k):
+        real_init(self, *a, **k)
+        self.tumor.antigen[: self.tumor.used] = 3e38
+
+    monkeypatch.setattr(TumorImmuneModel, "__init__", init)
+    with pytest.raises(NumericalError, match="antigen.*tumor.antigen.mean"):
+        sim.run({**TINY, "output": {"snapshots": False, "figure": False}}, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Snapshots are streamed to the temporary run folder
+# ---------------------------------------------------------------------------------------------
+
+
+def test_snapshots_are_streamed_to_disk_while_the_run_runs(tmp_path, monkeypatch):
+    seen = []
+    real = TumorImmuneModel.snapshot
+
+    def spy(self):
+        tmps = list(tmp_path.glob(".run.tmp-*/snapshots/*.npz"))
+        seen.append(len(tmps))
+        return real(self)
+
+    monkeypatch.setattr(TumorImmuneModel, "snapshot", spy)
+    r = sim.run({**TINY, "output": {"snapshots": True, "figure": False}}, out=tmp_path / "run")
+    assert seen == [0, 1, 2, 3]  # each snapshot is on disk before the next is taken
+    assert len(list((tmp_path / "run" / "snapshots").glob("*.npz"))) == 4 == len(r.snapshots)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sweeps: damaged run folders are rerun, the manifest never stays "running", plot checks it
+# ---------------------------------------------------------------------------------------------
+
+SWEEP = {"parameters": {"nk.persistence.half_life_days": [3, 7, 14]}, "replicates": 2}
+
+
+def _sweep_spec(tmp_path: Path) -> Path:
+    from helpers import tiny_sweep_base
+
+    p = tmp_path / "sw.yaml"
+    p.write_text(yaml.safe_dump({**tiny_sweep_base(seed=7), "sweep": SWEEP}, sort_keys=False))
+    return p
+
+
+def _sweep_cli(spec: Path, out: Path, cwd: Path) -> subprocess.CompletedProcess:
+    return nksim("sweep", spec, "--out", out, "--scheduler", "inline", "--no-progress",
+                 "--runner", "sim.sweep.testing:FakeRunner", cwd=cwd)
+
+
+@pytest.mark.parametrize("victim_file", ["timeseries.parquet", "summary.json"])
+def test_a_truncated_run_file_is_rerun_on_resume(tmp_path, victim_file):
+    spec = _sweep_spec(tmp_path)
+    out = tmp_path / "out"
+    assert _sweep_cli(spec, out, tmp_path).returncode == 0
+    before = (out / "summary.parquet").read_bytes()
+    man = json.loads((out / "manifest.json").read_text())
+    victim = man["runs"][3]["run_id"]
+    f = out / "runs" / victim / victim_file
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    p = _sweep_cli(spec, out, tmp_path)
+    assert p.returncode == 0, p.stderr
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["status"] == "complete" and man["invocations"][-1]["executed"] == 1
+    assert (out / "summary.parquet").read_bytes() == before
+    plot = nksim("plot", out, "--formats", "png", cwd=tmp_path)
+    assert plot.returncode == 0, plot.stderr
+
+
+def test_the_manifest_never_stays_running(tmp_path, monkeypatch):
+    from sim.sweep import runner as runner_mod
+    from sim.sweep import run_sweep
+    from sim.sweep.testing import FakeRunner
+
+    spec = _sweep_spec(tmp_path)
+    out = tmp_path / "out"
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runner_mod, "write_outputs", full)
+    with pytest.raises(OSError):
+        run_sweep(spec, out, scheduler="inline", progress=False, runner=FakeRunner())
+    assert json.loads((out / "manifest.json").read_text())["status"] == "failed"
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner_mod, "write_outputs", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(spec, out, scheduler="inline", progress=False, runner=FakeRunner())
+    assert json.loads((out / "manifest.json").read_text())["status"] == "interrupted"
+    assert hidden(out) == [".lock"]
+
+
+def test_plot_refuses_a_running_or_mismatched_sweep(tmp_path):
+    spec = _sweep_spec(tmp_path)
+    out = tmp_path / "out"
+    assert _sweep_cli(spec, out, tmp_path).returncode == 0
+    man_path = out / "manifest.json"
+    good = man_path.read_text()
+    man = json.loads(good)
+    man["status"] = "running"  # as a sweep killed with -9 leaves it
+    man_path.write_text(json.dumps(man))
+    p = nksim("plot", out, "--formats", "png", cwd=tmp_path)
+    assert p.returncode == 2 and "running" in one_clean_line(p)
+    assert not (out / "plots").exists()
+    # a summary.parquet from another invocation than the manifest
+    man_path.write_text(good)
+    other = tmp_path / "other"
+    spec2 = tmp_path / "sw2.yaml"
+    spec2.write_text(spec.read_text().replace("- 14", "- 15"))
+    assert _sweep_cli(spec2, other, tmp_path).returncode == 0
+    (out / "summary.parquet").write_bytes((other / "summary.parquet").read_bytes())
+    p = nksim("plot", out, "--formats", "png", cwd=tmp_path)
+    assert p.returncode == 2 and "summary.parquet" in one_clean_line(p)
+    assert not (out / "plots").exists()
+
+
+def test_a_sweep_on_a_full_disk_fails_cleanly_and_resumes(tmp_path):
+    spec = _sweep_spec(tmp_path)
+    disk = tmp_path / "disk"
+    _mount_tmpfs(disk, "size=2m")
+    try:
+        filler = disk / "filler"
+        filler.write_bytes(b"\0" * (2 * 1024 * 1024 - 40 * 1024))  # room for the manifest and a run or two
+        out = disk / "out"
+        p = _sweep_cli(spec, out, tmp_path)
+        assert p.returncode == 1, p.stderr
+        assert "No space left" in one_clean_line(p)
+        man = json.loads((out / "manifest.json").read_text())
+        assert man["status"] == "failed" and "No space left" in man["error"]
+        assert hidden(out) == [".lock"] and hidden(out / "runs") == []
+        filler.unlink()
+        again = _sweep_cli(spec, out, tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert json.loads((out / "manifest.json").read_text())["status"] == "complete"
+    finally:
+        _umount(disk)
+
+
+def test_a_replacement_cut_between_its_two_renames_is_undone(tmp_path, monkeypatch):
+    """Where RENAME_EXCHANGE is missing, the old run is renamed aside before the new one moves in; a
+    process killed in between leaves .run.old-PID-*, which the next write puts back, not deletes."""
+    from sim import safe_io
+
+    cfg = {**TINY, "output": {"snapshots": False, "figure": False}}
+    out = tmp_path / "run"
+    sim.run(cfg, out=out)
+    monkeypatch.setattr(safe_io, "_exchange", lambda a, b: False)
+    sim.run(cfg, out=out, overwrite=True, seed=6)  # the fallback path works
+    assert json.loads((out / "summary.json").read_text())["seed"] == 6 and hidden(tmp_path) == []
+    out.rename(tmp_path / ".run.old-999999-0badf00d")  # as if killed between the renames
+    assert safe_io.clean_leftovers(out) and json.loads((out / "summary.json").read_text())["seed"] == 6
+    assert hidden(tmp_path) == []
