@@ -225,30 +225,36 @@ def _model_for_path(model: type[BaseModel], path: tuple) -> type[BaseModel] | No
     return model
 
 
+def error_message(err: dict, loc: tuple, parent: type[BaseModel] | None) -> str:
+    """The one wording of a pydantic error for users (scenarios, sweeps, cohorts): the fix, not the jargon.
+
+    `parent` is the block that holds the offending key (for "did you mean" and the unit)."""
+    typ, msg = err["type"], err["msg"]
+    if typ == "extra_forbidden":
+        options = list(parent.model_fields) if parent else []
+        close = difflib.get_close_matches(str(loc[-1]), options, n=1, cutoff=0.5)
+        hint = f"; did you mean '{close[0]}'?" if close else (f"; allowed keys: {', '.join(options)}" if options else "")
+        return f"unknown key '{loc[-1]}'{hint}"
+    if typ == "missing":
+        return f"required key '{loc[-1]}' is missing"
+    if typ in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        f = parent.model_fields.get(str(loc[-1])) if parent else None
+        unit = (f.json_schema_extra or {}).get("unit") if f is not None else None
+        return f"{msg} (got {err.get('input')!r}{f' {unit}' if unit and unit != '-' else ''}); set a value in the allowed range"
+    if typ.startswith("number_") or typ in ("int_fraction", "unsafe_name"):
+        return msg  # sim/scenario/base.py wrote the whole message
+    if typ == "value_error":
+        return msg.removeprefix("Value error, ")
+    if "type" in typ or typ.endswith("_parsing") or typ == "literal_error":
+        return f"{msg} (got {err.get('input')!r})"
+    return msg
+
+
 def _format_error(err: dict, lines: dict, file: str | None) -> ScenarioError:
     """Turn one pydantic error into a ScenarioError naming the dotted path, line and fix."""
     loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-")))
     dotted = ".".join(str(x) for x in loc)
-    typ, msg = err["type"], err["msg"]
-    if typ == "extra_forbidden":
-        parent = _model_for_path(Scenario, loc[:-1])
-        options = list(parent.model_fields) if parent else []
-        close = difflib.get_close_matches(str(loc[-1]), options, n=1, cutoff=0.5)
-        hint = f"; did you mean '{close[0]}'?" if close else (f"; allowed keys: {', '.join(options)}" if options else "")
-        msg = f"unknown key '{loc[-1]}'{hint}"
-    elif typ in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        parent = _model_for_path(Scenario, loc[:-1])
-        f = parent.model_fields.get(str(loc[-1])) if parent else None
-        unit = (f.json_schema_extra or {}).get("unit") if f is not None else None
-        msg = f"{msg} (got {err.get('input')!r}{f' {unit}' if unit and unit != '-' else ''}); set a value in the allowed range"
-    elif typ.startswith("number_") or typ in ("int_fraction", "unsafe_name"):
-        pass  # sim/scenario/base.py wrote the whole message
-    elif typ == "value_error":
-        msg = msg.removeprefix("Value error, ")
-    elif "type" in typ or typ.endswith("_parsing"):
-        msg = f"{msg} (got {err.get('input')!r})"
-    elif typ == "literal_error":
-        msg = f"{msg} (got {err.get('input')!r})"
+    msg = error_message(err, loc, _model_for_path(Scenario, loc[:-1]))
     line = None
     for k in range(len(loc), 0, -1):
         line = lines.get(tuple(str(x) if not isinstance(x, int) else x for x in loc[:k]))

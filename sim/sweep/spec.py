@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 
 from sim.scenario import ScenarioError, apply_overrides, load_raw
 from sim.scenario.base import Float, Int, OptInt, dotted_get
+from sim.scenario.loader import _model_for_path, error_message
 from sim.scenario.preflight import estimate, preflight
 from sim.metrics import OUTCOME_METRICS
 from sim.scenario.resolve import resolve
@@ -176,16 +177,8 @@ def _pydantic_error(e: ValidationError, data: dict, prefix: tuple, src: dict, mo
     errs = e.errors()
     err = next((x for x in errs if x["type"] == "extra_forbidden"), errs[0])  # a typo explains a "missing"
     loc = _real_loc(data, err)
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        options = list(RangeSpec.model_fields) if len(loc) == 3 and loc[0] == "parameters" else list(model.model_fields)
-        close = difflib.get_close_matches(str(loc[-1]), options, n=1, cutoff=0.6)
-        msg = f"unknown key '{loc[-1]}'" + (f"; did you mean '{close[0]}'?" if close else f"; allowed keys: {', '.join(options)}")
-    elif err["type"] == "missing":
-        msg = f"required key '{loc[-1]}' is missing"
-    elif "input" in err and err["type"] != "value_error" and not err["type"].startswith("number_") and err["type"] != "int_fraction":
-        msg = f"{msg} (got {err['input']!r})"
-    return _err(prefix, loc, msg, src)
+    parent = RangeSpec if len(loc) == 3 and loc[0] == "parameters" else _model_for_path(model, loc[:-1])
+    return _err(prefix, loc, error_message(err, loc, parent), src)
 
 
 def _kind(values: list) -> str:
