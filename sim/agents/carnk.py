@@ -8,6 +8,7 @@ from ..kernels import step as K
 from ..kernels.killing import is_exhausted
 from ..kernels.params import IFNG, IL15, TGFB
 from ..kernels.persistence import death_probability, effective_half_life
+from ..units import MIN_PER_DAY
 
 
 class CARNKCell(mesa.Agent):
@@ -82,7 +83,7 @@ class CARNKCell(mesa.Agent):
     def half_life_days(self) -> float:
         """Current persistence half-life (days), stretched by local IL-15."""
         p = self.model.p_nk
-        return effective_half_life(p.half_life_min, self.il15_seen(), p.il15_extension, p.il15_ec50) / 1440.0
+        return effective_half_life(p.half_life_min, self.il15_seen(), p.il15_extension, p.il15_ec50) / MIN_PER_DAY
 
     def death_probability(self) -> float:
         """Probability of dying within the next step."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..kernels.persistence import cell_half_life, death_probability, effective_half_life
+from ..units import MIN_PER_DAY
 from .carnk import CARNKCell
 
 
@@ -21,7 +22,7 @@ class CARTCell(CARNKCell):
 
     def half_life_days(self) -> float:
         p = self.model.p_nk
-        return effective_half_life(self._half_life_min(), self.il15_seen(), p.il15_extension, p.il15_ec50) / 1440.0
+        return effective_half_life(self._half_life_min(), self.il15_seen(), p.il15_extension, p.il15_ec50) / MIN_PER_DAY
 
     def death_probability(self) -> float:
         p = self.model.p_nk
