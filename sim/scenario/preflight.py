@@ -31,9 +31,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..units import MIN_PER_DAY
 from .base import ScenarioError
 
-MIN_PER_DAY = 1440.0
+
 #: Site and tumor-slot indices are int32 (sim/state.py, the occupancy lattice).
 MAX_SITES = 2**31 - 1
 #: Cell steps per run (3650 days at dt = 0.5 min); beyond this a run is weeks of wall time.

@@ -23,6 +23,7 @@ from scipy.integrate import solve_ivp
 
 from ..kernels.persistence import effective_half_life
 from ..kernels.rates import saturation
+from ..units import MIN_PER_DAY
 
 LN2 = math.log(2.0)
 B, O, X, E = 0, 1, 2, 3
@@ -33,7 +34,7 @@ class BloodCompartment:
 
     def __init__(self, *, infusions: list[tuple[float, float]], k_out: float, k_back: float, k_inf: float,
                  half_life_min: float, il15_extension: float, il15_ec50: float, prolif_rate: float,
-                 max_divisions: int, il15: Callable[[float], float], chunk_min: float = 7 * 1440.0):
+                 max_divisions: int, il15: Callable[[float], float], chunk_min: float = 7 * MIN_PER_DAY):
         """Rates in 1/min; `infusions` is [(time_min, viable cells)] sorted; `il15(t)` the systemic IL-15 (ng/mL)."""
         self.infusions = [(float(t), float(n)) for t, n in infusions]
         self.k_out, self.k_back, self.k_inf = k_out, k_back, k_inf
