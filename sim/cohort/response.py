@@ -74,7 +74,7 @@ def read_out(ts: pd.DataFrame, c: Criteria, dims: int) -> dict:
             break
     best = min(before_pd, key=ORDER.index) if before_pd else "NE"
     change = (b / b0 - 1.0) if b0 > 0 else np.zeros_like(b)
-    upto = t_day <= c.assessment_day + 1e-9
+    upto = (t_day > 0) & (t_day <= c.assessment_day + 1e-9)  # post-baseline measurements only
     return {
         "response": cats[-1] if cats and len(cats) == assessments.size else "NE",
         "best_response": best,
