@@ -138,11 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--out", help="output folder (default results/validation)")
     v.add_argument("--replicates", type=int, help="replicates per condition")
     v.set_defaults(func=_cmd_validate)
+    from .calibration.cli import add_calibrate_arguments, cli_calibrate
     from .plots import add_plot_arguments, cli_plot
     from .sweep.cli import add_sweep_arguments, cli_sweep
 
     add_sweep_arguments(sub.add_parser("sweep", help="run or resume a parameter sweep")).set_defaults(func=cli_sweep)
     add_plot_arguments(sub.add_parser("plot", help="figures from a run or sweep folder")).set_defaults(func=cli_plot)
+    add_calibrate_arguments(sub.add_parser("calibrate", help="fit parameters to data (ABC-SMC), resumable")).set_defaults(func=cli_calibrate)
     return p
 
 
