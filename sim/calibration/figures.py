@@ -166,7 +166,10 @@ def predictive_figure(plan: Plan, pred: pd.DataFrame, data: pd.DataFrame) -> Fig
             ax.plot([], [], "o", color="0.3", mec="k", label="data ± 1 SD")
             ax.add_patch(_rect(0, 0, 0, 0, "0.5", label="90 % predictive band (bar: median)"))
         ax.set_title(o, fontsize=9)
-        ax.legend(frameon=False, fontsize=6.5, loc="upper left")
+        if spec.kind == "series":  # curves fill the panel: the legend goes beside it
+            ax.legend(frameon=False, fontsize=6.5, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        else:
+            ax.legend(frameon=False, fontsize=6.5, loc="upper left")
     fig.suptitle(f"{plan.name}: posterior predictive check ({n} posterior draws)", fontsize=10)
     return fig
 

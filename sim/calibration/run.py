@@ -137,6 +137,15 @@ class _SeededMixin:
     """Common bookkeeping: the entropy of generation t and the ordered cut at the n-th acceptance."""
 
     seed: int
+    progress: bool = False
+    _last_report: float = 0.0
+
+    def _report(self, t: int, evaluated: int, accepted: int, n: int) -> None:
+        """A progress line within a long generation, at most every 30 s."""
+        now = time.perf_counter()
+        if self.progress and now - self._last_report >= 30.0:
+            self._last_report = now
+            print(f"calibrate: generation {t}: {accepted}/{n} accepted of {evaluated} evaluated", file=sys.stderr, flush=True)
 
     def _entropy(self, t: int) -> tuple[int, ...]:
         return (int(self.seed), CANDIDATE_STREAM, int(t) + 1)
@@ -170,6 +179,7 @@ class InlineSampler(_SeededMixin, Sampler):
             results[i] = p
             accepted += bool(p.accepted)
             i += 1
+            self._report(t, i, accepted, n)
         return self._cut(n, results)
 
 
@@ -209,6 +219,7 @@ class SeededDaskSampler(_SeededMixin, DaskDistributedSampler):
             for i, p in fut.result():
                 results[i] = p
             acc = sorted(i for i, p in results.items() if p.accepted)
+            self._report(t, len(results), len(acc), n)
             if len(acc) >= n:
                 cut = acc[n - 1]
                 for f, f0 in list(running.items()):
@@ -348,8 +359,13 @@ def calibrate(path: str | Path, out: str | Path | None = None, workers: int | No
     try:
         with _client(workers, scheduler, plan.spec.population) as client:
             sampler = InlineSampler(plan.seed) if client is None else SeededDaskSampler(client, plan.seed)
-            history = pyabc.History(f"sqlite:///{db}") if db.exists() else None
-            done = history.max_t + 1 if history is not None and history.n_populations else 0
+            sampler.progress, sampler._last_report = progress, time.perf_counter()
+            done = 0
+            if db.exists():
+                history = pyabc.History(f"sqlite:///{db}")
+                done = history.max_t + 1 if history.max_t is not None and history.max_t >= 0 else 0
+                if not done:  # interrupted before its first generation finished: start afresh
+                    db.unlink()
             previous = {}
             if done:
                 pops = history.get_all_populations()
@@ -384,8 +400,8 @@ def _write_outputs(plan: Plan, model: NKSimModel, history, out: Path, client, fi
     from .figures import marginals_figure, pairs_figure, predictive_figure
 
     t_last = history.max_t
-    pops = history.get_all_populations()
-    pops = pops[pops["t"] >= 0]
+    pops_all = history.get_all_populations()
+    pops = pops_all[pops_all["t"] >= 0]
     exact = [int(t) for t, e in zip(pops["t"], pops["epsilon"]) if float(e) == 1.0]
     post, ess_by_gen = posterior_sample(plan, history, exact or [t_last])
     post.to_parquet(out / "posterior.parquet", index=False)
@@ -429,7 +445,7 @@ def _write_outputs(plan: Plan, model: NKSimModel, history, out: Path, client, fi
         "population": plan.spec.population, "replicates": plan.spec.replicates,
         "temperatures": [float(e) for e in pops["epsilon"]], "simulations": [int(s) for s in pops["samples"]],
         "total_simulations": int(pops["samples"].sum()), "ess": ess,
-        "sampling_wall_s": float(pops["wall_time"].sum()),  # all generations, across resumed calls
+        "sampling_wall_s": float(pops_all["wall_time"].fillna(0).sum()),  # calibration sample + all generations, across calls
         "wall_time_s": wall,  # this call (sampling now + predictive check + figures)
         "posterior_generations": sorted(ess_by_gen), "ess_by_generation": {str(t): e for t, e in ess_by_gen.items()},
         "exact": bool(exact),
