@@ -425,7 +425,7 @@ def _plan(spec_path: Path, spec: CalibrateSpec, document: dict, src: dict, prefi
     for i, r in table.iterrows():
         o = spec.observables[r["observable"]]
         h = hours[r["condition"]]
-        where = f"{r['__file__']} row {r['__row__']}"
+        where = f"{r['__file__']} data row {r['__row__']}"
         if o.kind == "metric" and not math.isclose(float(r["time"]), h, rel_tol=0, abs_tol=1e-6):
             raise _err(src, prefix + ("data",), f"{where}: '{r['observable']}' is an end-of-run metric, so its time must be the "
                        f"condition's run length ({h:g} h), got {r['time']:g}")
@@ -476,25 +476,25 @@ def _load_data(spec: CalibrateSpec, spec_path: Path, src: dict, prefix: tuple) -
         if missing:
             raise _err(src, where, f"{p.name}: missing column(s) {', '.join(missing)} (needs {', '.join(DATA_COLUMNS)})")
         df = df.copy()
-        df["__file__"], df["__row__"] = p.name, np.arange(len(df)) + 2  # 1-based, after the header line
+        df["__file__"], df["__row__"] = p.name, np.arange(len(df)) + 1  # data rows, 1-based (comment lines and the header not counted)
         for col in ("time", "value", "uncertainty"):
             num = pd.to_numeric(df[col], errors="coerce")
             bad = df[num.isna() | ~np.isfinite(num.astype(float))]
             if len(bad):
-                raise _err(src, where, f"{p.name} row {bad['__row__'].iloc[0]}: {col} must be a finite number (got {bad[col].iloc[0]!r})")
+                raise _err(src, where, f"{p.name} data row {bad['__row__'].iloc[0]}: {col} must be a finite number (got {bad[col].iloc[0]!r})")
             df[col] = num.astype(float)
         for col, ok, what in (("uncertainty", df["uncertainty"] > 0, "must be > 0 (one standard deviation)"),
                               ("time", df["time"] >= 0, "must be >= 0 (hours)")):
             if not ok.all():
                 r = df[~ok].iloc[0]
-                raise _err(src, where, f"{p.name} row {r['__row__']}: {col} {what}, got {r[col]:g}")
+                raise _err(src, where, f"{p.name} data row {r['__row__']}: {col} {what}, got {r[col]:g}")
         for col, known, block in (("condition", spec.conditions, "conditions"), ("observable", spec.observables, "observables")):
             df[col] = df[col].astype(str).str.strip()
             bad = df[~df[col].isin(list(known))]
             if len(bad):
                 v = bad[col].iloc[0]
                 close = difflib.get_close_matches(v, list(known), n=1, cutoff=0.5)
-                raise _err(src, where, f"{p.name} row {bad['__row__'].iloc[0]}: {col} '{v}' is not in calibrate.{block}"
+                raise _err(src, where, f"{p.name} data row {bad['__row__'].iloc[0]}: {col} '{v}' is not in calibrate.{block}"
                            + (f"; did you mean '{close[0]}'?" if close else f" ({', '.join(known)})"))
         frames.append(df)
     return pd.concat(frames, ignore_index=True)
