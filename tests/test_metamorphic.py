@@ -21,7 +21,7 @@ from sim.sweep.runner import execute_run
 from sim.sweep.spec import load_sweep
 
 SCEN = Path(__file__).resolve().parents[1] / "scenarios"
-FILES = sorted(SCEN.glob("*.yaml"))
+FILES = sorted(p for p in SCEN.glob("*.yaml") if not p.name.startswith("calibrate_"))  # calibration files are not scenarios
 
 
 def short_days(path: Path) -> float:

@@ -21,14 +21,14 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from sim import data as packaged
 from sim.assays import assay_overrides
 from sim.metrics import LIST_METRICS
 from sim.output import TIMESERIES_COLUMNS, read_parquet
 from sim.scenario import ScenarioError, apply_overrides, load_raw
-from sim.scenario.base import dotted_get
+from sim.scenario.base import P, _Block, dotted_get
 from sim.scenario.resolve import resolve
 from sim.sweep.spec import KNOWN_METRICS
 
@@ -42,18 +42,17 @@ class CalibrationError(Exception):
     """A calibration that cannot start or continue (exit 2): a history of another problem, no scheduler."""
 
 
-class Prior(BaseModel):
+class Prior(_Block):
     """A prior: uniform/loguniform(low, high), normal(mean, sd) or lognormal(median, sigma of ln),
     the last two optionally truncated to [low, high]. Log priors are sampled in log space."""
 
-    model_config = ConfigDict(extra="forbid")
     prior: Literal["uniform", "loguniform", "normal", "lognormal"]
-    low: float | None = None
-    high: float | None = None
-    mean: float | None = None
-    sd: float | None = Field(None, gt=0)
-    median: float | None = Field(None, gt=0)
-    sigma: float | None = Field(None, gt=0, description="SD of ln(value) for lognormal")
+    low: float | None = P(None, "parameter's unit", "user input", "lower bound (uniform/loguniform: required; else optional truncation)")
+    high: float | None = P(None, "parameter's unit", "user input", "upper bound (uniform/loguniform: required; else optional truncation)")
+    mean: float | None = P(None, "parameter's unit", "user input", "mean of a normal prior")
+    sd: float | None = P(None, "parameter's unit", "user input", "SD of a normal prior", gt=0)
+    median: float | None = P(None, "parameter's unit", "user input", "median of a lognormal prior", gt=0)
+    sigma: float | None = P(None, "ln units", "user input", "SD of ln(value) for a lognormal prior", gt=0)
 
     @model_validator(mode="after")
     def _complete(self) -> "Prior":
@@ -142,25 +141,23 @@ class Prior(BaseModel):
         return f"lognormal(median {self.median:g}, sigma {self.sigma:g}){bounds}"
 
 
-class AssaySpec(BaseModel):
+class AssaySpec(_Block):
     """One in vitro well (`sim.assays.assay_overrides`): E:T ratio, product and targets."""
 
-    model_config = ConfigDict(extra="forbid")
     et: float = Field(gt=0, description="effector : target ratio")
     product: Literal["car", "nt"] = "car"
     targets: Literal["pos", "neg"] = "pos"
 
 
-class ConditionSpec(BaseModel):
+class ConditionSpec(_Block):
     """An experimental condition: assay overrides and/or dotted `set:` overrides (set wins)."""
 
-    model_config = ConfigDict(extra="forbid")
     assay: AssaySpec | None = None
     set: dict[str, Any] = Field(default_factory=dict)
-    hours: float | None = Field(None, gt=0, description="run length (default: the latest data time of this condition)")
+    hours: float | None = P(None, "h", "default: the latest data time of this condition", "run length", gt=0)
 
 
-class ObservableSpec(BaseModel):
+class ObservableSpec(_Block):
     """How an observable is computed from one run.
 
     - `metric: NAME`: a scalar of summary["metrics"] at the end of the run;
@@ -170,13 +167,12 @@ class ObservableSpec(BaseModel):
       interpolation), divided by column `per_initial` at t = 0 if given, times `scale`.
     """
 
-    model_config = ConfigDict(extra="forbid")
     metric: str | None = None
     kills: tuple[int, int | None] | None = None
     weight: Literal["cells", "kills"] = "cells"
     columns: list[str] | None = Field(None, min_length=1)
     per_initial: str | None = None
-    scale: float = 1.0
+    scale: float = P(1.0, "-", "identity", "factor applied to the computed value (100 for %)")
 
     @model_validator(mode="after")
     def _one_kind(self) -> "ObservableSpec":
@@ -197,26 +193,25 @@ class ObservableSpec(BaseModel):
         return "series" if self.columns is not None else "metric"
 
 
-class CalibrateSpec(BaseModel):
+class CalibrateSpec(_Block):
     """The `calibrate:` block."""
 
-    model_config = ConfigDict(extra="forbid")
     parameters: dict[str, Prior] = Field(min_length=1)
     data: str | list[str]
     conditions: dict[str, ConditionSpec] = Field(min_length=1)
     observables: dict[str, ObservableSpec] = Field(min_length=1)
     overrides: dict[str, Any] = Field(default_factory=dict, description="constant dotted overrides of the base")
-    population: int = Field(100, ge=2, description="particles per generation")
-    generations: int = Field(6, ge=1, description="ABC-SMC generations in total (the last one at temperature 1)")
-    replicates: int = Field(1, ge=1, description="wells per condition per particle (the observable is their mean)")
-    predictive_draws: int = Field(100, ge=0, description="posterior draws simulated for the predictive check")
-    seed: int | None = Field(None, ge=0, description="calibration seed (default: the base scenario's seed)")
+    population: int = P(100, "particles", "pyabc's default population size", "particles per generation", ge=2)
+    generations: int = P(6, "generations", "assumed (the in vitro fit reaches T = 1 by generation 3)",
+                         "ABC-SMC generations in total (the last one at temperature 1)", ge=1)
+    replicates: int = P(1, "wells", "assumed", "wells per condition per particle (the observable is their mean)", ge=1)
+    predictive_draws: int = P(100, "draws", "assumed", "posterior draws simulated for the predictive check", ge=0)
+    seed: int | None = P(None, "-", "default: the base scenario's seed", "calibration seed", ge=0)
 
 
-class CalibrationFile(BaseModel):
+class CalibrationFile(_Block):
     """A stand-alone calibration file: `base:` (a scenario YAML relative to this file) + `calibrate:`."""
 
-    model_config = ConfigDict(extra="forbid")
     base: str
     calibrate: dict  # validated as CalibrateSpec with its own path prefix
 
