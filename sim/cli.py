@@ -228,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--out", help="output folder (default results/validation)")
     v.add_argument("--replicates", type=int, help="replicates per condition")
     v.set_defaults(func=_cmd_validate)
+    from .calibration.cli import add_calibrate_arguments, cli_calibrate
     from .plots import add_plot_arguments, cli_plot
     from .sweep.cli import add_sweep_arguments, cli_sweep
     from .cohort.cli import add_cohort_arguments, cli_cohort
@@ -235,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sweep_arguments(sub.add_parser("sweep", help="run or resume a parameter sweep")).set_defaults(func=cli_sweep)
     add_plot_arguments(sub.add_parser("plot", help="figures from a run or sweep folder")).set_defaults(func=cli_plot)
     add_cohort_arguments(sub.add_parser("cohort", help="virtual patient cohort: response rates per arm")).set_defaults(func=cli_cohort)
+    add_calibrate_arguments(sub.add_parser("calibrate", help="fit parameters to data (ABC-SMC), resumable")).set_defaults(func=cli_calibrate)
     return p
 
 

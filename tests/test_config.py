@@ -8,7 +8,9 @@ import pytest
 from sim import config
 from sim.cli import main
 
-SCENARIOS = sorted(Path(__file__).resolve().parents[1].joinpath("scenarios").glob("*.yaml"))
+# calibration files (base: + calibrate:, tests/test_calibration.py) are not scenarios
+SCENARIOS = sorted(p for p in Path(__file__).resolve().parents[1].joinpath("scenarios").glob("*.yaml")
+                   if not p.name.startswith("calibrate_"))
 
 BAD = {
     "unknown_key": ("nk:\n  persistence:\n    half_life_dayz: 7\n", "nk.persistence.half_life_dayz", "did you mean 'half_life_days'", 3),
