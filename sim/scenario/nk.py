@@ -88,6 +88,8 @@ class IL15(_Block):
     ec50_ng_ml: Float = P(0.5, "ng/mL", "assumed", "IL-15 half-effect concentration", gt=0)
     autocrine_ng_ml: Float = P(1.0, "ng/mL", "assumed", "IL-15 a secreting cell sees from its own product (autocrine), added to the field", ge=0)
     proliferation_per_day: Float = P(0.3, "1/day", "assumed (Zhang 2007: 4.3 %/day without support)", "max IL-15-driven division rate", ge=0)
+    uptake_um3_per_min: Float = P(3.0e3, "µm³/(cell·min)", "assumed: k_on 1e7–1e8 /M/s × ~10³ IL-2/15Rβγ per cell ≈ 10³–10⁴ µm³/min (receptor-mediated consumption as in Thurley 2015, doi:10.1371/journal.pcbi.1004206)",
+                                  "IL-15 field cleared per effector cell (first-order receptor uptake, every NK or CAR-T cell)", ge=0)
     max_divisions: Int = P(4, "divisions", "assumed (Kather immunoABM proliferation capacity 10)", "divisions allowed per lineage", ge=0, le=64)
     superagonist: Superagonist = Field(default_factory=Superagonist)
 
