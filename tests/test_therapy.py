@@ -363,3 +363,26 @@ def test_checkpoint_resume_with_dosing_lot_and_suicide(tmp_path):
     for a, b in [(m.nk.site[: m.nk.used], m2.nk.site[: m.nk.used]), (m.nk.car[: m.nk.used], m2.nk.car[: m.nk.used]),
                  (m.occ, m2.occ), (m.fields.values, m2.fields.values)]:
         assert np.array_equal(a, b)
+
+
+# ----------------------------------------------------------------------------- clinical units
+def test_blood_read_outs_in_clinical_units():
+    """CAR+ cells/µL and transgene copies/µg gDNA follow the documented conversions: 7e6 CAR+ cells in
+    70 kg × 70 mL/kg = 4.9 L are 1.43/µL; among 5000 leukocytes/µL with one copy each that is
+    1.43/5001.43 × 1e6/6.6 ≈ 43 copies/µg."""
+    from sim.therapy.clinical_units import CELLS_PER_UG_GDNA, car_per_ul, transgene_copies_per_ug
+
+    ul = car_per_ul(7e6, 1.0, 70.0, 70.0)
+    assert ul == pytest.approx(7e6 / 4.9e6)
+    assert transgene_copies_per_ug(ul, 5000.0, 1.0) == pytest.approx(ul / (5000.0 + ul) * 1e6 / 6.6)
+    assert CELLS_PER_UG_GDNA == pytest.approx(151515.15, rel=1e-6)
+    m = TumorImmuneModel(cfg(dosing={"infusions": [{"day": 0, "dose": 1e6}]}), rng=0)
+    run_steps(m, 0.5)
+    ts = m.datacollector.get_model_vars_dataframe()
+    th, d = m.therapy, m.config.dosing
+    expect = th.blood.blood(m.now_min) * th.lot.car_fraction / (d.weight_kg * 70.0 * 1000.0)
+    assert th.car_per_ul(m.now_min) == pytest.approx(expect, rel=1e-12)
+    assert {"car_per_ul_blood", "transgene_copies_per_ug"} <= set(ts.columns)
+    s = th.summary()["dosing"]
+    assert len(s["car_per_ul_daily"]) == len(s["transgene_copies_per_ug_daily"]) == 1
+    assert s["car_per_ul_daily"][0] > 0

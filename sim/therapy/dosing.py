@@ -14,6 +14,7 @@ import numpy as np
 from ..kernels.lattice import random_free_neighbour
 from ..kernels.step import NK_EMPTY
 from .blood import BloodCompartment
+from .clinical_units import car_per_ul, transgene_copies_per_ug
 from ..scenario.kernel_units import with_lot
 from .modulators import Modulator
 from .products import draw_lot
@@ -110,6 +111,19 @@ class Therapy:
         )
         self.vessels = self._place_vessels()
         m.hooks.append(self._dosing_hook)
+        m.extra_reporters = getattr(m, "extra_reporters", {})
+        m.extra_reporters["car_per_ul_blood"] = lambda mm: self.car_per_ul(mm.now_min)
+        m.extra_reporters["transgene_copies_per_ug"] = lambda mm: self.transgene_copies_per_ug(mm.now_min)
+
+    def car_per_ul(self, t_min: float) -> float:
+        """CAR+ cells per µL of the patient's blood at t (clinical unit, `clinical_units.car_per_ul`)."""
+        d = self.model.config.dosing
+        return car_per_ul(self.blood.blood(t_min), self.lot.car_fraction, d.weight_kg, d.blood.volume_ml_per_kg)
+
+    def transgene_copies_per_ug(self, t_min: float) -> float:
+        """Transgene copies per µg of blood genomic DNA at t (what qPCR follow-up reports)."""
+        b = self.model.config.dosing.blood
+        return transgene_copies_per_ug(self.car_per_ul(t_min), b.leukocytes_per_ul, b.vector_copies_per_cell)
 
     def blood_cells(self) -> int:
         """CAR-NK cells in the patient's blood now (0 without infusions)."""
@@ -187,12 +201,14 @@ class Therapy:
         """The lot, QC, cold chain, infusions, arrivals and suicide-switch record of this run."""
         out = {"lot": self.lot.as_dict(), "car_positive_fraction": self.lot.car_fraction}
         if self.blood is not None:
+            days = range(int(self.model.now_min // MIN_PER_DAY) + 1)
             out["dosing"] = {"infusions": self.infused, "arrived_in_tissue": int(self.arrived),
                              "infiltration_per_day": self.k_inf_per_day, "tissue_fraction": self.tissue_fraction,
                              "vessel_sites": int(self.vessels.size),
                              "blood_cells_now": self.blood.blood(self.model.now_min),
-                             "blood_cells_daily": [self.blood.blood(d * MIN_PER_DAY)
-                                                   for d in range(int(self.model.now_min // MIN_PER_DAY) + 1)]}
+                             "blood_cells_daily": [self.blood.blood(d * MIN_PER_DAY) for d in days],
+                             "car_per_ul_daily": [self.car_per_ul(d * MIN_PER_DAY) for d in days],
+                             "transgene_copies_per_ug_daily": [self.transgene_copies_per_ug(d * MIN_PER_DAY) for d in days]}
         if self._il15_active:
             out["il15_systemic_now_ng_ml"] = self.il15_systemic(self.model.now_min)
         if self.suicide is not None:
