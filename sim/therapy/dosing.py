@@ -18,6 +18,7 @@ from .clinical_units import car_per_ul, transgene_copies_per_ug
 from ..scenario.kernel_units import with_lot
 from .modulators import Modulator
 from .products import draw_lot
+from .rejection import hazard_per_min, rejected
 from ..units import LN2, MIN_PER_DAY
 
 INFILTRATION_PER_DAY = {"disseminated": 0.5, "solid": 0.02}  # assumed; see Infiltration in sim/scenario/dosing.py
@@ -66,6 +67,10 @@ class Therapy:
         if self._il15_active:
             m.modulation.declare(Modulator("il15_systemic_ng_ml", "background.il15", "set", self.il15_systemic,
                                            source="dosing.lymphodepletion / nk.il15.superagonist"))
+        self.rejection = hazard_per_min(c) if rejected(c) else None
+        if self.rejection is not None:
+            m.modulation.declare(Modulator("rejection_per_min", "nk.rejection_per_min", "set", self.rejection,
+                                           source="product.rejection"))
         self.blood: BloodCompartment | None = None
         self.infused: list[dict] = []
         self.arrived = 0
@@ -108,6 +113,7 @@ class Therapy:
             half_life_min=p.half_life_min, il15_extension=p.il15_extension, il15_ec50=p.il15_ec50,
             prolif_rate=p.prolif_rate, max_divisions=p.max_divisions,
             il15=lambda t: self.il15_systemic(t) + p.il15_autocrine,
+            extra_death=self.rejection,
         )
         self.vessels = self._place_vessels()
         m.hooks.append(self._dosing_hook)
