@@ -135,7 +135,7 @@ def _cmd_params(args) -> int:
 def _cmd_validate(args) -> int:
     out = Path(args.out) if args.out else Path("results") / "validation"
     if args.which == "all":
-        for which in ("kuznetsov", "cytotoxicity"):
+        for which in ("kuznetsov", "depillis", "cytotoxicity"):
             args.which = which
             _cmd_validate(args)
         return 0
@@ -147,6 +147,18 @@ def _cmd_validate(args) -> int:
             print(f"{label}: ODE {c['ode_outcome']}, ABM {c['abm_outcomes'].count(c['ode_outcome'])}/{len(c['abm_outcomes'])} agree")
         for r in rep["convergence"]:
             print(f"Ω={r['omega']:g}: RMS error T {r['T']['rms_err']:.3f}, E {r['E']['rms_err']:.3f} (fraction of ODE peak)")
+    elif args.which == "depillis":
+        from .validation import validate_depillis
+
+        rep = validate_depillis(out, replicates=args.replicates or 32)
+        T, N = rep["T"], rep["N"]
+        reached = [d for d in rep["t90_days"]["replicates"] if d is not None]
+        t90 = f"{min(reached):g}–{max(reached):g}" if reached else "never"
+        print(f"de Pillis 2005 (Ω={rep['omega']:g}, {rep['replicates']} replicates, {rep['days']:g} days): "
+              f"T max relative error {T['max_rel_err']:.3f} (day {T['max_rel_err_day']:g}), "
+              f"{T['max_err']:.3f} of the ODE peak; N {N['max_err']:.3f} of the ODE peak; "
+              f"90 % of 1/b at day {rep['t90_days']['ode']:g} (ODE), "
+              f"{t90} ({len(reached)}/{rep['replicates']} replicates)")
     else:  # cytotoxicity
         from .assays import validate_cytotoxicity
 
@@ -224,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out")
     pr.set_defaults(func=_cmd_params)
     v = sub.add_parser("validate", help="compare the model with published work (figures + JSON)")
-    v.add_argument("which", choices=["kuznetsov", "cytotoxicity", "all"])
+    v.add_argument("which", choices=["kuznetsov", "depillis", "cytotoxicity", "all"])
     v.add_argument("--out", help="output folder (default results/validation)")
     v.add_argument("--replicates", type=int, help="replicates per condition")
     v.set_defaults(func=_cmd_validate)
