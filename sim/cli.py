@@ -125,6 +125,10 @@ def _cmd_params(args) -> int:
     from .scenario import parameter_table_markdown
 
     text = parameter_table_markdown()
+    if args.references:
+        from .scenario.references import references_markdown
+
+        text = references_markdown()
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
     else:
@@ -234,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_cmd_check)
     pr = sub.add_parser("params", help="print the parameter table (Markdown)")
     pr.add_argument("--out")
+    pr.add_argument("--references", action="store_true", help="print the reference list (docs/references.md) instead")
     pr.set_defaults(func=_cmd_params)
     v = sub.add_parser("validate", help="compare the model with published work (figures + JSON)")
     v.add_argument("which", choices=["kuznetsov", "depillis", "cytotoxicity", "all"])
