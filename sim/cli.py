@@ -15,12 +15,37 @@ MAX_MEMORY_HELP = ("refuse a scenario whose memory estimate exceeds SIZE (e.g. 8
                    "available now)")
 
 
+def _set_overrides(items: list[str] | None) -> dict:
+    """`--set key=value` pairs → {dotted path: value}; values are read as YAML (5, 1e6, true, [1, 2], none)."""
+    import yaml
+
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ScenarioError("--set", f"expected KEY=VALUE with a dotted path, got {item!r} (e.g. --set nk.dose.cells=500)")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ScenarioError(key.strip(), f"--set value {value!r} is not a YAML value (quote text, e.g. --set name='a b')") from None
+    return out
+
+
+def _compile_notice() -> None:
+    """One line before the first Numba compile, instead of a silent first step with a wild ETA."""
+    from .kernels.cache_guard import kernels_cached
+
+    if not kernels_cached():
+        print("nksim: compiling kernels once (about 20 s; later runs load them from the cache)", file=sys.stderr, flush=True)
+
+
 def _cmd_run(args) -> int:
     from . import api, safe_io
-    from .scenario import load_scenario
+    from .scenario import resolve
 
     _preflight_run(args)  # memory estimate and output-volume warnings, before anything is allocated or written
-    cfg = load_scenario(args.scenario)
+    cfg = resolve(Path(args.scenario)).with_layer("override", _set_overrides(args.set)).scenario
+    _compile_notice()
     out = Path(args.out) if args.out else Path("results") / cfg.name
     overwrite = getattr(args, "overwrite", False)
     safe_io.check_target(out, overwrite=overwrite, name=cfg.name)  # refuse before a checkpoint path is derived
@@ -71,7 +96,8 @@ def _preflight_run(args) -> None:
     from .scenario.preflight import preflight
 
     layer = {k: v for k, v in (("seed", args.seed), ("time.days", args.days)) if v is not None}
-    report = preflight(resolve(Path(args.scenario)).with_layer("run", layer), max_memory=args.max_memory)
+    eff = resolve(Path(args.scenario)).with_layer("override", _set_overrides(args.set))
+    report = preflight(eff.with_layer("run", layer), max_memory=args.max_memory)
     for w in report.warnings:
         print(f"nksim: warning: {w}", file=sys.stderr)
 
@@ -221,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="output folder (default results/<name>)")
     r.add_argument("--seed", type=_seed, help="override the scenario seed (0 to 2^63 - 1)")
     r.add_argument("--days", type=_positive_hours_or_days, help="override time.days (> 0)")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override one scenario value by dotted path, validated like the YAML (repeatable), "
+                        "e.g. --set nk.dose.cells=500 --set nk.il15.mode=secreted")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--checkpoint-every-h", type=_positive_hours_or_days, metavar="H",
                    help="save <out>.checkpoint.npz every H simulated hours; rerunning resumes from it")
