@@ -100,6 +100,25 @@ class IL15(_Block):
         return self
 
 
+class IL2Dose(_Block):
+    """One subcutaneous dose of IL-2 (aldesleukin)."""
+
+    day: Float = P(0.0, "day", "scenario input", "dose time on the simulation clock", ge=0)
+    dose_miu: Float = P(10.0, "million IU", "Miller 2005 (10 MIU s.c. every other day × 6 after haploidentical NK)", "dose", ge=0)
+
+
+class IL2(_Block):
+    """Low-dose IL-2 given with the cells, as in many NK trials: one-compartment PK with first-order
+    s.c. absorption. IL-2 signals through the IL-2/15Rβγ chains IL-15 uses, so its level adds to the
+    systemic IL-15 signal as IL-15 equivalents (`potency`); regulatory T-cell expansion is not modelled."""
+
+    doses: list[IL2Dose] = Field(default_factory=list, description="dosing days and doses (none: no IL-2)")
+    absorption_half_life_h: Float = P(1.5, "h", "assumed (s.c. IL-2 peaks in serum within a few hours)", "first-order absorption half-life", gt=0)
+    elimination_half_life_h: Float = P(2.0, "h", "assumed (s.c. IL-2: apparent serum half-life of hours)", "elimination half-life", gt=0)
+    ng_ml_per_miu: Float = P(0.1, "ng/mL per MIU", "assumed (model scale; sets the height of the Bateman curve)", "concentration scale F/V of one million IU (instant-absorption peak)", ge=0)
+    potency: Float = P(0.5, "IL-15 equivalents", "assumed (PMC4099265: IL-15 supports NK persistence better than IL-2)", "NK survival/proliferation signal of IL-2 relative to IL-15", ge=0)
+
+
 class Secretion(_Block):
     """IFN-γ release by CAR-NK cells while engaged with a target."""
 
@@ -151,6 +170,7 @@ class NK(_Block):
     killing: Killing = Field(default_factory=Killing)
     persistence: Persistence = Field(default_factory=Persistence)
     il15: IL15 = Field(default_factory=IL15)
+    il2: IL2 = Field(default_factory=IL2)
     secretion: Secretion = Field(default_factory=Secretion)
     car_design: CARDesign = Field(default_factory=CARDesign)
     suicide: Suicide = Field(default_factory=Suicide)
