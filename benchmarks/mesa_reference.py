@@ -10,7 +10,8 @@ rules, no NumPy in the loop. It does two jobs:
 The core rules (the kernel's, re-written independently from their descriptions, not imported):
 tumor cells divide into a free Moore neighbour after exponential waiting times (quiescent when
 boxed in, woken when a neighbour is cleared), die an apoptosis delay after a lethal hit and keep
-their site until cleared; CAR-NK cells die with their in-vivo half-life, regenerate granules, make
+their site until cleared; CAR-NK cells die with their in-vivo half-life (shortened once exhausted,
+and by activation-induced death as a triggered conjugate completes), regenerate granules, make
 a persistent random walk biased toward the tumor centroid (blocked by tumor cells), attach to a
 neighbouring live tumor cell, trigger with a Hill function of the net CAR + NKG2D − KIR·MHC-I
 signal and kill after the granule (or death-receptor) contact time, and exhaust after a number
@@ -96,7 +97,8 @@ class RefNKCell(CellAgent):
 
     def step(self):
         m, k = self.model, self.model.cfg.nk.killing
-        if self.random.random() < m.p_death:
+        exhausted = self.stims >= k.exhaustion_stimulations
+        if self.random.random() < (m.p_death_exhausted if exhausted else m.p_death):
             m.nk_deaths += 1
             self.remove()
             return
@@ -107,7 +109,12 @@ class RefNKCell(CellAgent):
                     self.target.doom(m.now + m.dt)
                     self.kills += 1
                     m.kills += 1
+                killing = self.state == KILLING
                 self.state, self.target = FREE, None
+                aicd = m.cfg.nk.persistence.aicd_per_trigger
+                if killing and aicd > 0 and self.random.random() < aicd:  # activation-induced death
+                    m.nk_deaths += 1
+                    self.remove()
             return
         live = [a for c in self.cell.neighborhood for a in c.agents if isinstance(a, RefTumorCell) and a.state == ALIVE]
         if live and self.random.random() < m.p_attach:
@@ -194,6 +201,8 @@ class MesaReference(mesa.Model):
         self.apoptosis_delay_min = cfg.tumor.apoptosis_delay_min
         self.clearance_min = cfg.tumor.clearance_min
         self.p_death = 1 - math.exp(-math.log(2.0) / (cfg.nk.persistence.half_life_days * 1440.0) * self.dt)
+        t_exh = cfg.nk.persistence.half_life_days * cfg.nk.persistence.exhausted_half_life_factor
+        self.p_death_exhausted = 1 - math.exp(-math.log(2.0) / (t_exh * 1440.0) * self.dt)
         self.p_attach = 1 - math.exp(-cfg.nk.activation.attach_rate_per_min * self.dt)
         self.p_turn = 1 - math.exp(-self.dt / cfg.nk.motility.persistence_min)
         self.sites_per_step = cfg.nk.motility.speed_um_min * self.dt / cfg.domain.spacing_um

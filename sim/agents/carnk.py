@@ -7,7 +7,7 @@ import numpy as np
 from ..kernels import step as K
 from ..kernels.killing import is_exhausted
 from ..kernels.params import IFNG, IL15, TGFB
-from ..kernels.persistence import death_probability, effective_half_life
+from ..kernels.persistence import death_probability, effective_half_life, exhaustion_half_life
 from ..units import MIN_PER_DAY
 
 
@@ -83,9 +83,11 @@ class CARNKCell(mesa.Agent):
     def half_life_days(self) -> float:
         """Current persistence half-life (days), stretched by local IL-15."""
         p = self.model.p_nk
-        return effective_half_life(p.half_life_min, self.il15_seen(), p.il15_extension, p.il15_ec50) / MIN_PER_DAY
+        t_half = exhaustion_half_life(p.half_life_min, self.exhausted, p.exhausted_half_life_factor)
+        return effective_half_life(t_half, self.il15_seen(), p.il15_extension, p.il15_ec50) / MIN_PER_DAY
 
     def death_probability(self) -> float:
         """Probability of dying within the next step."""
         p = self.model.p_nk
-        return death_probability(p.half_life_min, self.il15_seen(), p.il15_extension, p.il15_ec50, p.dt, p.rejection_per_min)
+        t_half = exhaustion_half_life(p.half_life_min, self.exhausted, p.exhausted_half_life_factor)
+        return death_probability(t_half, self.il15_seen(), p.il15_extension, p.il15_ec50, p.dt, p.rejection_per_min)

@@ -53,3 +53,16 @@ def memory_fate(rng, memory_fraction):
     if memory_fraction > 0.0 and rng.random() < memory_fraction:
         return 1
     return 0
+
+
+@njit(cache=True, inline='always')
+def exhaustion_half_life(t_half, exhausted, factor):
+    """Exhaustion-driven loss: an exhausted cell's half-life × `factor` (1: exhaustion costs no life)."""
+    return t_half * factor if exhausted else t_half
+
+
+@njit(cache=True, inline='always')
+def activation_induced_death(rng, prob):
+    """Activation-induced cell death as a triggered conjugate completes; no draw when `prob` is 0,
+    so products without AICD keep their random stream."""
+    return prob > 0.0 and rng.random() < prob

@@ -24,8 +24,8 @@ from .escape import daughter_antigen
 from .field_ops import field_at
 from .memory import prefetch
 from .persistence import (
-    antigen_driven_division_probability, cell_half_life, death_probability, division_probability, either_probability,
-    memory_fate,
+    activation_induced_death, antigen_driven_division_probability, cell_half_life, death_probability,
+    division_probability, either_probability, exhaustion_half_life, memory_fate,
 )
 from .rates import hazard_probability
 from .records import (  # noqa: F401  (the statistics layout, re-exported for the kernels' callers)
@@ -194,7 +194,9 @@ def nk_step(rng, now, p, nk, n_used, tumor, lat, fld, tally, centroid, born, die
         tgfb = field_at(fvals, fbg, TGFB, v, fnonzero)
         il15 = field_at(fvals, fbg, IL15, v, fnonzero) + p.il15_autocrine
         # persistence
-        t_half = cell_half_life(n_mem[i], p.half_life_min, p.memory_half_life_min)
+        exhausted = is_exhausted(n_stims[i], p.exhaustion_stims)
+        t_half = exhaustion_half_life(cell_half_life(n_mem[i], p.half_life_min, p.memory_half_life_min), exhausted,
+                                      p.exhausted_half_life_factor)
         if il15 != last_il15 or t_half != last_t_half:
             last_il15 = il15
             last_t_half = t_half
@@ -205,7 +207,6 @@ def nk_step(rng, now, p, nk, n_used, tumor, lat, fld, tally, centroid, born, die
             nd += 1
             counters[C_NKDEATH] += 1
             continue
-        exhausted = is_exhausted(n_stims[i], p.exhaustion_stims)
         n_gran[i] = regenerate_granules(n_gran[i], p.max_granules, p.regen_min, dt)
         if p.il15_rate > 0.0:
             fsrc[IL15, v] += p.il15_rate * src_scale
@@ -238,6 +239,11 @@ def nk_step(rng, now, p, nk, n_used, tumor, lat, fld, tally, centroid, born, die
                     counters[C_KILL0 + n_route[i]] += 1
                 n_state[i] = NK_FREE
                 n_target[i] = -1
+                if st == NK_KILLING and activation_induced_death(r, p.aicd_per_trigger):
+                    n_state[i] = NK_EMPTY
+                    died[nd] = i
+                    nd += 1
+                    counters[C_NKDEATH] += 1
             continue
         # contact and signal integration
         sc = contact_site_at(r, s, x, y, z, offsets, alive_bits, nx, ny, nz)

@@ -89,6 +89,8 @@ def nk_params(c: Scenario, voxel_volume_ml: float) -> NKParams:
         apoptosis_delay_min=c.tumor.apoptosis_delay_min,
         stim_division_prob=0.0, memory_fraction=0.0, memory_half_life_min=nk.persistence.half_life_days * MIN_PER_DAY,
         rejection_per_min=0.0,  # a modulator when the product is rejected (sim/therapy/rejection.py)
+        exhausted_half_life_factor=nk.persistence.exhausted_half_life_factor,
+        aicd_per_trigger=nk.persistence.aicd_per_trigger,
     )
     p = tgfbr2_suppression(p, c)
     return cart_effector(p, c, voxel_volume_ml) if c.effector == "cart" else p

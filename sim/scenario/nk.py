@@ -58,6 +58,8 @@ class Persistence(_Block):
     """In vivo NK loss as a hazard with a half-life; IL-15 extends it."""
 
     half_life_days: Float = P(7.0, "day", "Zhang 2007 (t½ < 10 days)", "in vivo half-life without IL-15 support", gt=0)
+    exhausted_half_life_factor: Float = P(0.5, "fraction", "assumed (exhausted NK lose function and are lost faster; no measured rate)", "half-life of an exhausted cell relative to a fresh one (1: no exhaustion-driven loss)", gt=0, le=1)
+    aicd_per_trigger: Float = P(0.02, "probability", "assumed (activation-induced death of NK after target engagement; no measured per-conjugate rate)", "chance a cell dies as each triggered conjugate completes (activation-induced cell death)", ge=0, le=1)
 
 
 class SuperagonistDose(_Block):
