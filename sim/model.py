@@ -314,6 +314,11 @@ class TumorImmuneModel(mesa.Model):
         idx = idx[t.state[idx] != K.T_EMPTY]
         if idx.size == 0:
             return
+        nk = self.nk
+        busy = np.flatnonzero((nk.state[: nk.used] == K.NK_KILLING) | (nk.state[: nk.used] == K.NK_BOUND))
+        ended = busy[np.isin(nk.target[busy], idx)]  # conjugates with a removed cell end, as in the kernel
+        nk.state[ended] = K.NK_FREE
+        nk.target[ended] = -1
         lat, tally = self._lattice_records()
         fld = self._fields_record()
         for j in idx[t.state[idx] == K.T_ALIVE]:

@@ -203,3 +203,17 @@ def test_creating_an_agent_of_the_wrong_effector_type_is_refused(small_scenario)
     with pytest.raises(TypeError, match="CARNKCell"):
         CARTCell(m)
     assert len(m.agents) == n0
+
+
+def test_removing_a_tumor_cell_ends_the_conjugates_with_it():
+    m = pairs_model(4, antigen=1.0, mhc=1.0, ligand=0.5)
+    for _ in range(200):
+        m.step()
+        busy = np.flatnonzero(m.nk.state[: m.nk.used] != K.NK_FREE)
+        if busy.size:
+            break
+    assert busy.size
+    j = int(m.nk.target[busy[0]])
+    TumorCell(m, j).remove()
+    assert m.nk.state[busy[0]] == K.NK_FREE and m.nk.target[busy[0]] == -1
+    assert m.tumor.state[j] == K.T_EMPTY

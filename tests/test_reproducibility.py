@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 import sim
+import sim.config  # sim.config is not imported by `import sim` (the test used to pass only after other files)
 from sim import checkpoint
 from sim.model import TumorImmuneModel
 
