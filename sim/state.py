@@ -1,6 +1,6 @@
 """Structure-of-arrays cell populations owned by the model: compact dtypes, grown on demand.
 
-Tumor cells can number 10^7, so each is a slot in these arrays (about 25 B) plus one int32 in
+Tumor cells can number 10^7, so each is a slot in these arrays (37 B, 8 of them its run-wide id) plus one int32 in
 the occupancy lattice; CAR-NK cells are slots too, with a Mesa agent object as a view.
 """
 from __future__ import annotations
