@@ -64,6 +64,11 @@ def test_checkpoint_resume_is_bit_identical(small_scenario, tmp_path):
                  (m.nk.site[: m.nk.used], m2.nk.site[: m.nk.used]), (m.fields.values, m2.fields.values)]:
         assert np.array_equal(a, b)
     assert len(m2.agents) == m2.nk_live()
+    # run-wide cell ids and the id counter survive the checkpoint: new cells get the same ids either way
+    assert np.array_equal(m.next_ids, m2.next_ids)
+    for pop in ("tumor", "nk"):
+        p1, p2 = getattr(m, pop), getattr(m2, pop)
+        assert np.array_equal(p1.cell_id[: p1.used], p2.cell_id[: p2.used])
 
 
 def test_interrupted_api_run_resumes_from_its_checkpoint(small_scenario, tmp_path):
