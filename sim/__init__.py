@@ -1,6 +1,7 @@
 """nksim: agent-based simulator of CAR-NK cell therapy against tumors.
 
-`sim.load_scenario(path)` and `sim.run(scenario) -> Result` mirror `nksim run`.
+`sim.load_scenario(path)` and `sim.run(scenario) -> Result` mirror `nksim run`;
+`sim.load_run(folder) -> Run` reads a run folder back (time series, summary, snapshots; docs/outputs.md).
 """
 __version__ = "0.1.0"
 
@@ -15,6 +16,10 @@ def __getattr__(name):
         from . import scenario
 
         return getattr(scenario, name)
+    if name in ("load_run", "Run"):
+        from . import runs
+
+        return getattr(runs, name)
     if name == "TumorImmuneModel":
         from .model import TumorImmuneModel
 

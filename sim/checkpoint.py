@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import numpy as np
+import mesa
 
 from . import safe_io
 from .kernels.step import NK_EMPTY
@@ -24,8 +25,8 @@ from .model import TumorImmuneModel
 from .errors import CheckpointError
 from .scenario.resolve import Effective, resolve
 
-_ARRAYS = ("occ", "vox_tumor", "vox_stroma", "tstats", "counters")
-FORMAT = 2
+_ARRAYS = ("occ", "vox_tumor", "vox_stroma", "tstats", "counters", "next_ids")
+FORMAT = 3  # 3: cell ids (populations' cell_id, the model's next_ids)
 _SNAPFILE = "snapfile__"  # a snapshot .npz carried as the bytes of its file
 
 
@@ -243,7 +244,7 @@ def _rebuild(meta: dict, data: dict):
     if "fields_sources" in data:
         model.fields.sources[...] = data["fields_sources"]
     for a in list(model.agents):
-        a.remove()
+        mesa.Agent.remove(a)  # deregister only (remove() would kill the cell)
     model._nk_agents = []
     for i in np.flatnonzero(model.nk.state[: model.nk.used] != NK_EMPTY):
         model._new_agent(int(i))

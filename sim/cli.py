@@ -1,4 +1,4 @@
-"""Command line: `nksim run | check | params` (and `sweep`, `plot`, `validate`).
+"""Command line: `nksim run | check | params | export` (and `sweep`, `plot`, `validate`).
 
 Bad input exits with status 2 and one message naming the YAML path; nothing is written.
 """
@@ -162,6 +162,15 @@ def _cmd_params(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from .export import export_run
+
+    out = export_run(args.run, args.format, out=args.out, overwrite=args.overwrite)
+    what = "ParaView: open the *.series files" if args.format == "vtk" else "napari/zarr: open the folder"
+    print(f"wrote {out}/ ({what})")
+    return 0
+
+
 def _cmd_validate(args) -> int:
     out = Path(args.out) if args.out else Path("results") / "validation"
     if args.which == "all":
@@ -269,6 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out")
     pr.add_argument("--references", action="store_true", help="print the reference list (docs/references.md) instead")
     pr.set_defaults(func=_cmd_params)
+    e = sub.add_parser("export", help="export a run's snapshots to VTK (ParaView) or Zarr (napari)")
+    e.add_argument("run", help="a run folder written by nksim run")
+    e.add_argument("--format", required=True, choices=["vtk", "zarr"],
+                   help="vtk: cells as points + fields as image data, with ParaView .series files; zarr: Zarr v2 store")
+    e.add_argument("--out", help="new output folder (default: RUN-vtk next to the run, or RUN.zarr)")
+    e.add_argument("--overwrite", action="store_true", help="replace an earlier nksim export in the output folder")
+    e.set_defaults(func=_cmd_export)
     v = sub.add_parser("validate", help="compare the model with published work (figures + JSON)")
     v.add_argument("which", choices=["kuznetsov", "depillis", "cytotoxicity", "all"])
     v.add_argument("--out", help="output folder (default results/validation)")

@@ -21,3 +21,7 @@ class CheckpointError(NksimError, ValueError):
 class NumericalError(NksimError, ArithmeticError):
     """A field or a per-cell level became non-finite or passed its ceiling; the message names the
     parameters that drive it."""
+
+
+class RunFolderError(NksimError, ValueError):
+    """A folder that is not the run output it was given as (`sim.load_run`, `nksim export`)."""

@@ -85,6 +85,7 @@ class TumorImmuneModel(mesa.Model):
         self.il15_uptake_per_cell = c.nk.il15.uptake_um3_per_min * 1e-12 / self.fields.voxel_volume_ml
         self.tstats = np.zeros(8, dtype=np.float64)
         self.counters = np.zeros(8, dtype=np.int64)
+        self.next_ids = np.zeros(2, dtype=np.int64)  # the next run-wide cell id: [tumor, NK] (never reused)
         self.now_min = 0.0
         self.dt = c.time.dt_min
         self._tumor_every = max(1, int(round(c.time.tumor_dt_min / self.dt)))
@@ -247,6 +248,10 @@ class TumorImmuneModel(mesa.Model):
 
     def add_nk(self, sites: np.ndarray) -> list[CARNKCell]:
         """Add fresh CAR-NK cells at the given lattice sites (used by dosing); returns their agents."""
+        return [self._new_agent(i) for i in self._start_nk(sites)]
+
+    def _start_nk(self, sites: np.ndarray) -> range:
+        """Start fresh CAR-NK cells in the arrays (no agents yet); returns their slots."""
         nk, p = self.nk, self.p_nk
         sites = np.asarray(sites, dtype=np.int64).reshape(-1)
         n = sites.size
@@ -257,8 +262,26 @@ class TumorImmuneModel(mesa.Model):
         if n:  # the daughters' start-up rule: direction, memory fate, full granules and DR capacity
             K.start_nk_cells(self.rng, nk.record, nk.used, sites, car, self.now_min, p)
         idx = range(nk.used, nk.used + n)
+        self._assign_nk_ids(np.arange(nk.used, nk.used + n))
         nk.used += n
-        return [self._new_agent(i) for i in idx]
+        return idx
+
+    def _assign_nk_ids(self, slots: np.ndarray) -> None:
+        """Fresh run-wide ids for NK cells just started in `slots` (infused cells and daughters)."""
+        n = len(slots)
+        self.nk.cell_id[slots] = np.arange(self.next_ids[1], self.next_ids[1] + n)
+        self.next_ids[1] += n
+
+    def free_site(self) -> int:
+        """A random tumor-free lattice site (where `CARNKCell(model)` puts a new cell)."""
+        for _ in range(1000):
+            s = int(self.rng.integers(0, self.n_sites))
+            if self.occ[s] < 0:
+                return s
+        free = np.flatnonzero(self.occ < 0)
+        if free.size == 0:
+            raise ValueError("no tumor-free site left on the lattice")
+        return int(self.rng.choice(free))
 
     def remove_nk(self, idx: np.ndarray) -> None:
         """Remove live NK cells (suicide switch, drug depletion), keeping their kills for the statistics."""
@@ -277,20 +300,59 @@ class TumorImmuneModel(mesa.Model):
         for i in idx:
             a = self._nk_agents[i]
             if a is not None:
-                a.remove()
+                mesa.Agent.remove(a)  # deregister only: the cell is already dead in the arrays
                 self._nk_agents[i] = None
 
+    def remove_tumor(self, idx: np.ndarray) -> None:
+        """Remove tumor cells now (what `TumorCell.remove()` does): each goes through the tumor kernel's
+        own death and clearance events at once (`tumor_step` on just these slots: the running totals,
+        the deaths tally, the lattice, both bitmaps, the free-slot list and the waking of quiescent
+        neighbours), as if it had been hit with no apoptosis or clearance delay."""
+        t = self.tumor
+        idx = np.unique(np.asarray(idx, dtype=np.int64).reshape(-1))
+        idx = idx[(idx >= 0) & (idx < t.used)]
+        idx = idx[t.state[idx] != K.T_EMPTY]
+        if idx.size == 0:
+            return
+        nk = self.nk
+        busy = np.flatnonzero((nk.state[: nk.used] == K.NK_KILLING) | (nk.state[: nk.used] == K.NK_BOUND))
+        ended = busy[np.isin(nk.target[busy], idx)]  # conjugates with a removed cell end, as in the kernel
+        nk.state[ended] = K.NK_FREE
+        nk.target[ended] = -1
+        lat, tally = self._lattice_records()
+        fld = self._fields_record()
+        for j in idx[t.state[idx] == K.T_ALIVE]:
+            K.doom_tumor(int(j), self.now_min, 0.0, t.state, t.timer, t.site, self.alive_bits)
+        for _ in range(2):  # doomed → dead (leaves the totals), dead → cleared (frees the site)
+            due = idx[t.state[idx] != K.T_EMPTY].astype(np.uint32)
+            if due.size:
+                t.used, t.n_free = K.tumor_step(self.rng, self.now_min, 0.0, self.p_tumor, t.record, t.used, t.n_free,
+                                                lat, fld, tally, due)
+
+    def _effector_class(self) -> type:
+        return CARTCell if self.config.effector == "cart" else CARNKCell
+
     def _new_agent(self, i: int) -> CARNKCell:
+        return self._bind_agent(i, self._effector_class()(self, i))
+
+    def _bind_agent(self, i: int, a: CARNKCell) -> CARNKCell:
         while len(self._nk_agents) <= i:
             self._nk_agents.append(None)
-        a = (CARTCell if self.config.effector == "cart" else CARNKCell)(self, i)
         self._nk_agents[i] = a
         return a
+
+    def site_of(self, pos) -> int:
+        """The lattice site of coordinates `pos` ((x, y) or (x, y, z)); ValueError outside the lattice."""
+        xyz = tuple(int(v) for v in pos) + (0,) * (3 - len(pos))
+        if len(xyz) != 3 or any(not 0 <= v < n for v, n in zip(xyz, self.shape)):
+            raise ValueError(f"position {tuple(pos)} is outside the lattice {self.shape}")
+        return int(np.ravel_multi_index(xyz, self.shape))
 
     def _lattice_records(self):
         """The kernels' lattice and tally records (`sim/kernels/records.py`), rebuilt when one of their
         arrays was replaced."""
-        key = (self.occ, self.occ_bits, self.alive_bits, self.offsets, self.tstats, self.counters, self.vox_tumor)
+        key = (self.occ, self.occ_bits, self.alive_bits, self.offsets, self.tstats, self.counters, self.vox_tumor,
+               self.next_ids)
         old = getattr(self, "_lat_records", None)
         if old is None or any(a is not b for a, b in zip(key, old[0])):
             co = int(self.config.domain.field_coarsen)
@@ -298,7 +360,8 @@ class TumorImmuneModel(mesa.Model):
             lat = make_record(LatticeType, shape=(nx, ny, nz), fshape=tuple(int(n) for n in self.fshape), coarsen=co,
                               offsets=self.offsets, occ=self.occ, occ_bits=self.occ_bits, alive_bits=self.alive_bits,
                               vx=np.arange(nx) // co, vy=np.arange(ny) // co, vz=np.arange(nz) // co)
-            tally = make_record(TalliesType, tumor=self.tstats, nk=self.counters, vox_tumor=self.vox_tumor)
+            tally = make_record(TalliesType, tumor=self.tstats, nk=self.counters, vox_tumor=self.vox_tumor,
+                                ids=self.next_ids)
             old = (key, lat, tally)
             self._lat_records = old
         return old[1], old[2]
@@ -387,21 +450,11 @@ class TumorImmuneModel(mesa.Model):
         for hook in self.hooks:
             hook(self)
         nk, t = self.nk, self.tumor
-        nk.ensure(nk.used + 1)  # an NK cell divides at most once per step
-        born = np.empty(nk.used + 1, dtype=np.int64)
-        died = np.empty(nk.used + 1, dtype=np.int64)
+        self._nk_moves = np.zeros(3, dtype=np.int64)  # births, deaths, live cells stepped (step_nk adds to it)
+        self.step_nk()
+        nb, nd, live_before = (int(v) for v in self._nk_moves)
         lat, tally = self._lattice_records()
         fld = self._fields_record()
-        nb, nd, live_before = K.nk_step(self.rng, self.now_min, self.p_nk, nk.record, nk.used, t.record, lat, fld,
-                                        tally, self.centroid(), born, died)
-        self.nk_exposure_min += live_before * self.dt
-        if nd:
-            self._retire_agents(died[:nd])
-        if nb:
-            first = nk.used
-            nk.used += nb
-            for i in range(first, nk.used):
-                self._new_agent(i)
         if k % self._tumor_every == 0:
             t.ensure(8 * max(1, int(self.tumor_stats.live * 0.05)) + 64)
             t_now, t_dt = self.now_min - (self._tumor_every - 1) * self.dt, self._tumor_every * self.dt
@@ -419,6 +472,37 @@ class TumorImmuneModel(mesa.Model):
         if self.now_min + 1e-9 >= self._next_output:
             self.datacollector.collect(self)
             self._next_output += c.time.output_every_h * 60.0
+
+    def step_nk(self) -> None:
+        """The NK phase of `step()`: every live NK cell once, in random order, through the batch kernel.
+
+        A subclass may override it Mesa-style, `self.agents_by_type[CARNKCell].shuffle_do("step")`: the
+        same kernel rules cell by cell (`CARNKCell.step`), much slower."""
+        self._advance_nk(np.zeros(0, dtype=np.int64))
+
+    def _advance_nk(self, cells: np.ndarray) -> None:
+        """One NK step (`kernels.step.nk_step`) of the live cells in slots `cells` (empty: all, shuffled);
+        registers the daughters' agents and retires the dead."""
+        nk, t = self.nk, self.tumor
+        nk.ensure(nk.used + 1)  # an NK cell divides at most once per step
+        born = np.empty(nk.used + 1, dtype=np.int64)
+        died = np.empty(nk.used + 1, dtype=np.int64)
+        lat, tally = self._lattice_records()
+        fld = self._fields_record()
+        nb, nd, live_before = K.nk_step(self.rng, self.now_min, self.p_nk, nk.record, nk.used, t.record, lat, fld,
+                                        tally, self.centroid(), born, died, cells)
+        self.nk_exposure_min += live_before * self.dt
+        if nd:
+            self._retire_agents(died[:nd])
+        if nb:
+            self._assign_nk_ids(born[:nb])
+            first = nk.used
+            nk.used += nb
+            for i in range(first, nk.used):
+                self._new_agent(i)
+        moves = getattr(self, "_nk_moves", None)
+        if moves is not None:
+            moves += (nb, nd, live_before)
 
     def _secrete_tissue_sources(self) -> None:
         """TGF-β from live tumor cells and stroma, accumulated per voxel (cost ∝ voxels, not cells)."""
@@ -449,8 +533,10 @@ class TumorImmuneModel(mesa.Model):
             a.idx = new
         self._nk_agents = agents
 
-    def run_for(self, days: float, progress=None) -> None:
-        """Run for `days` simulated days; `progress(model)` is called after each step if given."""
+    # run_for(n) and run_until(t) are Mesa's own: n steps (model.time counts steps, one per dt).
+    def run_days(self, days: float, progress=None) -> None:
+        """Run for `days` simulated days (days × 1440 / dt steps); `progress(model)` is called after each
+        step if given."""
         n = int(round(days * MIN_PER_DAY / self.dt))
         for _ in range(n):
             self.step()
@@ -472,7 +558,8 @@ class TumorImmuneModel(mesa.Model):
         return math.log(2.0) * self.nk_exposure_min / deaths / MIN_PER_DAY
 
     def snapshot(self) -> dict[str, np.ndarray]:
-        """Positions and phenotypes of all cells plus total field concentrations, for .npz output."""
+        """Positions, run-wide ids and phenotypes of all live cells plus total field concentrations, for
+        .npz output (the keys are listed in docs/outputs.md; `sim.load_run` reads them back)."""
         t, nk = self.tumor, self.nk
         st = t.state[: t.used]
         alive = np.flatnonzero((st == K.T_ALIVE) | (st == K.T_DOOMED))
@@ -481,10 +568,20 @@ class TumorImmuneModel(mesa.Model):
             "time_h": np.float64(self.now_min / 60.0),
             "lattice_shape": np.array(self.shape),
             "spacing_um": np.float64(self.spacing_um),
+            "tumor_id": t.cell_id[alive],
             "tumor_xyz": self._coords(t.site[alive]).astype(np.int32),
             "tumor_antigen": t.antigen[alive],
+            "tumor_mhc_i": t.mhc[alive],  # before IFN-γ up-regulation (TumorCell.mhc gives the effective level)
+            "tumor_ligand": t.ligand[alive],
+            "tumor_coat": t.coat[alive],
             "tumor_doomed": st[alive] == K.T_DOOMED,
+            "nk_id": nk.cell_id[nlive],
             "nk_xyz": self._coords(nk.site[nlive]).astype(np.int32),
+            "nk_state": nk.state[nlive],  # 0 free, 1 killing, 2 bound (conjugate that did not trigger)
+            "nk_car": nk.car[nlive],
+            "nk_granules": nk.granules[nlive],
+            "nk_stimulations": nk.stims[nlive],
+            "nk_divisions": nk.divisions[nlive],
             "nk_exhausted": is_exhausted(nk.stims[nlive], self.p_nk.exhaustion_stims),
             "nk_kills": nk.kills[nlive],
             "field_names": np.array(FIELD_NAMES),

@@ -1,6 +1,6 @@
 """Structure-of-arrays cell populations owned by the model: compact dtypes, grown on demand.
 
-Tumor cells can number 10^7, so each is a slot in these arrays (about 25 B) plus one int32 in
+Tumor cells can number 10^7, so each is a slot in these arrays (37 B, 8 of them its run-wide id) plus one int32 in
 the occupancy lattice; CAR-NK cells are slots too, with a Mesa agent object as a view.
 """
 from __future__ import annotations
@@ -60,13 +60,15 @@ class Population:
 
 class TumorPopulation(Population):
     """Tumor cells: site, antigen/MHC-I/NKG2D-ligand levels, antibody coating, state and next-event
-    time; `free_slots[:n_free]` lists cleared slots for reuse."""
+    time, and a run-wide `cell_id` (set by `start_tumor_cell` from the model's id counter, never
+    reused, so snapshots can track cells); `free_slots[:n_free]` lists cleared slots for reuse."""
 
     RECORD = records.TumorCellsType
     FIELDS = {
         "site": (np.int32, -1, ()), "antigen": (np.float32, 0.0, ()), "mhc": (np.float32, 0.0, ()),
         "ligand": (np.float32, 0.0, ()), "coat": (np.float32, 0.0, ()), "state": (np.int8, T_EMPTY, ()),
         "timer": (np.float32, np.inf, ()), "free_slots": (np.int32, 0, ()),  # slot indices < 2³¹, like occ
+        "cell_id": (np.int64, -1, ()),
     }
 
     def __init__(self, capacity: int):
@@ -75,7 +77,9 @@ class TumorPopulation(Population):
 
 
 class NKPopulation(Population):
-    """CAR-NK cells: site, direction, conjugate state, granules, stimulation and kill counts."""
+    """CAR-NK cells: site, direction, conjugate state, granules, stimulation and kill counts, and a
+    run-wide `cell_id` (assigned by the model to infused cells and daughters; it moves with the cell
+    when `compact` renumbers the slots)."""
 
     RECORD = records.NKCellsType
     FIELDS = {
@@ -83,7 +87,7 @@ class NKPopulation(Population):
         "timer": (np.float32, 0.0, ()), "route": (np.int8, 0, ()), "granules": (np.float32, 0.0, ()),
         "dr_left": (np.float32, 0.0, ()), "stims": (np.int32, 0, ()), "kills": (np.int32, 0, ()),
         "divisions": (np.int32, 0, ()), "born_min": (np.float32, 0.0, ()), "direction": (np.float32, 0.0, (3,)),
-        "car": (np.float32, 0.0, ()), "memory": (np.int8, 0, ()),
+        "car": (np.float32, 0.0, ()), "memory": (np.int8, 0, ()), "cell_id": (np.int64, -1, ()),
     }
 
     def compact(self) -> np.ndarray:

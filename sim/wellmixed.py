@@ -125,8 +125,8 @@ class WellMixedModel(mesa.Model):
             self.datacollector.collect(self)
             self._next_output += self.config.time.output_every_h * 60.0
 
-    def run_for(self, days: float, progress=None) -> None:
-        """Run for `days` simulated days."""
+    def run_days(self, days: float, progress=None) -> None:
+        """Run for `days` simulated days (`run_for(n)` is Mesa's: n steps)."""
         for _ in range(int(round(days * MIN_PER_DAY / self.dt))):
             self.step()
             if progress is not None:

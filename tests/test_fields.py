@@ -330,7 +330,7 @@ def tgfb_run(dims: int, coarsen: int, edge: int, count: int):
         "nk": {"dose": {"cells": 0}},
         "output": {"snapshots": False, "figure": False},
     }, rng=1)
-    m.run_for(0.25)
+    m.run_days(0.25)
     f, t = m.fields, m.tumor
     live = t.site[: t.used][t.state[: t.used] == K.T_ALIVE]
     tgfb = f.index("tgfb")

@@ -310,7 +310,7 @@ def test_kill_9_then_resume_with_other_days_is_refused(tmp_path):
 
 def _checkpoint_for(tmp_path: Path, cfg: dict, days: float = 0.5) -> tuple[Path, dict]:
     m = TumorImmuneModel(coerce(cfg).model_copy(update={"seed": 3}), rng=3)
-    m.run_for(0.1)
+    m.run_days(0.1)
     ck = tmp_path / "run.checkpoint.npz"
     checkpoint.save(m, ck, [])
     return ck, cfg

@@ -55,7 +55,7 @@ def _secreting(cells: int, uptake: float, days: float = 1.0) -> TumorImmuneModel
                                   "il15": {"mode": "secreted", "proliferation_per_day": 0.0,
                                            "uptake_um3_per_min": uptake}}})
     m = TumorImmuneModel(c, rng=11)
-    m.run_for(days)
+    m.run_days(days)
     return m
 
 

@@ -71,7 +71,7 @@ def test_contact_inhibition_stops_a_full_lattice_from_growing():
            "nk": {"dose": {"cells": 0}}}
     m = TumorImmuneModel(cfg, rng=1)
     assert m.tumor_count() == m.n_sites == 100
-    m.run_for(1.0)  # 24 doubling times: every cell has attempted a division
+    m.run_days(1.0)  # 24 doubling times: every cell has attempted a division
     assert m.tumor_count() == 100 and m.tstats[K.S_BIRTHS] == 0
     assert np.isinf(m.tumor.timer[:100]).all()  # everyone is quiescent: no polling cost
 
@@ -82,6 +82,6 @@ def test_free_tumor_grows_with_its_doubling_time():
            "tumor": {"init": {"count": 2000, "shape": "scattered"}, "doubling_time_h": 24.0},
            "nk": {"dose": {"cells": 0}}}
     m = TumorImmuneModel(cfg, rng=4)
-    m.run_for(1.0)
+    m.run_days(1.0)
     # Poisson-like growth: ratio 2 with sd ≈ 0.03 at n = 2000; crowding lowers it slightly
     assert 1.85 < m.tumor_count() / 2000 < 2.1

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 import sim
+import sim.config  # sim.config is not imported by `import sim` (the test used to pass only after other files)
 from sim import checkpoint
 from sim.model import TumorImmuneModel
 
@@ -18,7 +19,7 @@ from sim.model import TumorImmuneModel
 cfg = {"domain": {"dims": 3, "size_um": [300.0]}, "tumor": {"init": {"count": 600}},
        "nk": {"dose": {"cells": 120, "placement": "rim"}, "il15": {"mode": "secreted", "proliferation_per_day": 1.0}}}
 m = TumorImmuneModel(cfg, rng=int(sys.argv[1]))
-m.run_for(0.5)
+m.run_days(0.5)
 h = hashlib.sha256()
 for a in (m.occ, m.tumor.state, m.tumor.antigen, m.nk.site, m.nk.kills, m.fields.values, m.counters):
     h.update(np.ascontiguousarray(a).tobytes())
@@ -51,18 +52,23 @@ def test_checkpoint_resume_is_bit_identical(small_scenario, tmp_path):
     full = sim.run(small_scenario, seed=3)
     ck = tmp_path / "ck.npz"
     m = TumorImmuneModel(sim.config.coerce(small_scenario).model_copy(update={"seed": 3}), rng=3)
-    m.run_for(0.5)
+    m.run_days(0.5)
     snaps = [m.snapshot()]
     checkpoint.save(m, ck, snaps)
     m2, snaps2 = checkpoint.load(ck)
     assert len(snaps2) == 1 and np.array_equal(snaps2[0]["tumor_xyz"], snaps[0]["tumor_xyz"])
-    m.run_for(0.5)
-    m2.run_for(0.5)
+    m.run_days(0.5)
+    m2.run_days(0.5)
     assert m.tumor.used == m2.tumor.used and m.nk.used == m2.nk.used
     for a, b in [(m.occ, m2.occ), (m.tumor.timer[: m.tumor.used], m2.tumor.timer[: m.tumor.used]),
                  (m.nk.site[: m.nk.used], m2.nk.site[: m.nk.used]), (m.fields.values, m2.fields.values)]:
         assert np.array_equal(a, b)
     assert len(m2.agents) == m2.nk_live()
+    # run-wide cell ids and the id counter survive the checkpoint: new cells get the same ids either way
+    assert np.array_equal(m.next_ids, m2.next_ids)
+    for pop in ("tumor", "nk"):
+        p1, p2 = getattr(m, pop), getattr(m2, pop)
+        assert np.array_equal(p1.cell_id[: p1.used], p2.cell_id[: p2.used])
 
 
 def test_interrupted_api_run_resumes_from_its_checkpoint(small_scenario, tmp_path):
@@ -70,7 +76,7 @@ def test_interrupted_api_run_resumes_from_its_checkpoint(small_scenario, tmp_pat
     finished = sim.run(cfg, seed=3, days=1.0)
     # simulate a run killed after writing its 6 h checkpoint
     interrupted = TumorImmuneModel(sim.config.coerce(cfg).model_copy(update={"seed": 3}), rng=3)
-    interrupted.run_for(0.25)
+    interrupted.run_days(0.25)
     ck = tmp_path / "run.checkpoint.npz"
     checkpoint.save(interrupted, ck, [])
     res = sim.run(cfg, seed=3, days=1.0, checkpoint=ck, checkpoint_every_h=6)

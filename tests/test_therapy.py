@@ -35,7 +35,7 @@ def cfg(**blocks) -> dict:
 
 
 def run_steps(m: TumorImmuneModel, days: float) -> None:
-    m.run_for(days)
+    m.run_days(days)
 
 
 # ----------------------------------------------------------------------------- blood compartment
@@ -102,7 +102,7 @@ def test_infusion_cells_arrive_at_vessels_deterministically():
     for _ in range(2):
         m = TumorImmuneModel(c, rng=3)
         assert m.therapy.vessels.size == 5 and (m.occ[m.therapy.vessels] < 0).all()
-        m.run_for(0.5)
+        m.run_days(0.5)
         runs.append((m.therapy.arrived, m.nk.site[: m.nk.used].copy()))
     assert runs[0][0] > 20 and runs[0][0] == runs[1][0]
     assert np.array_equal(runs[0][1], runs[1][1])
@@ -144,7 +144,7 @@ def test_car_negative_cells_do_not_car_kill():
     for frac in (0.0, 1.0):  # stress ligands high enough for innate (NKG2D) kills
         m = TumorImmuneModel(cfg(product={"car_fraction": frac, "release": {"on_fail": "infuse"}}, nk={"dose": {"cells": 200}},
                                  tumor={"init": {"count": 200}, "nkg2d_ligand": {"mean": 2.0, "cv": 0.3}}), rng=2)
-        m.run_for(0.5)
+        m.run_days(0.5)
         kills[frac] = (int(m.counters[K.C_KILL0]), int(m.counters[K.C_KILL0 + 1]))
     assert kills[0.0][0] == 0 and kills[0.0][1] > 0 and kills[1.0][0] > 0
 
@@ -157,7 +157,7 @@ def test_nk92_does_not_proliferate_and_does_no_adcc():
     for kind in ("nk92", "peripheral_blood"):
         m = TumorImmuneModel(cfg(**base, product={"type": kind, "car_fraction": 1.0}), rng=4)
         m.tumor.coat[: m.tumor.used] = 1.0  # as if an antibody coated every tumor cell
-        m.run_for(0.5)
+        m.run_days(0.5)
         kills[kind] = int(m.counters[K.C_KILL0 + 2])
         if kind == "nk92":
             assert m.counters[K.C_NKBIRTH] == 0
@@ -207,7 +207,7 @@ def test_membrane_bound_il15_extends_persistence_without_field():
     for mode in ("none", "membrane_bound"):
         m = TumorImmuneModel(cfg(nk={"dose": {"cells": 300}, "persistence": {"half_life_days": 0.5},
                                      "il15": {"mode": mode, "proliferation_per_day": 0.0}}), rng=5)
-        m.run_for(1.0)
+        m.run_days(1.0)
         half[mode] = m.observed_nk_half_life_days()
         assert m.fields.mean("il15") == 0.0  # nothing secreted into the field
     assert half["membrane_bound"] > 1.5 * half["none"]
@@ -216,7 +216,7 @@ def test_membrane_bound_il15_extends_persistence_without_field():
 def test_exogenous_superagonist_and_lymphodepletion_raise_il15_background():
     sa = {"mode": "exogenous", "superagonist": {"doses": [{"day": 0.0, "dose_ug_kg": 10}]}}
     m = TumorImmuneModel(cfg(nk={"dose": {"cells": 10}, "il15": sa}), rng=0)
-    m.run_for(0.5)
+    m.run_days(0.5)
     assert m.fields.background[2] > 0.1 and m.fields.mean("il15") == pytest.approx(m.fields.background[2])
     ld = TumorImmuneModel(cfg(dosing={"lymphodepletion": {"regimen": "cy_flu"}}), rng=0)
     ld.step()
@@ -229,7 +229,7 @@ def test_lymphodepletion_prolongs_nk_persistence():
         m = TumorImmuneModel(cfg(nk={"dose": {"cells": 300}, "persistence": {"half_life_days": 0.5},
                                      "il15": {"proliferation_per_day": 0.0}},
                                  dosing={"lymphodepletion": {"regimen": regimen}}), rng=5)
-        m.run_for(1.0)
+        m.run_days(1.0)
         half[regimen] = m.observed_nk_half_life_days()
     assert half["cy_flu"] > 1.5 * half["none"]  # IL-15 0.5 ng/mL = EC50: t½ × (1 + 3 · 0.5) = 2.5×
 
@@ -247,15 +247,15 @@ def test_costim_presets_scale_activation_and_persistence():
 def test_icasp9_removes_cells_on_day_and_on_ifng_threshold():
     m = TumorImmuneModel(cfg(nk={"dose": {"cells": 300}, "suicide": {"enabled": True, "trigger_day": 0.25, "kill_fraction": 0.9}},
                              dosing={"infusions": [{"day": 0, "dose": 1e6}]}), rng=6)
-    m.run_for(0.24)
+    m.run_days(0.24)
     before, blood_before = m.nk_live(), m.therapy.blood.blood(m.now_min)
-    m.run_for(0.02)
+    m.run_days(0.02)
     s = m.therapy.summary()["suicide"]
     assert s["trigger"] == "day" and s["killed_tissue"] > 0.8 * before
     assert m.nk_live() < 0.2 * before + 10
     assert m.therapy.blood.blood(m.now_min) < 0.15 * blood_before
     t = TumorImmuneModel(cfg(nk={"dose": {"cells": 300}, "suicide": {"enabled": True, "ifng_threshold_ng_ml": 1e-3}}), rng=6)
-    t.run_for(0.5)
+    t.run_days(0.5)
     assert t.therapy.suicide["trigger"] == "ifng" and t.nk_live() < 100
 
 
@@ -352,11 +352,11 @@ def test_checkpoint_resume_with_dosing_lot_and_suicide(tmp_path):
             dosing={"infusions": [{"day": 0, "dose": 1e6}, {"day": 0.4, "dose": 1e6}],
                     "lymphodepletion": {"regimen": "cy_flu"}})
     m = TumorImmuneModel(coerce(c).model_copy(update={"seed": 9}), rng=9)
-    m.run_for(0.3)
+    m.run_days(0.3)
     checkpoint.save(m, tmp_path / "ck.npz")
     m2, _ = checkpoint.load(tmp_path / "ck.npz")
-    m.run_for(0.3)
-    m2.run_for(0.3)
+    m.run_days(0.3)
+    m2.run_days(0.3)
     assert m.therapy.summary() == m2.therapy.summary()
     assert m.therapy.suicide["killed_tissue"] > 0 and m.therapy.arrived > 0
     assert m.nk.used == m2.nk.used

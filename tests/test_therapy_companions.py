@@ -248,7 +248,7 @@ def test_escape_kernel_and_setup():
     ratio = low.tumor.antigen[:200] / np.where(base.tumor.antigen[:200] > 0, base.tumor.antigen[:200], 1)
     assert 0.35 < np.isclose(ratio, 0.1, rtol=1e-4).mean() < 0.65
     shed = TumorImmuneModel(with_(SMALL, tumor__escape={"ligand_shedding_max": 0.8, "ligand_shedding_half_time_h": 1.0}), rng=4)
-    shed.run_for(0.5)
+    shed.run_days(0.5)
     assert shed.p_nk.nkg2d == pytest.approx(1 - 0.8 * (1 - 2 ** -12), rel=1e-3)
 
 
@@ -257,7 +257,7 @@ def test_antigen_loss_on_division_makes_negative_daughters():
         cfg = with_(SMALL, tumor__escape__antigen_loss_per_division=loss, tumor__antigen__negative_fraction=0.0,
                     nk__dose__cells=0, tumor__doubling_time_h=10.0)
         m = TumorImmuneModel(cfg, rng=3)
-        m.run_for(1.0)
+        m.run_days(1.0)
         births = m.tstats[K.S_BIRTHS]
         assert births > 50 and m.tstats[K.S_DEATHS] == 0
         # loss = 1: every daughter is antigen-negative and every parent keeps its antigen
@@ -327,7 +327,7 @@ def test_therapy_run_resumes_bit_identically_from_checkpoint(tmp_path):
                 drugs__chemo__doses=[{"day": 0.4}], tumor__escape__ligand_shedding_max=0.5)
     finished = api.run(cfg, seed=3)
     interrupted = TumorImmuneModel(cfg.model_copy(update={"seed": 3}), rng=3)
-    interrupted.run_for(0.25)
+    interrupted.run_days(0.25)
     ck = tmp_path / "run.checkpoint.npz"
     checkpoint.save(interrupted, ck, [])
     res = api.run(cfg, seed=3, checkpoint=ck, checkpoint_every_h=6)

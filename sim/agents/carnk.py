@@ -12,15 +12,45 @@ from ..units import MIN_PER_DAY
 
 
 class CARNKCell(mesa.Agent):
-    """A CAR-NK cell. State lives in `model.nk`; this object reads and explains it."""
+    """A CAR-NK cell. State lives in `model.nk`; this object reads and explains it.
+
+    Mesa semantics: `CARNKCell(model)` adds a fresh cell (at a random tumor-free site, or at
+    `pos=(x, y, z)`) exactly as an infusion would; `remove()` kills the cell in the arrays (like the
+    suicide switch); `step()` advances this one cell by one dt through the batch kernel's own code
+    (`kernels.step.nk_step` on this slot), so `agents_by_type[CARNKCell].shuffle_do("step")` is the NK
+    phase of a model step, cell by cell (about a Python call per cell: use it for small models).
+    """
 
     __slots__ = ("idx",)
 
-    def __init__(self, model, idx: int):
+    def __init__(self, model, idx: int | None = None, *, pos=None):
+        site = None
+        if idx is None:  # the Mesa way: creating the agent adds the cell (checked before registering)
+            own = model._effector_class()
+            if type(self) is not own:
+                raise TypeError(f"this model's effector cells are {own.__name__}s: create {own.__name__}(model)")
+            if pos is None:
+                site = model.free_site()
+            else:
+                site = model.site_of(pos)
+                if model.occ[site] >= 0:
+                    raise ValueError(f"position {tuple(pos)} holds a tumor cell; choose a tumor-free site")
         super().__init__(model)
+        if site is not None:
+            idx = model._start_nk(np.array([site]))[0]
+            model._bind_agent(idx, self)
         self.idx = idx
 
     # -- state read from the arrays
+    @property
+    def cell_id(self) -> int:
+        """Run-wide id of this cell (the `nk_id` of snapshots; stable across slot compaction)."""
+        return int(self.model.nk.cell_id[self.idx])
+
+    @property
+    def alive(self) -> bool:
+        return int(self.model.nk.state[self.idx]) != K.NK_EMPTY
+
     @property
     def site(self) -> int:
         return int(self.model.nk.site[self.idx])
@@ -70,6 +100,24 @@ class CARNKCell(mesa.Agent):
     def il15_seen(self) -> float:
         """IL-15 this cell responds to: the local field plus its own autocrine product."""
         return self.local(IL15) + self.model.p_nk.il15_autocrine
+
+    # -- Mesa lifecycle
+    def step(self) -> None:
+        """Advance this cell by one dt with the batch kernel's rules (`nk_step` on this slot only):
+        persistence, IL-15 division, conjugate and kill, secretion, motility. Model time, the tumor and
+        the fields advance in `model.step()`, not here."""
+        if self.alive:
+            self.model._advance_nk(np.array([self.idx], dtype=np.int64))
+
+    def remove(self) -> None:
+        """Kill this cell in the arrays (`model.remove_nk`: its kills stay in the statistics) and
+        deregister the agent."""
+        m = self.model
+        agents = getattr(m, "_nk_agents", [])
+        if self.idx < len(agents) and agents[self.idx] is self and self.alive:
+            m.remove_nk(np.array([self.idx]))  # deregisters this agent too
+        else:
+            super().remove()
 
     # -- behaviour: the same kernel functions the batch step uses
     def signal_against(self, tumor) -> tuple[float, int, int]:

@@ -12,12 +12,30 @@ from ..kernels.recognition import effective_mhc
 
 
 class TumorCell(mesa.Agent):
-    """A tumor cell view; attributes read `model.tumor`."""
+    """A tumor cell view; attributes read `model.tumor`.
 
-    def __init__(self, model, idx: int):  # deliberately not super().__init__: no registration
+    `TumorCell(model, idx)` is a view of slot `idx`. `TumorCell(model)` (optionally `pos=(x, y, z)`,
+    `antigen=`, `mhc=`, `ligand=`; defaults: the scenario's mean levels) adds a live cell at a free
+    site, as seeding does (`model.add_tumor`), and returns its view. `remove()` removes the cell from
+    the arrays now (`model.remove_tumor`). Views are never registered with the model.
+    """
+
+    def __init__(self, model, idx: int | None = None, *, pos=None, antigen=None, mhc=None, ligand=None):
+        # deliberately not super().__init__: no registration
+        if idx is None:
+            c = model.config.tumor
+            site = model.free_site() if pos is None else model.site_of(pos)
+            idx = int(model.add_tumor([site], c.antigen.mean if antigen is None else antigen,
+                                      c.mhc_i.mean if mhc is None else mhc,
+                                      c.nkg2d_ligand.mean if ligand is None else ligand)[0])
         self.model = model
         self.idx = idx
         self.unique_id = -1 - idx
+
+    @property
+    def cell_id(self) -> int:
+        """Run-wide id of this cell (the `tumor_id` of snapshots; slots are reused, ids never)."""
+        return int(self.model.tumor.cell_id[self.idx])
 
     @property
     def site(self) -> int:
@@ -61,8 +79,10 @@ class TumorCell(mesa.Agent):
         r = self.model.config.tumor.ifng_response
         return effective_mhc(self.mhc_base, self.local(IFNG), r.mhc_max_fold, r.ec50_ng_ml)
 
-    def remove(self) -> None:  # views are not registered
-        pass
+    def remove(self) -> None:
+        """Remove this cell from the model now: it leaves the tumor totals (counted as a death), its
+        site is freed and its quiescent neighbours may divide again (`model.remove_tumor`)."""
+        self.model.remove_tumor(np.array([self.idx]))
 
 
 class TumorCellSet(AgentSet):

@@ -119,9 +119,12 @@ def start_nk_cells(rng, nk, first, sites, car, born_min, p):
 
 
 @njit(cache=True)
-def nk_step(rng, now, p, nk, n_used, tumor, lat, fld, tally, centroid, born, died):
+def nk_step(rng, now, p, nk, n_used, tumor, lat, fld, tally, centroid, born, died, cells):
     """Advance every live NK cell (slots < `n_used` of the record `nk`) by one step; returns (births,
     deaths, live cells at the start), the births' and deaths' slots written to `born`/`died`.
+
+    `cells` empty: every live cell, in a fresh random order (the batch step). Otherwise only the live
+    cells among the slots `cells`, in that order (a Mesa agent's `step()`: one cell, same rules).
 
     Daughters go to the slots from `n_used` on (the caller makes room for one per cell) and inherit
     their mother's CAR level (`nk.car`: CAR+ and CAR− cells of one product) and granules.
@@ -142,13 +145,20 @@ def nk_step(rng, now, p, nk, n_used, tumor, lat, fld, tally, centroid, born, die
     nx, ny, nz = lat.shape
     fx, fy, fz = lat.fshape
     dt = p.dt
-    order = np.empty(n_used, np.uint64)  # unsigned: per-cell array reads need no negative-index wraparound
+    order = np.empty(n_used if cells.shape[0] == 0 else cells.shape[0], np.uint64)  # unsigned: no wraparound
     m = 0
-    for i in range(n_used):
-        if n_state[i] != NK_EMPTY:
-            order[m] = i
-            m += 1
-    order = shuffled(r, order[:m])
+    if cells.shape[0] == 0:
+        for i in range(n_used):
+            if n_state[i] != NK_EMPTY:
+                order[m] = i
+                m += 1
+        order = shuffled(r, order[:m])
+    else:
+        for i in cells:
+            if 0 <= i < n_used and n_state[i] != NK_EMPTY:
+                order[m] = i
+                m += 1
+        order = order[:m]
     nb = 0
     nd = 0
     # loop invariants (the per-axis voxel lookups vx, vy, vz come with the lattice record)
@@ -303,8 +313,11 @@ def add_tumor_stats(tally, lat, site, antigen, sign):
 @njit(cache=True, inline='always')
 def start_tumor_cell(tumor, lat, tally, c, site, antigen, mhc, ligand, coat, timer):
     """Slot `c` of the tumor record becomes a live cell at the free `site` (a daughter, or a seeded
-    cell): its arrays, the lattice and both bitmaps, and the running totals."""
+    cell): its arrays, a fresh run-wide id (`tally.ids[0]`), the lattice and both bitmaps, and the
+    running totals."""
     tumor.site[c] = site
+    tumor.cell_id[c] = tally.ids[0]
+    tally.ids[0] += 1
     tumor.antigen[c] = antigen
     tumor.mhc[c] = mhc
     tumor.ligand[c] = ligand

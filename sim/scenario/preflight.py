@@ -16,11 +16,11 @@ sim/model.py), with the tumor's growth room and the CAR-NK expansion bounded fro
     base interpreter + imports + kernels + output writers     BASE_BYTES (350 MiB)
     lattice   4 B/site (occ) + 2 bits/site (bitmaps)          + 9 B/site transient (free-site scans)
     fields    112 B/voxel (values, sources, step factors, voxel counts) + 40 B/voxel transient (DCT)
-    tumor     29 B/slot × max(2·N0, 1.5·N_peak), N_peak = min(sites, N0·2^(24·days/doubling_h))
+    tumor     37 B/slot × max(2·N0, 1.5·N_peak), N_peak = min(sites, N0·2^(24·days/doubling_h))
               + 70 B per initial cell transient (phenotype draws, site sort at set-up)
-    CAR-NK    55 B/slot × max(2·n0, 1.5·n_peak) + 320 B Mesa agent per live cell (benchmarks: 375 B/NK)
+    CAR-NK    63 B/slot × max(2·n0, 1.5·n_peak) + 320 B Mesa agent per live cell (benchmarks: 375 B/NK)
               n_peak = (n0 + infused × tissue_fraction) × min(2^max_divisions, e^(proliferation·days))
-    snapshots kept in memory until written: (12 B/voxel + 17 B/cell) per snapshot
+    snapshots kept in memory until written: (12 B/voxel + 42 B/cell) per snapshot
     time series about 1 KiB per output row
 """
 from __future__ import annotations
@@ -47,9 +47,9 @@ WARN_TIMESERIES_ROWS = 1_000_000
 BASE_BYTES = 350 << 20  # measured: 290 MiB after imports and kernel warm-up, ~340 MiB once outputs are written
 B_SITE, B_SITE_TMP = 4.25, 9.0
 B_VOXEL, B_VOXEL_TMP = 112.0, 40.0
-B_TUMOR_SLOT, B_TUMOR_SETUP = 29.0, 70.0
-B_NK_SLOT, B_NK_AGENT, B_NK_SETUP = 55.0, 320.0, 80.0
-B_SNAP_VOXEL, B_SNAP_CELL = 12.0, 17.0
+B_TUMOR_SLOT, B_TUMOR_SETUP = 37.0, 70.0  # 29 B of state + the 8-B run-wide cell id
+B_NK_SLOT, B_NK_AGENT, B_NK_SETUP = 63.0, 320.0, 80.0  # 55 B of state + the 8-B cell id
+B_SNAP_VOXEL, B_SNAP_CELL = 12.0, 42.0  # a CAR-NK row: id, xyz, 7 phenotype arrays (tumor: 37 B)
 B_ROW = 1024.0
 B_WM_AGENT = 96.0  # well-mixed: three int64 arrays per effector slot
 
