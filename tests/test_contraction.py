@@ -26,7 +26,7 @@ def test_aicd_kills_the_effector_as_its_conjugate_completes(aicd):
     AICD off nothing dies."""
     m = pairs_model(40, antigen=3.0, mhc=0.0, ligand=0.0, seed=4,
                     extra={"nk": {"persistence": {"aicd_per_trigger": aicd}}})
-    m.run_for(0.5)
+    m.run_days(0.5)
     c = m.nk_counts
     kills = c.kills_car + c.kills_innate + c.kills_adcc
     live = m.nk.state[: m.nk.used] != K.NK_EMPTY
@@ -48,6 +48,6 @@ def test_exhausted_cells_are_lost_faster():
     m.nk.stims[:n] = m.p_nk.exhaustion_stims
     agent = next(iter(m.agents_by_type[CARNKCell]))
     assert agent.half_life_days() == pytest.approx(0.25)
-    m.run_for(0.5)
+    m.run_days(0.5)
     lost = 1 - (m.nk.state[:n] != K.NK_EMPTY).mean()
     assert lost == pytest.approx(1 - 2 ** (-2.0), abs=0.04)

@@ -55,7 +55,7 @@ def test_mismatched_cells_die_at_the_added_hazard():
         c = {**BASE, "product": {"type": "ipsc", "rejection": {"hypoimmune": hypo}},
              "nk": {"dose": {"cells": 2000}, "il15": {"proliferation_per_day": 0.0}, "motility": {"speed_um_min": 0.0}}}
         m = TumorImmuneModel(c, rng=3)
-        m.run_for(1.5)
+        m.run_days(1.5)
         hazards[hypo] = math.log(2) / m.observed_nk_half_life_days()  # deaths per NK-day
         t_half = m.config.nk.persistence.half_life_days
     base = math.log(2) / t_half
@@ -78,7 +78,7 @@ def test_blood_compartment_loses_cells_to_rejection():
 def test_rejection_is_a_declared_modulator_with_a_column():
     """The hazard is a modulator of nk.rejection_per_min (one per target) and a time-series column."""
     m = TumorImmuneModel({**BASE, "product": {"type": "nk92"}, "nk": {"dose": {"cells": 10}}}, rng=0)
-    m.run_for(0.1)
+    m.run_days(0.1)
     names = {d["name"]: d for d in m.modulation.describe()}
     assert names["rejection_per_min"]["target"] == "nk.rejection_per_min"
     assert m.p_nk.rejection_per_min == pytest.approx(0.35 / 1440.0)

@@ -406,7 +406,7 @@ def test_il2_pk_and_its_il15_equivalent_signal():
     m = TumorImmuneModel(c, rng=0)
     t = 0.2 * 1440
     assert m.therapy.il15_systemic(t) == pytest.approx(m.therapy.il15_base + 0.5 * il2_serum(c.nk.il2, 0.2))
-    m.run_for(0.25)
+    m.run_days(0.25)
     ts = m.datacollector.get_model_vars_dataframe()
     assert ts["il2_serum_ng_ml"].max() > 0 and ts["il15_systemic_ng_ml"].max() > m.therapy.il15_base
     assert coerce(cfg()).nk.il2.doses == []  # no IL-2 unless given
