@@ -22,6 +22,7 @@ FIELDS = {"IFN-γ": "ifng", "TGF-β": "tgfb", "IL-15": "il15", "none": None}
 CSS = """
 .nksim-legend span.sw { display:inline-block; width:12px; height:12px; margin:0 4px 0 10px; vertical-align:middle;
                         border:1px solid #0004; }
+.nksim-tissue, .nksim-projection, .nksim-tissue img, .nksim-projection img { image-rendering: pixelated; }
 .nksim-readout { font-family: monospace; font-size: 13px; display:block; }
 """
 
@@ -43,7 +44,8 @@ def legend_html(info: dict, antigen: str, effector: str) -> str:
         items.append(f'<span style="margin-left:10px">{render.FIELD_LABELS[field]}: 0 '
                      f'<span style="display:inline-block;width:80px;height:10px;vertical-align:middle;'
                      f'background:linear-gradient(90deg,{grad})"></span> {info["field_max"]:.3g} ng/mL</span>')
-    scale = "downsampled (highest-antigen cell per pixel)" if info["downsampled"] else f"1 site = {info['zoom']} px"
+    scale = ("downsampled: one pixel covers several sites (highest-antigen cell shown)" if info["downsampled"]
+             else f"1 site = {info['display_w'] // max(1, info['bx'])} px")
     items.append(f'<span style="margin-left:10px;color:#666">{scale}</span>')
     return '<div class="nksim-legend" style="font-size:12px;line-height:20px">' + " ".join(items) + "</div>"
 
@@ -172,10 +174,10 @@ def Page():
                 with solara.Column(gap="2px"):
                     solara.Text(f"z = {info['z']} of {m.shape[2]} (slice)" if three_d else "tissue (2D)",
                                 style={"font-size": "12px"})
-                    solara.Image(slice_png, classes=["nksim-tissue"])
+                    solara.Image(slice_png, width=f"{info['display_w']}px", classes=["nksim-tissue"])
                 if three_d:
                     with solara.Column(gap="2px"):
                         solara.Text("maximum projection along z", style={"font-size": "12px"})
-                        solara.Image(proj_png, classes=["nksim-projection"])
+                        solara.Image(proj_png, width=f"{info['display_w']}px", classes=["nksim-projection"])
             solara.HTML(unsafe_innerHTML=legend_html(info, antigen, effector))
             solara.Image(curves, classes=["nksim-curves"])

@@ -70,9 +70,9 @@ class ViewSession:
         from ..model import TumorImmuneModel
 
         with self.lock:
-            self.overrides = {**self.overrides, **changes}
-            self.model = TumorImmuneModel(self.scenario, rng=self.seed, **self.overrides)
-            self.seed = self.model.seed
+            overrides = {**self.overrides, **changes}
+            model = TumorImmuneModel(self.scenario, rng=self.seed, **overrides)  # a bad value raises here, nothing changed
+            self.model, self.overrides, self.seed = model, overrides, model.seed
             self.history = [render.history_row(self.model)]
             self.speed = Speed()
             self.builds = getattr(self, "builds", 0) + 1
