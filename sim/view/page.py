@@ -126,9 +126,10 @@ def Page():
     antigen = cfg.tumor.antigen.name or "antigen"
     effector = "CAR-T" if cfg.effector == "cart" else "CAR-NK"
     fname = FIELDS[field.value]
-    slice_png, info = sess.frame(fname, "slice", zslice.value if three_d else 0)
+    px = 420 if three_d else render.MAX_PX  # 3D: slice and projection side by side
+    slice_png, info = sess.frame(fname, "slice", zslice.value if three_d else 0, max_px=px)
     frame_ms = sess.speed.frame_ms
-    proj_png = sess.frame(fname, "max")[0] if three_d else None
+    proj_png = sess.frame(fname, "max", max_px=px)[0] if three_d else None
     if three_d:
         frame_ms += sess.speed.frame_ms
     curves = sess.curves(max_age_s=1.0 if playing.value else 0.0)

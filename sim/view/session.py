@@ -103,10 +103,12 @@ class ViewSession:
     def time_h(self) -> float:
         return self.model.now_min / 60.0
 
-    def frame(self, field: str | None, mode: str = "slice", z: int | None = None) -> tuple[bytes, dict]:
+    def frame(self, field: str | None, mode: str = "slice", z: int | None = None,
+              max_px: int = render.MAX_PX) -> tuple[bytes, dict]:
+        """One tissue image (PNG bytes) and its legend facts; records the frame time."""
         with self.lock:
             t0 = time.perf_counter()
-            data, info = render.frame_png(self.model, field, mode, z)
+            data, info = render.frame_png(self.model, field, mode, z, max_px=max_px)
             self.speed.frame_ms = (time.perf_counter() - t0) * 1e3
             return data, info
 
