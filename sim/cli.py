@@ -1,4 +1,4 @@
-"""Command line: `nksim run | check | params | export` (and `sweep`, `plot`, `validate`).
+"""Command line: `nksim run | check | params | export` (and `sweep`, `plot`, `validate`, `cohort`, `calibrate`, `view`).
 
 Bad input exits with status 2 and one message naming the YAML path; nothing is written.
 """
@@ -294,11 +294,13 @@ def build_parser() -> argparse.ArgumentParser:
     from .plots import add_plot_arguments, cli_plot
     from .sweep.cli import add_sweep_arguments, cli_sweep
     from .cohort.cli import add_cohort_arguments, cli_cohort
+    from .view.cli import add_view_arguments, cli_view
 
     add_sweep_arguments(sub.add_parser("sweep", help="run or resume a parameter sweep")).set_defaults(func=cli_sweep)
     add_plot_arguments(sub.add_parser("plot", help="figures from a run or sweep folder")).set_defaults(func=cli_plot)
     add_cohort_arguments(sub.add_parser("cohort", help="virtual patient cohort: response rates per arm")).set_defaults(func=cli_cohort)
     add_calibrate_arguments(sub.add_parser("calibrate", help="fit parameters to data (ABC-SMC), resumable")).set_defaults(func=cli_calibrate)
+    add_view_arguments(sub.add_parser("view", help="interactive page in the browser (Solara) on 127.0.0.1")).set_defaults(func=cli_view)
     return p
 
 
