@@ -21,3 +21,8 @@ class CheckpointError(NksimError, ValueError):
 class NumericalError(NksimError, ArithmeticError):
     """A field or a per-cell level became non-finite or passed its ceiling; the message names the
     parameters that drive it."""
+
+
+class DomainEdgeWarning(UserWarning):
+    """The tumor reached the domain boundary or filled most of the domain: its growth is limited by
+    the section size (sim/domain_watch.py). A warning, not a refusal: the run goes on."""

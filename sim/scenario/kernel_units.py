@@ -88,6 +88,7 @@ def nk_params(c: Scenario, voxel_volume_ml: float) -> NKParams:
         mhc_max_fold=c.tumor.ifng_response.mhc_max_fold, tumor_ifng_ec50=c.tumor.ifng_response.ec50_ng_ml,
         apoptosis_delay_min=c.tumor.apoptosis_delay_min,
         stim_division_prob=0.0, memory_fraction=0.0, memory_half_life_min=nk.persistence.half_life_days * MIN_PER_DAY,
+        immune_cap=nk.crowding.per_site(c.domain.spacing_um),
     )
     p = tgfbr2_suppression(p, c)
     return cart_effector(p, c, voxel_volume_ml) if c.effector == "cart" else p
