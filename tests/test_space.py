@@ -213,3 +213,19 @@ def test_boundary_count_is_kept_by_the_kernels():
     xyz = np.stack(np.unravel_index(t.site[: t.used][live], m.shape), axis=1)
     edge = ((xyz == 0) | (xyz == np.array(m.shape) - 1)).any(axis=1)
     assert m.tumor_stats.at_boundary == edge.sum() > 0
+
+
+def test_nksim_run_prints_one_warning_line(tmp_path, capsys):
+    import yaml
+
+    from sim.cli import main
+
+    sc = tmp_path / "edge.yaml"
+    sc.write_text(yaml.safe_dump({"name": "edge", "domain": {"size_um": [200.0, 200.0]},
+                                  "time": {"days": 0.2, "snapshot_every_h": 0}, "output": {"figure": False},
+                                  "tumor": {"init": {"count": 95}}, "nk": {"dose": {"cells": 0}}}))
+    assert main(["run", str(sc), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert [line for line in err if "domain boundary" in line] == [line for line in err if line.startswith("nksim: warning:") and "boundary" in line]
+    assert len([line for line in err if "domain boundary" in line]) == 1
+    assert any(line.startswith("nksim: warning: edge: the tumor fills") for line in err)
