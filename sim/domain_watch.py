@@ -10,8 +10,10 @@ kernels' running totals (`TUMOR_STATS`: `at_boundary`, the live tumor cells on b
     domain_fill_fraction_max   the largest share of lattice sites holding live tumor cells
     immune_crowded_out         arriving immune cells that found no room (volume exclusion, nk.crowding)
 
-It warns once per condition (a `DomainEdgeWarning`, one line): when the tumor first touches the
-boundary, and when it first fills more than `FILL_WARN` of the domain.
+It warns once per condition (a `DomainEdgeWarning`, one line): when the tumor first reaches the
+boundary during the run, and when it first fills more than `FILL_WARN` of the domain. A tumor seeded on
+boundary sites (scattered cells: an in vitro well, disseminated disease) is flagged from day 0 but not
+warned about, since it did not grow there; its growth against the section shows in the fill warning.
 """
 from __future__ import annotations
 
@@ -38,8 +40,8 @@ class DomainWatch:
         self.fill_warned = False
         self.crowded_out = 0
 
-    def update(self, tstats, now_min: float) -> None:
-        """Read the running totals after a tumor step (or the set-up) at time `now_min`."""
+    def update(self, tstats, now_min: float, setup: bool = False) -> None:
+        """Read the running totals after a tumor step (or, with `setup`, the seeded tumor) at `now_min`."""
         live = float(tstats[S_LIVE])
         fill = live / self.n_sites if self.n_sites else 0.0
         if fill > self.fill_max:
@@ -48,9 +50,11 @@ class DomainWatch:
         where = f"{self.name}: " if self.name else ""
         if self.boundary_day is None and tstats[S_EDGE] > 0:
             self.boundary_day = day
-            warnings.warn(f"{where}tumor cells reached the domain boundary on day {day:.2f} ({int(tstats[S_EDGE])} on "
-                          "boundary sites): growth from here on is limited by the section size, not only by the therapy "
-                          "(summary.json: metrics.tumor_at_boundary; enlarge domain.size_um)", DomainEdgeWarning, stacklevel=3)
+            if not setup:  # a tumor seeded on the boundary did not grow there: flagged, not warned about
+                warnings.warn(f"{where}tumor cells reached the domain boundary on day {day:.2f} ({int(tstats[S_EDGE])} "
+                              "on boundary sites): growth from here on is limited by the section size, not only by the "
+                              "therapy (summary.json: metrics.tumor_at_boundary; enlarge domain.size_um)",
+                              DomainEdgeWarning, stacklevel=3)
         if not self.fill_warned and fill > FILL_WARN:
             self.fill_warned = True
             warnings.warn(f"{where}the tumor fills {fill:.0%} of the domain's {self.n_sites} sites on day {day:.2f}: "
@@ -66,8 +70,7 @@ class DomainWatch:
         }
 
     def state_dict(self) -> dict:
-        return {"boundary_day": self.boundary_day, "fill_max": self.fill_max, "fill_warned": self.fill_warned,
-                "crowded_out": self.crowded_out}
+        return {"boundary_day": self.boundary_day, "fill_max": self.fill_max, "fill_warned": self.fill_warned, "crowded_out": self.crowded_out}
 
     def load_state_dict(self, d: dict) -> None:
         self.boundary_day = d.get("boundary_day")

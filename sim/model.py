@@ -103,7 +103,7 @@ class TumorImmuneModel(mesa.Model):
         self.hooks: list = []
         self.car_positive_fraction = 1.0  # share of added NK cells that carry the CAR (set by the product)
         self._place_tumor()
-        self.domain_watch.update(self.tstats, self.now_min)
+        self.domain_watch.update(self.tstats, self.now_min, setup=True)
         self._place_stroma()
         self.therapy = Therapy(self)  # product lot, cold chain, dosing/blood, IL-15 and suicide hooks
         self._place_nk(c.nk.dose.cells if self.therapy.released else 0)

@@ -222,10 +222,23 @@ def test_nksim_run_prints_one_warning_line(tmp_path, capsys):
 
     sc = tmp_path / "edge.yaml"
     sc.write_text(yaml.safe_dump({"name": "edge", "domain": {"size_um": [200.0, 200.0]},
-                                  "time": {"days": 0.2, "snapshot_every_h": 0}, "output": {"figure": False},
-                                  "tumor": {"init": {"count": 95}}, "nk": {"dose": {"cells": 0}}}))
+                                  "time": {"days": 1.0, "snapshot_every_h": 0}, "output": {"figure": False},
+                                  "tumor": {"init": {"count": 60}, "doubling_time_h": 6.0}, "nk": {"dose": {"cells": 0}}}))
     assert main(["run", str(sc), "--out", str(tmp_path / "out"), "--quiet"]) == 0
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert [line for line in err if "domain boundary" in line] == [line for line in err if line.startswith("nksim: warning:") and "boundary" in line]
     assert len([line for line in err if "domain boundary" in line]) == 1
     assert any(line.startswith("nksim: warning: edge: the tumor fills") for line in err)
+
+
+def test_a_tumor_seeded_on_the_boundary_is_flagged_but_warns_only_when_it_fills_the_domain():
+    cfg = {"domain": {"size_um": [300.0, 300.0]}, "time": {"days": 0.3, "snapshot_every_h": 0},
+           "tumor": {"init": {"count": 120, "shape": "scattered"}}, "nk": {"dose": {"cells": 0}}, "output": {"figure": False}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DomainEdgeWarning)
+        r = api.run(cfg, seed=4)
+    assert r.metrics["tumor_at_boundary"] is True and r.metrics["tumor_boundary_day"] == 0.0
+    cfg["tumor"]["init"]["count"] = 215  # 215 of 225 sites
+    with pytest.warns(DomainEdgeWarning, match="fills") as rec:
+        api.run(cfg, seed=4)
+    assert len(rec) == 1
