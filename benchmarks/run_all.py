@@ -76,6 +76,33 @@ def sweep_throughput(workers: int, n_runs: int) -> dict:
     return {"runs_per_min_end_to_end": n_runs / (t1 - t0) * 60.0, "runs_per_min_steady": n_runs / steady * 60.0}
 
 
+COHORT_FILE = "scenarios/cohort_cd19_cb_il15.yaml"
+COHORT_ARMS = ("dose_1e6", "dose_1e7")
+
+
+def cohort_throughput(n_patients: int, workers: int) -> dict:
+    """The shipped CD19 cohort cut to `n_patients` and two dose arms, run end to end by `nksim cohort`
+    (Dask start-up, figures and tables included); the 100-patient time is projected from runs per
+    minute (the runs are independent, so a longer cohort only amortises the fixed cost better)."""
+    import yaml
+
+    from sim.cohort.run import run_cohort
+
+    raw = yaml.safe_load((ROOT / COHORT_FILE).read_text(encoding="utf-8"))
+    raw["base"] = str(ROOT / "scenarios" / raw["base"])
+    raw["patients"] = n_patients
+    raw["arms"] = [a for a in raw["arms"] if a["name"] in COHORT_ARMS]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "cohort.yaml"
+        path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+        t0 = time.perf_counter()
+        run_cohort(path, out=Path(tmp) / "out", workers=workers, progress=False)
+        wall = time.perf_counter() - t0
+    runs = n_patients * len(COHORT_ARMS)
+    return {"file": COHORT_FILE, "patients": n_patients, "arms": list(COHORT_ARMS), "workers": workers, "wall_s": wall,
+            "runs": runs, "s_per_run": wall / runs, "projected_100x2_min": wall / runs * 200 / 60.0}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="reduced smoke-test suite (verdicts not meaningful)")
@@ -202,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
                                    "speedup_end_to_end": s2["runs_per_min_end_to_end"] / s1["runs_per_min_end_to_end"]}}
     R["sweep"]["speedup"] = R["sweep"]["nksim_sweep"]["speedup"]
 
+    # ---- cohort throughput (issue 12's scale target) ---------------------------------------------------
+    n_pat = 2 if q else 6
+    log(f"nksim cohort {COHORT_FILE}: {n_pat} patients × 2 arms × 28 days, 2 workers")
+    R["cohort"] = cohort_throughput(n_pat, workers=2)
+
     # ---- verdicts -----------------------------------------------------------------------------------
     by_n = {s["n_tumor"]: s for s in series}
     b, s = big
@@ -228,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
          f"{R['sweep']['nksim_sweep']['runs_per_min_steady_2']:.0f} runs/min); end to end "
          f"{R['sweep']['nksim_sweep']['speedup_end_to_end']:.2f}× ({R['sweep']['nksim_sweep']['wall_s_1']:.0f} s → "
          f"{R['sweep']['nksim_sweep']['wall_s_2']:.0f} s); bare process pool {R['sweep']['process_pool']['speedup_steady']:.2f}×"),
+        ("cohort: 100 CD19 patients × 2 arms × 28 d, 2 workers", "≤ 10 min", R["cohort"]["projected_100x2_min"], lambda v: v <= 10,
+         f"{R['cohort']['projected_100x2_min']:.0f} min projected from {R['cohort']['runs']} runs in {R['cohort']['wall_s']:.0f} s "
+         f"({R['cohort']['s_per_run']:.1f} s a run per 2 workers)"),
     ]
     R["targets"] = [{"target": t, "goal": g, "value": v, "pass": bool(ok(v)), "measured": txt} for t, g, v, ok, txt in targets]
     R["machine"]["loadavg_end"] = list(os.getloadavg())

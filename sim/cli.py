@@ -17,12 +17,37 @@ MAX_MEMORY_HELP = ("refuse a scenario whose memory estimate exceeds SIZE (e.g. 8
                    "available now)")
 
 
+def _set_overrides(items: list[str] | None) -> dict:
+    """`--set key=value` pairs → {dotted path: value}; values are read as YAML (5, 1e6, true, [1, 2], none)."""
+    import yaml
+
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ScenarioError("--set", f"expected KEY=VALUE with a dotted path, got {item!r} (e.g. --set nk.dose.cells=500)")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ScenarioError(key.strip(), f"--set value {value!r} is not a YAML value (quote text, e.g. --set name='a b')") from None
+    return out
+
+
+def _compile_notice() -> None:
+    """One line before the first Numba compile, instead of a silent first step with a wild ETA."""
+    from .kernels.cache_guard import kernels_cached
+
+    if not kernels_cached():
+        print("nksim: compiling kernels once (about 20 s; later runs load them from the cache)", file=sys.stderr, flush=True)
+
+
 def _cmd_run(args) -> int:
     from . import api, safe_io
-    from .scenario import load_scenario
+    from .scenario import resolve
 
     _preflight_run(args)  # memory estimate and output-volume warnings, before anything is allocated or written
-    cfg = load_scenario(args.scenario)
+    cfg = resolve(Path(args.scenario)).with_layer("override", _set_overrides(args.set)).scenario
+    _compile_notice()
     out = Path(args.out) if args.out else Path("results") / cfg.name
     overwrite = getattr(args, "overwrite", False)
     safe_io.check_target(out, overwrite=overwrite, name=cfg.name)  # refuse before a checkpoint path is derived
@@ -73,7 +98,8 @@ def _preflight_run(args) -> None:
     from .scenario.preflight import preflight
 
     layer = {k: v for k, v in (("seed", args.seed), ("time.days", args.days)) if v is not None}
-    report = preflight(resolve(Path(args.scenario)).with_layer("run", layer), max_memory=args.max_memory)
+    eff = resolve(Path(args.scenario)).with_layer("override", _set_overrides(args.set))
+    report = preflight(eff.with_layer("run", layer), max_memory=args.max_memory)
     for w in report.warnings:
         print(f"nksim: warning: {w}", file=sys.stderr)
 
@@ -127,6 +153,10 @@ def _cmd_params(args) -> int:
     from .scenario import parameter_table_markdown
 
     text = parameter_table_markdown()
+    if args.references:
+        from .scenario.references import references_markdown
+
+        text = references_markdown()
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
     else:
@@ -137,7 +167,7 @@ def _cmd_params(args) -> int:
 def _cmd_validate(args) -> int:
     out = Path(args.out) if args.out else Path("results") / "validation"
     if args.which == "all":
-        for which in ("kuznetsov", "cytotoxicity"):
+        for which in ("kuznetsov", "depillis", "cytotoxicity"):
             args.which = which
             _cmd_validate(args)
         return 0
@@ -149,6 +179,18 @@ def _cmd_validate(args) -> int:
             print(f"{label}: ODE {c['ode_outcome']}, ABM {c['abm_outcomes'].count(c['ode_outcome'])}/{len(c['abm_outcomes'])} agree")
         for r in rep["convergence"]:
             print(f"Ω={r['omega']:g}: RMS error T {r['T']['rms_err']:.3f}, E {r['E']['rms_err']:.3f} (fraction of ODE peak)")
+    elif args.which == "depillis":
+        from .validation import validate_depillis
+
+        rep = validate_depillis(out, replicates=args.replicates or 32)
+        T, N = rep["T"], rep["N"]
+        reached = [d for d in rep["t90_days"]["replicates"] if d is not None]
+        t90 = f"{min(reached):g}–{max(reached):g}" if reached else "never"
+        print(f"de Pillis 2005 (Ω={rep['omega']:g}, {rep['replicates']} replicates, {rep['days']:g} days): "
+              f"T max relative error {T['max_rel_err']:.3f} (day {T['max_rel_err_day']:g}), "
+              f"{T['max_err']:.3f} of the ODE peak; N {N['max_err']:.3f} of the ODE peak; "
+              f"90 % of 1/b at day {rep['t90_days']['ode']:g} (ODE), "
+              f"{t90} ({len(reached)}/{rep['replicates']} replicates)")
     else:  # cytotoxicity
         from .assays import validate_cytotoxicity
 
@@ -207,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="output folder (default results/<name>)")
     r.add_argument("--seed", type=_seed, help="override the scenario seed (0 to 2^63 - 1)")
     r.add_argument("--days", type=_positive_hours_or_days, help="override time.days (> 0)")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override one scenario value by dotted path, validated like the YAML (repeatable), "
+                        "e.g. --set nk.dose.cells=500 --set nk.il15.mode=secreted")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--checkpoint-every-h", type=_positive_hours_or_days, metavar="H",
                    help="save <out>.checkpoint.npz every H simulated hours; rerunning resumes from it")
@@ -224,9 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_cmd_check)
     pr = sub.add_parser("params", help="print the parameter table (Markdown)")
     pr.add_argument("--out")
+    pr.add_argument("--references", action="store_true", help="print the reference list (docs/references.md) instead")
     pr.set_defaults(func=_cmd_params)
     v = sub.add_parser("validate", help="compare the model with published work (figures + JSON)")
-    v.add_argument("which", choices=["kuznetsov", "cytotoxicity", "all"])
+    v.add_argument("which", choices=["kuznetsov", "depillis", "cytotoxicity", "all"])
     v.add_argument("--out", help="output folder (default results/validation)")
     v.add_argument("--replicates", type=int, help="replicates per condition")
     v.set_defaults(func=_cmd_validate)

@@ -79,6 +79,7 @@ class CytokineFields:
         self._lam_1d = self._laplacian_eigenvalues()
         self._factors_dt: float | None = None
         self._factors: list[tuple[np.ndarray, np.ndarray]] = []
+        self._diffusion_only: dict[tuple[int, float], np.ndarray] = {}  # mode factors e^{−Dλ dt} of a sink field
 
     def _laplacian_eigenvalues(self) -> list[np.ndarray]:
         """Per-axis eigenvalues (1/µm²) of the discrete Neumann Laplacian, shaped to broadcast over the grid."""
@@ -107,33 +108,94 @@ class CytokineFields:
         """Set the systemic level of field ``name`` (ng/mL), the value sampled on top of the grid."""
         self.background[self.index(name)] = value
 
-    def step(self, dt_min: float) -> None:
-        """Advance every field exactly by ``dt_min`` with the current sources, then zero the sources."""
+    #: grids up to this many voxels transform all active fields in one call (scipy's per-call cost
+    #: dominates small grids; measured 3.6× faster at 30×30, no gain at 40³). Bit-identical either way.
+    BATCH_MAX_VOXELS = 16384
+
+    def step(self, dt_min: float, sinks: dict[int, np.ndarray] | None = None) -> None:
+        """Advance every field by ``dt_min`` with the current sources, then zero the sources.
+
+        ``sinks`` maps a field index to a per-voxel uptake rate (1/min, the grid's shape or flat),
+        e.g. receptor-mediated consumption by the cells in each voxel. A field without a sink is
+        stepped exactly; a field with one by `_step_with_sink` (exact local reaction, then exact
+        diffusion: first-order splitting, exact for a uniform field)."""
         dt = float(dt_min)
         if not (dt >= 0 and math.isfinite(dt)):
             raise ValueError(f"dt must be finite and >= 0, got {dt_min}")
         factors = self._step_factors(dt)
-        for f, (decay, gain) in enumerate(factors):
-            u, s = self.values[f], self.sources[f]
-            has_source = bool(s.any())
-            if not has_source and not u.any():
-                self.nonzero[f] = False
+        sinks = {f: k for f, k in (sinks or {}).items() if np.any(k)}
+        for f, k in sinks.items():
+            self.nonzero[f] = bool(self.sources[f].any()) or bool(self.values[f].any())
+            if self.nonzero[f]:
+                self._step_with_sink(f, np.asarray(k, dtype=np.float64).reshape(self.shape), dt)
+        active, sourced = [], []
+        for f in range(len(self.names)):
+            if f in sinks:
                 continue
-            self.nonzero[f] = True
-            if not self._axes:  # single voxel: no diffusion, modes are the values themselves
-                u *= decay
-                u += gain * s
-            else:
-                uh = fft.dctn(u, type=2, axes=self._axes, norm="ortho", workers=self.workers)
-                uh *= decay
+            has_source = bool(self.sources[f].any())
+            self.nonzero[f] = has_source or bool(self.values[f].any())
+            if self.nonzero[f]:
+                active.append(f)
                 if has_source:
-                    sh = fft.dctn(s, type=2, axes=self._axes, norm="ortho", workers=self.workers)
-                    sh *= gain
-                    uh += sh
-                u[...] = fft.idctn(uh, type=2, axes=self._axes, norm="ortho",
-                                   workers=self.workers, overwrite_x=True)
-            np.maximum(u, 0.0, out=u)  # clip FFT round-off (~1e-16·max) below zero
+                    sourced.append(f)
+        if not self._axes:  # single voxel: no diffusion, modes are the values themselves
+            for f in active:
+                decay, gain = factors[f]
+                self.values[f] *= decay
+                self.values[f] += gain * self.sources[f]
+        elif len(active) > 1 and self.values[0].size <= self.BATCH_MAX_VOXELS:
+            self._transform_batched(active, sourced, factors)
+        else:
+            for f in active:
+                self._transform_one(f, f in sourced, factors[f])
+        for f in active:
+            np.maximum(self.values[f], 0.0, out=self.values[f])  # clip FFT round-off (~1e-16·max) below zero
         self.sources[...] = 0.0
+
+    def _step_with_sink(self, f: int, k: np.ndarray, dt: float) -> None:
+        """du/dt = D∇²u − (g + k(x)) u + s(x) over dt, split: each voxel's reaction solved exactly
+        (u e^{−a dt} + s (1 − e^{−a dt})/a, a = g + k), then diffusion alone exactly in DCT modes."""
+        u, s = self.values[f], self.sources[f]
+        a = self.decay_per_min[f] + k
+        e = np.exp(-a * dt)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gain = np.where(a > 0, -np.expm1(-a * dt) / a, dt)
+        u *= e
+        u += gain * s
+        if self._axes and self.diffusion[f] > 0:
+            key = (f, dt)
+            if key not in self._diffusion_only:
+                lx, ly, lz = self._lam_1d
+                self._diffusion_only = {key: np.exp(-self.diffusion[f] * (lx + ly + lz) * dt)}
+            uh = fft.dctn(u, type=2, axes=self._axes, norm="ortho", workers=self.workers)
+            uh *= self._diffusion_only[key]
+            u[...] = fft.idctn(uh, type=2, axes=self._axes, norm="ortho", workers=self.workers, overwrite_x=True)
+        np.maximum(u, 0.0, out=u)
+
+    def _transform_one(self, f: int, has_source: bool, factor: tuple[np.ndarray, np.ndarray]) -> None:
+        """One field's exact step in DCT modes: û ← e^{−a dt} û + (1−e^{−a dt})/a · ŝ."""
+        decay, gain = factor
+        u, s = self.values[f], self.sources[f]
+        uh = fft.dctn(u, type=2, axes=self._axes, norm="ortho", workers=self.workers)
+        uh *= decay
+        if has_source:
+            sh = fft.dctn(s, type=2, axes=self._axes, norm="ortho", workers=self.workers)
+            sh *= gain
+            uh += sh
+        u[...] = fft.idctn(uh, type=2, axes=self._axes, norm="ortho", workers=self.workers, overwrite_x=True)
+
+    def _transform_batched(self, active: list[int], sourced: list[int], factors) -> None:
+        """`_transform_one` for several fields at once: the same arithmetic, one transform call per stack."""
+        axes = tuple(a + 1 for a in self._axes)
+        uh = fft.dctn(self.values[active], type=2, axes=axes, norm="ortho", workers=self.workers)
+        for j, f in enumerate(active):
+            uh[j] *= factors[f][0]
+        if sourced:
+            sh = fft.dctn(self.sources[sourced], type=2, axes=axes, norm="ortho", workers=self.workers)
+            for j, f in enumerate(sourced):
+                sh[j] *= factors[f][1]
+                uh[active.index(f)] += sh[j]
+        self.values[active] = fft.idctn(uh, type=2, axes=axes, norm="ortho", workers=self.workers, overwrite_x=True)
 
     def concentration(self, name: str) -> np.ndarray:
         """Total concentration (values + background, ng/mL) as a new array."""

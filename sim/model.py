@@ -19,7 +19,8 @@ from .fields import CytokineFields
 from .kernels import step as K
 from .kernels.killing import is_exhausted
 from .kernels.lattice import count_immune, moore_offsets, occupancy_bits, pack_alive, pack_occupancy, place_immune_cells
-from .kernels.params import FIELD_NAMES, TGFB
+from .kernels.field_ops import count_per_voxel
+from .kernels.params import FIELD_NAMES, IL15, TGFB
 from .kernels.phenotype import lognormal_levels
 from .kernels.records import NK_COUNTS, TUMOR_STATS, FieldsType, LatticeType, TalliesType, make_record
 from .scenario.kernel_units import nk_params, tissue_tgfb_rates, tumor_params
@@ -83,6 +84,8 @@ class TumorImmuneModel(mesa.Model):
         self.p_nk = self.p_nk_base  # what the kernels read this step: the base under the declared modulators
         self.p_tumor = tumor_params(c)
         self.tgfb_rate, self.stroma_rate = tissue_tgfb_rates(c, self.fields.voxel_volume_ml)
+        # IL-15 uptake: the share of a voxel one effector cell clears per minute (1/min per cell)
+        self.il15_uptake_per_cell = c.nk.il15.uptake_um3_per_min * 1e-12 / self.fields.voxel_volume_ml
         self.tstats = np.zeros(len(TUMOR_STATS), dtype=np.float64)
         self.counters = np.zeros(8, dtype=np.int64)
         self.now_min = 0.0
@@ -449,7 +452,7 @@ class TumorImmuneModel(mesa.Model):
             self.domain_watch.update(self.tstats, self.now_min + self.dt)
         if k % self._field_every == 0:
             self._secrete_tissue_sources()
-            self.fields.step(self._field_every * self.dt)
+            self.fields.step(self._field_every * self.dt, self._field_sinks())
         self.now_min += self.dt
         if nk.used > 1024 and nk.used > 2 * (live_before + nb - nd):
             self._compact_nk()
@@ -464,6 +467,20 @@ class TumorImmuneModel(mesa.Model):
             src += self.vox_tumor * self.tgfb_rate
         if self.stroma_rate:
             src += self.vox_stroma * self.stroma_rate
+
+    def _field_sinks(self) -> dict[int, np.ndarray] | None:
+        """Per-voxel IL-15 uptake rate (1/min): effector cells in the voxel × the clearance of one."""
+        if self.il15_uptake_per_cell <= 0:
+            return None
+        nk = self.nk
+        sites = nk.site[: nk.used][nk.state[: nk.used] != K.NK_EMPTY]
+        if sites.size == 0:
+            return None
+        k = np.zeros(int(np.prod(self.fshape)))
+        nx, ny, nz = self.shape
+        count_per_voxel(k, sites, nx, ny, nz, *self.fshape, self.config.domain.field_coarsen)
+        k *= self.il15_uptake_per_cell
+        return {IL15: k}
 
     def _compact_nk(self) -> None:
         keep = self.nk.compact()

@@ -29,13 +29,15 @@ from .units import MIN_PER_DAY
 
 
 def wellmixed_params(c: cfgmod.Scenario) -> WellMixedParams:
-    """Kuznetsov rates in agent units per minute: pair rates ÷ Ω, cell-number constants × Ω."""
+    """Kuznetsov rates in agent units per minute: pair rates ÷ Ω, cell-number constants × Ω (the
+    Hill exponent is dimensionless and passes through)."""
     w, om = c.wellmixed, c.wellmixed.omega
     return WellMixedParams(
         dt=c.time.dt_min,
         influx=w.influx_cells_day * om / MIN_PER_DAY,
         prolif=w.proliferation_per_day / MIN_PER_DAY,
         prolif_half=w.proliferation_half_cells * om,
+        prolif_hill=float(w.proliferation_hill),
         inact=w.inactivation_per_cell_day / om / MIN_PER_DAY,
         half_life_min=LN2 / (w.death_per_day / MIN_PER_DAY),
         growth=w.growth_per_day / MIN_PER_DAY,

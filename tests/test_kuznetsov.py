@@ -124,3 +124,35 @@ def test_lattice_model_refuses_well_mixed_and_cli_checks_it(capsys):
     assert "well-mixed" in capsys.readouterr().out
     with pytest.raises(ScenarioError, match="domain.space"):
         api.run("scenarios/kuznetsov_wellmixed.yaml", days=1, checkpoint="/tmp/never-written.npz")
+
+
+def test_hill_exponent_one_is_the_kuznetsov_model_bit_for_bit():
+    """`wellmixed.proliferation_hill` defaults to 1, and 1 (left out or written) reproduces the
+    well-mixed outputs of the model before the Hill exponent existed exactly: the digest below is of
+    the shipped scenario's 60-day tumor, NK and kill columns on main at 10b0248 (before the change).
+    A deliberate change to the well-mixed rules or random stream changes it; regenerate it then."""
+    import hashlib
+
+    def digest(ts):
+        h = hashlib.sha256()
+        for c in ("tumor", "nk_live", "kills_innate"):
+            h.update(np.ascontiguousarray(ts[c].to_numpy()).tobytes())
+        return h.hexdigest()
+
+    assert api.coerce({"domain": {"space": "well_mixed"}}).wellmixed.proliferation_hill == 1.0
+    before = "b8732f6aaec38a5cd9a8ad2efe736c870297994ede5eb25f90a96479eb5c1e6b"
+    assert digest(api.run("scenarios/kuznetsov_wellmixed.yaml", days=60).timeseries) == before
+    ts = api.run("scenarios/kuznetsov_wellmixed.yaml", days=60, overrides={"wellmixed.proliferation_hill": 1}).timeseries
+    assert digest(ts) == before
+
+
+def test_hill_exponent_is_validated(capsys, tmp_path):
+    """n < 1 or a non-number is refused with exit 2 and one line naming the YAML path."""
+    from sim.cli import main
+
+    for bad, hint in (("0.5", "greater than or equal to 1"), ("two", "valid number")):
+        f = tmp_path / "bad.yaml"
+        f.write_text(f"domain:\n  space: well_mixed\nwellmixed:\n  proliferation_hill: {bad}\n")
+        assert main(["check", str(f)]) == 2
+        err = capsys.readouterr().err
+        assert "wellmixed.proliferation_hill" in err and hint in err and len(err.strip().splitlines()) == 1, err

@@ -1,5 +1,6 @@
 """Rules written once: the batch kernels, the model's set-up and the Mesa agents call the same function."""
 import numpy as np
+import pytest
 
 from sim.kernels.killing import is_exhausted
 from sim.kernels.order import shuffled
@@ -81,3 +82,25 @@ def test_seeded_tumor_cells_wait_the_daughters_first_division_delay():
     rate = m.p_tumor.division_rate
     assert wait.min() >= 0 and stats.kstest(wait * rate, "expon").pvalue > 1e-3
     assert m.tumor_stats.live == 800 and m.vox_tumor.sum() == 800
+
+
+def test_saturation_is_one_hill_rule_and_n1_is_michaelis_menten_bit_for_bit():
+    """`rates.saturation(c, EC50, n)`: n = 1 (also when n is left out) is exactly c/(c + EC50), the
+    rule before the Hill exponent existed; n = 2 is the closed form c²/(EC50² + c²) to rounding;
+    EC50 is the half-maximal level for every n; the triggering curve is the same function."""
+    from sim.kernels.rates import saturation
+    from sim.kernels.recognition import trigger_probability
+
+    rng = np.random.default_rng(5)
+    c = 10.0 ** rng.uniform(-6, 12, 500)
+    e = 10.0 ** rng.uniform(-6, 12, 500)
+    for ci, ei in zip(c, e):
+        assert saturation(ci, ei) == ci / (ci + ei) == saturation(ci, ei, 1.0)  # bit for bit
+        assert saturation(ci, ei, 2.0) == pytest.approx(ci * ci / (ei * ei + ci * ci), rel=1e-14, abs=1e-300)
+        assert trigger_probability(ci, ei, 2.0) == saturation(ci, ei, 2.0)
+    for n in (1.0, 2.0, 3.7):
+        assert saturation(4.5e3, 4.5e3, n) == 0.5
+        assert saturation(0.0, 1.0, n) == 0.0 and saturation(-1.0, 1.0, n) == 0.0
+    assert saturation(1e300, 1e-10, 3.0) == 1.0  # x = (c/EC50)ⁿ overflows: 1, not inf/inf = NaN
+    # de Pillis 2005: T²/(h + T²) with h = 2.02e7 cells², at T = 1e4 cells, as g = √h
+    assert saturation(1e4, np.sqrt(2.02e7), 2.0) == pytest.approx(1e8 / (2.02e7 + 1e8), rel=1e-14)

@@ -363,3 +363,50 @@ def test_checkpoint_resume_with_dosing_lot_and_suicide(tmp_path):
     for a, b in [(m.nk.site[: m.nk.used], m2.nk.site[: m.nk.used]), (m.nk.car[: m.nk.used], m2.nk.car[: m.nk.used]),
                  (m.occ, m2.occ), (m.fields.values, m2.fields.values)]:
         assert np.array_equal(a, b)
+
+
+# ----------------------------------------------------------------------------- clinical units
+def test_blood_read_outs_in_clinical_units():
+    """CAR+ cells/µL and transgene copies/µg gDNA follow the documented conversions: 7e6 CAR+ cells in
+    70 kg × 70 mL/kg = 4.9 L are 1.43/µL; among 5000 leukocytes/µL with one copy each that is
+    1.43/5001.43 × 1e6/6.6 ≈ 43 copies/µg."""
+    from sim.therapy.clinical_units import CELLS_PER_UG_GDNA, car_per_ul, transgene_copies_per_ug
+
+    ul = car_per_ul(7e6, 1.0, 70.0, 70.0)
+    assert ul == pytest.approx(7e6 / 4.9e6)
+    assert transgene_copies_per_ug(ul, 5000.0, 1.0) == pytest.approx(ul / (5000.0 + ul) * 1e6 / 6.6)
+    assert CELLS_PER_UG_GDNA == pytest.approx(151515.15, rel=1e-6)
+    m = TumorImmuneModel(cfg(dosing={"infusions": [{"day": 0, "dose": 1e6}]}), rng=0)
+    run_steps(m, 0.5)
+    ts = m.datacollector.get_model_vars_dataframe()
+    th, d = m.therapy, m.config.dosing
+    expect = th.blood.blood(m.now_min) * th.lot.car_fraction / (d.weight_kg * 70.0 * 1000.0)
+    assert th.car_per_ul(m.now_min) == pytest.approx(expect, rel=1e-12)
+    assert {"car_per_ul_blood", "transgene_copies_per_ug"} <= set(ts.columns)
+    s = th.summary()["dosing"]
+    assert len(s["car_per_ul_daily"]) == len(s["transgene_copies_per_ug_daily"]) == 1
+    assert s["car_per_ul_daily"][0] > 0
+
+
+# ----------------------------------------------------------------------------- IL-2 support
+def test_il2_pk_and_its_il15_equivalent_signal():
+    """IL-2 s.c. doses follow the Bateman curve (peak at ln(ka/ke)/(ka−ke), the same PK rule as the
+    superagonist); the systemic IL-15 signal adds potency × IL-2; serum IL-2 is a time-series column."""
+    from sim.therapy.dosing import il2_serum, subcutaneous_level
+
+    il2 = {"doses": [{"day": 0.0, "dose_miu": 10.0}], "absorption_half_life_h": 1.5, "elimination_half_life_h": 2.0,
+           "ng_ml_per_miu": 0.1, "potency": 0.5}
+    c = coerce(cfg(nk={"dose": {"cells": 10}, "il2": il2}))
+    ka, ke = math.log(2) / 1.5, math.log(2) / 2.0
+    t_peak_h = math.log(ka / ke) / (ka - ke)
+    peak = il2_serum(c.nk.il2, t_peak_h / 24)
+    assert peak == pytest.approx(1.0 * ka / (ka - ke) * (math.exp(-ke * t_peak_h) - math.exp(-ka * t_peak_h)))
+    assert il2_serum(c.nk.il2, t_peak_h / 24 - 0.01) < peak > il2_serum(c.nk.il2, t_peak_h / 24 + 0.01)
+    assert subcutaneous_level([], 1.0, 1.0, 2.0) == 0.0
+    m = TumorImmuneModel(c, rng=0)
+    t = 0.2 * 1440
+    assert m.therapy.il15_systemic(t) == pytest.approx(m.therapy.il15_base + 0.5 * il2_serum(c.nk.il2, 0.2))
+    m.run_for(0.25)
+    ts = m.datacollector.get_model_vars_dataframe()
+    assert ts["il2_serum_ng_ml"].max() > 0 and ts["il15_systemic_ng_ml"].max() > m.therapy.il15_base
+    assert coerce(cfg()).nk.il2.doses == []  # no IL-2 unless given

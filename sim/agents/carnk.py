@@ -101,4 +101,4 @@ class CARNKCell(mesa.Agent):
     def death_probability(self) -> float:
         """Probability of dying within the next step."""
         p = self.model.p_nk
-        return death_probability(p.half_life_min, self.il15_seen(), p.il15_extension, p.il15_ec50, p.dt)
+        return death_probability(p.half_life_min, self.il15_seen(), p.il15_extension, p.il15_ec50, p.dt, p.rejection_per_min)

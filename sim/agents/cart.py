@@ -26,4 +26,4 @@ class CARTCell(CARNKCell):
 
     def death_probability(self) -> float:
         p = self.model.p_nk
-        return death_probability(self._half_life_min(), self.il15_seen(), p.il15_extension, p.il15_ec50, p.dt)
+        return death_probability(self._half_life_min(), self.il15_seen(), p.il15_extension, p.il15_ec50, p.dt, p.rejection_per_min)

@@ -58,3 +58,9 @@ def guard() -> bool:
     except OSError:  # read-only install: numba falls back to its own checks
         return dropped
     return dropped
+
+
+def kernels_cached() -> bool:
+    """Whether the batch step's compiled code is on disk (else the first step compiles it, ~20 s)."""
+    path = getattr(getattr(_probe, "_cache", None), "_cache_path", None)
+    return bool(path) and any(Path(path).glob("step.nk_step-*.nbi"))

@@ -35,6 +35,15 @@ def deposit(sources, sites, weights, rate, nx, ny, nz, fx, fy, fz, coarsen):
 
 
 @njit(cache=True)
+def count_per_voxel(out, sites, nx, ny, nz, fx, fy, fz, coarsen):
+    """Add 1 to ``out[v]`` for each site's voxel (cells per voxel, e.g. for uptake); negative sites skipped."""
+    for n in range(sites.shape[0]):
+        s = sites[n]
+        if s >= 0:
+            out[site_to_voxel(s, nx, ny, nz, fx, fy, fz, coarsen)] += 1.0
+
+
+@njit(cache=True)
 def sample(values, site, background, nx, ny, nz, fx, fy, fz, coarsen):
     """Total concentration (field + background, ng/mL) a cell at ``site`` senses."""
     return values[site_to_voxel(site, nx, ny, nz, fx, fy, fz, coarsen)] + background

@@ -16,7 +16,7 @@ NKParams = namedtuple(
         "ifng_rate", "ifng_exhausted_fraction", "il15_rate", "il15_autocrine",
         "tgfb_ic50", "tgfb_activation_max", "tgfb_nkg2d_max", "tgfb_ifng_max", "tgfb_resistant",
         "mhc_max_fold", "tumor_ifng_ec50", "apoptosis_delay_min",
-        "stim_division_prob", "memory_fraction", "memory_half_life_min",
+        "stim_division_prob", "memory_fraction", "memory_half_life_min", "rejection_per_min",
         "immune_cap",  # volume exclusion: immune cells one site holds (nk.crowding, lattice.immune_can_enter)
     ],
 )

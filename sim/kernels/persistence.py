@@ -11,10 +11,11 @@ def effective_half_life(half_life_min, il15_ng_ml, max_extension, ec50_ng_ml):
 
 
 @njit(cache=True, inline='always')
-def death_probability(half_life_min, il15_ng_ml, max_extension, ec50_ng_ml, dt_min):
-    """Per-step probability that an NK cell dies (persistence loss)."""
+def death_probability(half_life_min, il15_ng_ml, max_extension, ec50_ng_ml, dt_min, extra_hazard_per_min=0.0):
+    """Per-step probability that an NK cell dies: persistence loss (IL-15-extended half-life) plus an
+    extra hazard that IL-15 does not extend (host-versus-graft rejection, `therapy.rejection`)."""
     t_half = effective_half_life(half_life_min, il15_ng_ml, max_extension, ec50_ng_ml)
-    return hazard_probability(LN2 / t_half, dt_min)
+    return hazard_probability(LN2 / t_half + extra_hazard_per_min, dt_min)
 
 
 @njit(cache=True, inline='always')

@@ -21,11 +21,22 @@ def half_life_to_rate(half_life_min):
 
 
 @njit(cache=True, inline='always')
-def saturation(conc, ec50):
-    """Michaelis–Menten occupancy c/(c+EC50) in [0, 1): the response to a cytokine level."""
+def saturation(conc, ec50, n=1.0):
+    """Hill occupancy cⁿ/(EC50ⁿ + cⁿ) in [0, 1): THE saturating response (cytokine levels, receptor
+    signals, tumor-stimulated recruitment). `ec50` is the level of half-maximal response for every n.
+
+    n = 1 (the default) is Michaelis–Menten and is computed as c/(c + EC50), exactly as before the
+    Hill exponent existed (bit for bit); n ≠ 1 is computed as x/(1 + x) with x = (c/EC50)ⁿ, and 1
+    where x overflows (inf/inf would be NaN).
+    """
     if conc <= 0.0:
         return 0.0
-    return conc / (conc + ec50)
+    if n == 1.0:
+        return conc / (conc + ec50)
+    x = (conc / ec50) ** n
+    if math.isinf(x):
+        return 1.0
+    return x / (1.0 + x)
 
 
 @njit(cache=True, inline='always')

@@ -43,11 +43,9 @@ def net_signal(car, innate, adcc, inhibitory, mhc, inhibitory_block, activation_
 
 @njit(cache=True, inline='always')
 def trigger_probability(net, half_activation, hill):
-    """Probability that a conjugate triggers degranulation: a Hill function of the net signal."""
-    if net <= 0.0:
-        return 0.0
-    x = (net / half_activation) ** hill
-    return x / (1.0 + x)
+    """Probability that a conjugate triggers degranulation: a Hill function of the net signal
+    (`rates.saturation` with exponent `hill`)."""
+    return saturation(net, half_activation, hill)
 
 
 @njit(cache=True, inline='always')

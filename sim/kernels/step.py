@@ -209,7 +209,7 @@ def nk_step(rng, now, p, nk, n_used, tumor, lat, fld, tally, centroid, born, die
         if il15 != last_il15 or t_half != last_t_half:
             last_il15 = il15
             last_t_half = t_half
-            p_die = death_probability(t_half, il15, p.il15_extension, p.il15_ec50, dt)
+            p_die = death_probability(t_half, il15, p.il15_extension, p.il15_ec50, dt, p.rejection_per_min)
         if r.random() < p_die:
             n_state[i] = NK_EMPTY
             count[s] -= 1

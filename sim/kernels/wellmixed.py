@@ -2,7 +2,8 @@
 
 ODE term            agent rule (per step dt, state frozen at the start of the step)
 s                   effector influx: Poisson(s·Ω·dt) new NK agents (drawn by the caller)
-p·E·T/(g+T)         each NK divides with hazard p·saturation(N_T, g·Ω)
+p·E·Tⁿ/(gⁿ+Tⁿ)      each NK divides with hazard p·saturation(N_T, g·Ω, n) (Hill; Kuznetsov n = 1,
+                    de Pillis 2005 n = 2 with h = gⁿ)
 m·E·T               each NK is inactivated with hazard (m/Ω)·N_T
 d·E                 each NK dies with the persistence hazard (half-life ln2/d, `death_probability`)
 a·T·(1−b·T)         each tumor cell divides with hazard a·(1−N_T/K), K = Ω/b; above K it is lost
@@ -26,7 +27,7 @@ W_KILLS, W_NKBIRTH, W_NKDEATH, W_INACT, W_INFLUX, W_TBIRTH, W_CROWD = range(7)
 # Agent-scale rates in per-minute units (see `sim.wellmixed.wellmixed_params`).
 WellMixedParams = namedtuple(
     "WellMixedParams",
-    ["dt", "influx", "prolif", "prolif_half", "inact", "half_life_min", "growth", "capacity", "kill"],
+    ["dt", "influx", "prolif", "prolif_half", "prolif_hill", "inact", "half_life_min", "growth", "capacity", "kill"],
 )
 
 
@@ -37,14 +38,15 @@ def mass_action_probabilities(w, n_tumor):
     Returns (influx_mean, p_death, p_inactivate, p_divide_nk, kill_mean, p_divide_tumor,
     p_crowding_loss). Probabilities are 1 − exp(−rate·dt) (`hazard_probability`), exact for a
     constant hazard over the step; counts (influx, kills per NK) are Poisson means rate·dt.
-    Bimolecular rates were divided by Ω and saturation constants multiplied by Ω beforehand, so
+    Bimolecular rates were divided by Ω and saturation constants multiplied by Ω beforehand (the
+    Hill form (N_T/(gΩ))ⁿ equals (T/g)ⁿ for every n), so
     with N = Ω·X agents the expected change per step is Ω times the ODE's (to O(dt)).
     """
     dt = w.dt
     T = float(n_tumor)
     p_death = death_probability(w.half_life_min, 0.0, 0.0, 1.0, dt)
     p_inact = hazard_probability(w.inact * T, dt)
-    p_div_nk = hazard_probability(w.prolif * saturation(T, w.prolif_half), dt)
+    p_div_nk = hazard_probability(w.prolif * saturation(T, w.prolif_half, w.prolif_hill), dt)
     kill_mean = w.kill * T * dt
     net = w.growth * (1.0 - T / w.capacity)
     p_div_t = hazard_probability(net, dt) if net > 0.0 else 0.0

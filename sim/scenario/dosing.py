@@ -27,6 +27,9 @@ class Blood(_Block):
 
     distribution_half_life_h: Float = P(1.0, "h", "assumed (infused NK leave blood within hours: lung, liver, spleen)", "half-time of blood → organ distribution", gt=0)
     return_half_life_h: Float = P(24.0, "h", "assumed", "half-time of organ → blood recirculation", gt=0)
+    volume_ml_per_kg: Float = P(70.0, "mL/kg", "Nadler 1962 (Surgery 51:224): adult blood volume ≈ 70 mL/kg", "blood volume per kg body weight (CAR+ cells/µL read-out)", gt=0)
+    leukocytes_per_ul: Float = P(5000.0, "cells/µL", "assumed (adult leukocytes 4,000–11,000/µL; lower for weeks after Cy/Flu)", "host nucleated blood cells (transgene copies/µg gDNA read-out)", ge=0)
+    vector_copies_per_cell: Float = P(1.0, "copies", "assumed (retroviral CAR vectors: 1–3 integrated copies per transduced cell)", "transgene copies per CAR+ cell (copies/µg gDNA read-out)", gt=0)
 
 
 class Vessels(_Block):

@@ -88,6 +88,7 @@ def nk_params(c: Scenario, voxel_volume_ml: float) -> NKParams:
         mhc_max_fold=c.tumor.ifng_response.mhc_max_fold, tumor_ifng_ec50=c.tumor.ifng_response.ec50_ng_ml,
         apoptosis_delay_min=c.tumor.apoptosis_delay_min,
         stim_division_prob=0.0, memory_fraction=0.0, memory_half_life_min=nk.persistence.half_life_days * MIN_PER_DAY,
+        rejection_per_min=0.0,  # a modulator when the product is rejected (sim/therapy/rejection.py)
         immune_cap=nk.crowding.per_site(c.domain.spacing_um),
     )
     p = tgfbr2_suppression(p, c)

@@ -33,7 +33,7 @@ class Crowding(_Block):
     """Volume exclusion: a lattice site holds one tumor cell or at most k immune cells (CAR-NK or, with
     `effector: cart`, CAR-T); k = floor(site volume / immune-cell volume), at least 1, unless set."""
 
-    diameter_um: Float = P(10.0, "µm", "small lymphocytes 7–10 µm (BioNumbers 109546: ~7 µm, Marguerat & Bähler 2012, Trends Genet 28:560); NK cells are large granular lymphocytes, so the upper end is taken", "immune-cell (NK, CAR-T) diameter, a sphere", gt=0, le=1000)
+    diameter_um: Float = P(10.0, "µm", "small lymphocytes are 7–10 µm (Marguerat 2012: ~7 µm; BioNumbers 109546); NK cells are large granular lymphocytes, so the upper end is taken", "immune-cell (NK, CAR-T) diameter, a sphere", gt=0, le=1000)
     max_per_site: OptInt = P(None, "cells", "derived: floor(spacing³ / (π/6 · diameter³)), at least 1 (20 µm sites, 10 µm cells: 15); a 2D site is spacing² × spacing, as the fields take it", "immune cells one lattice site holds (null = derived from the volumes)", ge=1, le=MAX_IMMUNE_PER_SITE)
 
     def per_site(self, spacing_um: float) -> int:
@@ -109,6 +109,8 @@ class IL15(_Block):
     ec50_ng_ml: Float = P(0.5, "ng/mL", "assumed", "IL-15 half-effect concentration", gt=0)
     autocrine_ng_ml: Float = P(1.0, "ng/mL", "assumed", "IL-15 a secreting cell sees from its own product (autocrine), added to the field", ge=0)
     proliferation_per_day: Float = P(0.3, "1/day", "assumed (Zhang 2007: 4.3 %/day without support)", "max IL-15-driven division rate", ge=0)
+    uptake_um3_per_min: Float = P(3.0e3, "µm³/(cell·min)", "assumed: k_on 1e7–1e8 /M/s × ~10³ IL-2/15Rβγ per cell ≈ 10³–10⁴ µm³/min (receptor-mediated consumption as in Thurley 2015, doi:10.1371/journal.pcbi.1004206)",
+                                  "IL-15 field cleared per effector cell (first-order receptor uptake, every NK or CAR-T cell)", ge=0)
     max_divisions: Int = P(4, "divisions", "assumed (Kather immunoABM proliferation capacity 10)", "divisions allowed per lineage", ge=0, le=64)
     superagonist: Superagonist = Field(default_factory=Superagonist)
 
@@ -117,6 +119,25 @@ class IL15(_Block):
         if self.mode == "exogenous" and not self.superagonist.doses:
             raise ValueError("mode 'exogenous' needs superagonist.doses (a list of {day, dose_ug_kg})")
         return self
+
+
+class IL2Dose(_Block):
+    """One subcutaneous dose of IL-2 (aldesleukin)."""
+
+    day: Float = P(0.0, "day", "scenario input", "dose time on the simulation clock", ge=0)
+    dose_miu: Float = P(10.0, "million IU", "Miller 2005 (10 MIU s.c. every other day × 6 after haploidentical NK)", "dose", ge=0)
+
+
+class IL2(_Block):
+    """Low-dose IL-2 given with the cells, as in many NK trials: one-compartment PK with first-order
+    s.c. absorption. IL-2 signals through the IL-2/15Rβγ chains IL-15 uses, so its level adds to the
+    systemic IL-15 signal as IL-15 equivalents (`potency`); regulatory T-cell expansion is not modelled."""
+
+    doses: list[IL2Dose] = Field(default_factory=list, description="dosing days and doses (none: no IL-2)")
+    absorption_half_life_h: Float = P(1.5, "h", "assumed (s.c. IL-2 peaks in serum within a few hours)", "first-order absorption half-life", gt=0)
+    elimination_half_life_h: Float = P(2.0, "h", "assumed (s.c. IL-2: apparent serum half-life of hours)", "elimination half-life", gt=0)
+    ng_ml_per_miu: Float = P(0.1, "ng/mL per MIU", "assumed (model scale; sets the height of the Bateman curve)", "concentration scale F/V of one million IU (instant-absorption peak)", ge=0)
+    potency: Float = P(0.5, "IL-15 equivalents", "assumed (PMC4099265: IL-15 supports NK persistence better than IL-2)", "NK survival/proliferation signal of IL-2 relative to IL-15", ge=0)
 
 
 class Secretion(_Block):
@@ -171,6 +192,7 @@ class NK(_Block):
     killing: Killing = Field(default_factory=Killing)
     persistence: Persistence = Field(default_factory=Persistence)
     il15: IL15 = Field(default_factory=IL15)
+    il2: IL2 = Field(default_factory=IL2)
     secretion: Secretion = Field(default_factory=Secretion)
     car_design: CARDesign = Field(default_factory=CARDesign)
     suicide: Suicide = Field(default_factory=Suicide)

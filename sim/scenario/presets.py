@@ -36,6 +36,7 @@ class ProductPreset(BaseModel):
     proliferation_per_day: Sourced  # → nk.il15.proliferation_per_day (0: cannot divide)
     half_life_days: _Pos  # persistence → nk.persistence.half_life_days
     cd16: Sourced  # → nk.receptors.cd16 (ADCC)
+    hla_mismatch: _Frac  # → product.rejection.hla_mismatch (host-versus-graft rejection)
 
 
 def _s(value: float, source: str = "assumed") -> dict:
@@ -54,6 +55,7 @@ PRODUCTS: dict[str, ProductPreset] = {
             "proliferation_per_day": _s(0.3, "assumed (same as nk.il15 default)"),
             "half_life_days": _s(7.0, "Zhang 2007 (t½ < 10 days)"),
             "cd16": _s(1.0, "assumed (mature CD56dim NK are CD16+)"),
+            "hla_mismatch": _s(0.5, "assumed (a haploidentical donor)"),
         },
         "cord_blood": {
             "description": "cord-blood NK, retrovirally transduced (Liu 2018/2020 CD19-CAR/IL-15/iCasp9 product)",
@@ -64,6 +66,7 @@ PRODUCTS: dict[str, ProductPreset] = {
             "proliferation_per_day": _s(0.3, "assumed"),
             "half_life_days": _s(7.0, "Zhang 2007; Liu 2020 (detectable ≥ 12 months at low level with IL-15)"),
             "cd16": _s(0.8, "assumed"),
+            "hla_mismatch": _s(0.33, "Liu 2020: cord-blood units ≥ 4/6 HLA-matched [unverified] → ≤ 2/6 loci mismatched"),
         },
         "ipsc": {
             "description": "iPSC-derived NK from a clonal engineered master line (off the shelf)",
@@ -74,6 +77,7 @@ PRODUCTS: dict[str, ProductPreset] = {
             "proliferation_per_day": _s(0.3, "assumed"),
             "half_life_days": _s(5.0, "assumed"),
             "cd16": _s(0.3, "assumed (low native CD16; hnCD16-engineered lines would use 1.0)"),
+            "hla_mismatch": _s(1.0, "assumed (one master line for every patient)"),
         },
         "nk92": {
             "description": "CAR-NK-92 line, irradiated before infusion: cannot divide, short-lived, CD16-negative",
@@ -84,6 +88,7 @@ PRODUCTS: dict[str, ProductPreset] = {
             "proliferation_per_day": _s(0.0, "assumed (irradiated: no proliferation)"),
             "half_life_days": _s(1.5, "assumed (irradiated cells are cleared within days)"),
             "cd16": _s(0.0, "assumed (NK-92 lacks CD16, so no ADCC; Gong 1994) [not in literature.md]"),
+            "hla_mismatch": _s(1.0, "assumed (an unmatched cell line)"),
         },
     }.items()
 }
@@ -123,6 +128,7 @@ PRODUCT_TARGETS = {
     "proliferation_per_day": "nk.il15.proliferation_per_day",
     "half_life_days": "nk.persistence.half_life_days",
     "cd16": "nk.receptors.cd16",
+    "hla_mismatch": "product.rejection.hla_mismatch (rejection hazard ∝ mismatch, sim/therapy/rejection.py)",
 }
 
 

@@ -48,6 +48,17 @@ class ColdChain(_Block):
     excursions: list[Excursion] = Field(default_factory=list, description="list of {duration_h, temperature_c}")
 
 
+class Rejection(_Block):
+    """Host-versus-graft rejection of an allogeneic product: an extra death hazard in blood and tissue
+    (not extended by IL-15) that grows as the host's T cells recover from lymphodepletion."""
+
+    hla_mismatch: Float = P(0.0, "fraction", "preset by product (0: autologous or HLA-matched)", "share of HLA loci mismatched between product and host", ge=0, le=1)
+    hypoimmune: bool = Field(False, description="HLA-edited (B2M/CIITA knockout, CD47+) product that host T cells do not reject")
+    max_rate_per_day: Float = P(0.35, "1/day", "assumed (Miller 2005, Blood 105:3051: haploidentical NK cells expand only after high-dose Cy/Flu and are cleared otherwise; t½ ≈ 2 d at full mismatch)", "rejection hazard at full host recovery and full mismatch", ge=0)
+    recovery_delay_days: Float = P(7.0, "day", "assumed (Miller 2005: donor NK cells expand in blood for about 2 weeks after Hi-Cy/Flu)", "days after the lymphodepletion plateau ends before host T cells begin to recover", ge=0)
+    recovery_half_time_days: Float = P(14.0, "day", "assumed (lymphocyte counts recover over weeks after Cy/Flu)", "half-time of host immune recovery", gt=0)
+
+
 class Product(_Block):
     """Cell source preset (resolved into nk parameters; explicit nk values win), lots, QC and cold chain."""
 
@@ -59,3 +70,4 @@ class Product(_Block):
     lot: Lot = Field(default_factory=Lot)
     release: Release = Field(default_factory=Release)
     cold_chain: ColdChain = Field(default_factory=ColdChain)
+    rejection: Rejection = Field(default_factory=Rejection)

@@ -27,6 +27,7 @@ PRESET_TARGETS = {
     "proliferation_per_day": "nk.il15.proliferation_per_day",
     "half_life_days": "nk.persistence.half_life_days",
     "cd16": "nk.receptors.cd16",
+    "hla_mismatch": "product.rejection.hla_mismatch",
 }
 
 
@@ -112,9 +113,12 @@ def _resolve(doc: dict, layers: tuple, src: dict | None) -> Effective:
         pre = PRODUCTS[cfg.product.type]
         for key, dotted in PRESET_TARGETS.items():
             if not explicit(dotted):
-                block, name = dotted.split(".")[1:]
+                *parents, name = dotted.split(".")
+                obj = eff
+                for part in parents:
+                    obj = getattr(obj, part)
                 value = getattr(pre, key).value
-                setattr(getattr(eff.nk, block), name, int(value) if name == "max_divisions" else float(value))
+                setattr(obj, name, int(value) if name == "max_divisions" else float(value))
                 origins[dotted] = f"preset:{cfg.product.type}"
     check_feasible(eff, (src or {}).get("lines"), (src or {}).get("file"))  # the same rules for check, run, arms, sweeps
     out = Effective(eff, origins, doc, layers, src)

@@ -52,7 +52,7 @@ def parameter_table_markdown() -> str:
         "# Parameter table",
         "",
         "Generated from the schema in `sim/scenario/` by `nksim params` — do not edit by hand.",
-        "Every default is in physical units; the source is a paper from `shared/reference/literature.md` or \"assumed\".",
+        "Every default is in physical units; the source is a paper (by short name: see docs/references.md) or \"assumed\".",
         "",
         "| parameter | default | unit | bounds | source | meaning |",
         "|---|---|---|---|---|---|",

@@ -6,7 +6,7 @@ by IL-15-driven expansion so far, E cumulative entries into the tumor bed. With 
     dB/dt = −(k_out + k_inf + k_d) B + k_back O + r B
     dO/dt =   k_out B − (k_back + k_d) O + r O
     dX/dt = r (B + O),       dE/dt = k_inf B
-    k_d = ln2 / t½_eff(c),   r = r_max · c/(c + EC50) · max(0, 1 − X / X_max)
+    k_d = ln2 / t½_eff(c) + k_rej(t),   r = r_max · c/(c + EC50) · max(0, 1 − X / X_max)
 
 t½_eff is the kernel's `effective_half_life` (one source of truth with the tissue cells) and
 X_max = infused · (2^max_divisions − 1) is the lineage division budget. Infusions add to B as
@@ -34,19 +34,23 @@ class BloodCompartment:
 
     def __init__(self, *, infusions: list[tuple[float, float]], k_out: float, k_back: float, k_inf: float,
                  half_life_min: float, il15_extension: float, il15_ec50: float, prolif_rate: float,
-                 max_divisions: int, il15: Callable[[float], float], chunk_min: float = 7 * MIN_PER_DAY):
-        """Rates in 1/min; `infusions` is [(time_min, viable cells)] sorted; `il15(t)` the systemic IL-15 (ng/mL)."""
+                 max_divisions: int, il15: Callable[[float], float], chunk_min: float = 7 * MIN_PER_DAY,
+                 extra_death: Callable[[float], float] | None = None):
+        """Rates in 1/min; `infusions` is [(time_min, viable cells)] sorted; `il15(t)` the systemic IL-15 (ng/mL);
+        `extra_death(t)` a death hazard (1/min) IL-15 does not extend (host rejection), added to k_d."""
         self.infusions = [(float(t), float(n)) for t, n in infusions]
         self.k_out, self.k_back, self.k_inf = k_out, k_back, k_inf
         self.half_life_min, self.ext, self.ec50 = half_life_min, il15_extension, il15_ec50
         self.prolif_rate, self.max_divisions = prolif_rate, max_divisions
         self.il15 = il15
+        self.extra_death = extra_death
         self.chunk = chunk_min
         self.infused = 0.0  # cells given so far (sets the division budget)
         self.events: list[tuple[float, float]] = []  # (time, factor) of scale() calls, for checkpoints
         self._t0: list[float] = []  # segment start times
         self._segs: list = []  # (t0, t1, dense solution)
         self._next_inf = 0
+        self._memo: tuple = (None, 0, None)  # (t, segments, state): the model asks for each step's end twice
         y0 = np.zeros(4)
         self._start_segment(0.0, y0)
 
@@ -54,6 +58,8 @@ class BloodCompartment:
     def _rhs(self, t: float, y: np.ndarray) -> np.ndarray:
         c = self.il15(t)
         kd = LN2 / effective_half_life(self.half_life_min, c, self.ext, self.ec50)
+        if self.extra_death is not None:
+            kd += self.extra_death(t)
         r = 0.0
         if self.prolif_rate > 0 and self.infused > 0:
             x_max = self.infused * (2.0 ** self.max_divisions - 1.0)
@@ -89,8 +95,13 @@ class BloodCompartment:
     def state(self, t: float) -> np.ndarray:
         """(blood, organs, expanded, entered) at time t (minutes)."""
         self._extend(t)
+        mt, mn, my = self._memo
+        if mt == t and mn == len(self._segs):
+            return my.copy()
         i = max(0, bisect.bisect_right(self._t0, t) - 1)
-        return self._eval_seg(self._segs[i], t)
+        y = self._eval_seg(self._segs[i], t)
+        self._memo = (t, len(self._segs), y.copy())
+        return y
 
     def entered(self, t0: float, t1: float) -> float:
         """Cells that entered the tumor bed between t0 and t1 (patient level)."""
@@ -109,6 +120,7 @@ class BloodCompartment:
         """Multiply circulating cells by `factor` from time t on (suicide switch)."""
         self.events.append((float(t), float(factor)))
         y = self.state(t)
+        self._memo = (None, 0, None)
         i = max(0, bisect.bisect_right(self._t0, t) - 1)
         del self._segs[i + 1:]
         del self._t0[i + 1:]

@@ -13,9 +13,11 @@ import numpy as np
 
 from ..kernels.step import NK_EMPTY
 from .blood import BloodCompartment
+from .clinical_units import car_per_ul, transgene_copies_per_ug
 from ..scenario.kernel_units import with_lot
 from .modulators import Modulator
 from .products import draw_lot
+from .rejection import hazard_per_min, rejected
 from ..units import LN2, MIN_PER_DAY
 
 INFILTRATION_PER_DAY = {"disseminated": 0.5, "solid": 0.02}  # assumed; see Infiltration in sim/scenario/dosing.py
@@ -31,21 +33,35 @@ def lymphodepletion_il15(ld, t_day: float) -> float:
     return ld.il15_rise_ng_ml * 0.5 ** (after / ld.decay_half_life_days)
 
 
-def superagonist_il15(sa, t_day: float) -> float:
-    """Superagonist level (IL-15 equivalents, ng/mL): Bateman curve of each s.c. dose, summed."""
-    ka = LN2 / sa.absorption_half_life_h
-    ke = LN2 / sa.elimination_half_life_h
+def subcutaneous_level(doses: list[tuple[float, float]], t_day: float, absorption_half_life_h: float,
+                       elimination_half_life_h: float) -> float:
+    """One-compartment PK with first-order absorption: the Bateman curve of each (day, peak scale)
+    dose, summed (the scale is the instant-absorption peak, F·dose/V)."""
+    ka = LN2 / absorption_half_life_h
+    ke = LN2 / elimination_half_life_h
     total = 0.0
-    for d in sa.doses:
-        tau = (t_day - d.day) * 24.0
+    for day, scale in doses:
+        tau = (t_day - day) * 24.0
         if tau < 0:
             continue
         if abs(ka - ke) < 1e-12:
             shape = ka * tau * math.exp(-ka * tau)
         else:
             shape = ka / (ka - ke) * (math.exp(-ke * tau) - math.exp(-ka * tau))
-        total += d.dose_ug_kg * sa.ng_ml_per_ug_kg * shape
-    return sa.potency * total
+        total += scale * shape
+    return total
+
+
+def superagonist_il15(sa, t_day: float) -> float:
+    """Superagonist level (IL-15 equivalents, ng/mL) of the s.c. doses at t."""
+    doses = [(d.day, d.dose_ug_kg * sa.ng_ml_per_ug_kg) for d in sa.doses]
+    return sa.potency * subcutaneous_level(doses, t_day, sa.absorption_half_life_h, sa.elimination_half_life_h)
+
+
+def il2_serum(il2, t_day: float) -> float:
+    """Serum IL-2 (ng/mL) of the s.c. doses at t (multiply by `potency` for IL-15 equivalents)."""
+    doses = [(d.day, d.dose_miu * il2.ng_ml_per_miu) for d in il2.doses]
+    return subcutaneous_level(doses, t_day, il2.absorption_half_life_h, il2.elimination_half_life_h)
 
 
 class Therapy:
@@ -60,10 +76,18 @@ class Therapy:
         m.car_positive_fraction = self.lot.car_fraction
         self.il15_base = float(c.fields.il15.background_ng_ml)
         self._ld, self._sa = c.dosing.lymphodepletion, c.nk.il15.superagonist
-        self._il15_active = self._ld.regimen != "none" or c.nk.il15.mode == "exogenous"
+        self._il2 = c.nk.il2
+        self._il15_active = self._ld.regimen != "none" or c.nk.il15.mode == "exogenous" or bool(self._il2.doses)
         if self._il15_active:
             m.modulation.declare(Modulator("il15_systemic_ng_ml", "background.il15", "set", self.il15_systemic,
-                                           source="dosing.lymphodepletion / nk.il15.superagonist"))
+                                           source="dosing.lymphodepletion / nk.il15.superagonist / nk.il2"))
+        if self._il2.doses:
+            m.extra_reporters = getattr(m, "extra_reporters", {})
+            m.extra_reporters["il2_serum_ng_ml"] = lambda mm: il2_serum(self._il2, mm.now_min / MIN_PER_DAY)
+        self.rejection = hazard_per_min(c) if rejected(c) else None
+        if self.rejection is not None:
+            m.modulation.declare(Modulator("rejection_per_min", "nk.rejection_per_min", "set", self.rejection,
+                                           source="product.rejection"))
         self.blood: BloodCompartment | None = None
         self.infused: list[dict] = []
         self.arrived = 0
@@ -76,11 +100,14 @@ class Therapy:
 
     # ------------------------------------------------------------------ systemic IL-15
     def il15_systemic(self, t_min: float) -> float:
-        """Systemic IL-15 (ng/mL): field background + lymphodepletion rise + superagonist."""
+        """Systemic IL-15 signal (ng/mL IL-15 equivalents): field background + lymphodepletion rise
+        + superagonist + IL-2 × its potency (IL-2 shares the IL-2/15Rβγ receptor)."""
         t_day = t_min / MIN_PER_DAY
         v = self.il15_base + lymphodepletion_il15(self._ld, t_day)
         if self.model.config.nk.il15.mode == "exogenous":
             v += superagonist_il15(self._sa, t_day)
+        if self._il2.doses:
+            v += self._il2.potency * il2_serum(self._il2, t_day)
         return v
 
     # ------------------------------------------------------------------ dosing
@@ -106,9 +133,23 @@ class Therapy:
             half_life_min=p.half_life_min, il15_extension=p.il15_extension, il15_ec50=p.il15_ec50,
             prolif_rate=p.prolif_rate, max_divisions=p.max_divisions,
             il15=lambda t: self.il15_systemic(t) + p.il15_autocrine,
+            extra_death=self.rejection,
         )
         self.vessels = self._place_vessels()
         m.hooks.append(self._dosing_hook)
+        m.extra_reporters = getattr(m, "extra_reporters", {})
+        m.extra_reporters["car_per_ul_blood"] = lambda mm: self.car_per_ul(mm.now_min)
+        m.extra_reporters["transgene_copies_per_ug"] = lambda mm: self.transgene_copies_per_ug(mm.now_min)
+
+    def car_per_ul(self, t_min: float) -> float:
+        """CAR+ cells per µL of the patient's blood at t (clinical unit, `clinical_units.car_per_ul`)."""
+        d = self.model.config.dosing
+        return car_per_ul(self.blood.blood(t_min), self.lot.car_fraction, d.weight_kg, d.blood.volume_ml_per_kg)
+
+    def transgene_copies_per_ug(self, t_min: float) -> float:
+        """Transgene copies per µg of blood genomic DNA at t (what qPCR follow-up reports)."""
+        b = self.model.config.dosing.blood
+        return transgene_copies_per_ug(self.car_per_ul(t_min), b.leukocytes_per_ul, b.vector_copies_per_cell)
 
     def blood_cells(self) -> int:
         """CAR-NK cells in the patient's blood now (0 without infusions)."""
@@ -183,12 +224,14 @@ class Therapy:
         """The lot, QC, cold chain, infusions, arrivals and suicide-switch record of this run."""
         out = {"lot": self.lot.as_dict(), "car_positive_fraction": self.lot.car_fraction}
         if self.blood is not None:
+            days = range(int(self.model.now_min // MIN_PER_DAY) + 1)
             out["dosing"] = {"infusions": self.infused, "arrived_in_tissue": int(self.arrived),
                              "infiltration_per_day": self.k_inf_per_day, "tissue_fraction": self.tissue_fraction,
                              "vessel_sites": int(self.vessels.size),
                              "blood_cells_now": self.blood.blood(self.model.now_min),
-                             "blood_cells_daily": [self.blood.blood(d * MIN_PER_DAY)
-                                                   for d in range(int(self.model.now_min // MIN_PER_DAY) + 1)]}
+                             "blood_cells_daily": [self.blood.blood(d * MIN_PER_DAY) for d in days],
+                             "car_per_ul_daily": [self.car_per_ul(d * MIN_PER_DAY) for d in days],
+                             "transgene_copies_per_ug_daily": [self.transgene_copies_per_ug(d * MIN_PER_DAY) for d in days]}
         if self._il15_active:
             out["il15_systemic_now_ng_ml"] = self.il15_systemic(self.model.now_min)
         if self.suicide is not None:
