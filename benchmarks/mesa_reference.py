@@ -15,7 +15,9 @@ and by activation-induced death as a triggered conjugate completes), regenerate 
 a persistent random walk biased toward the tumor centroid (blocked by tumor cells), attach to a
 neighbouring live tumor cell, trigger with a Hill function of the net CAR + NKG2D − KIR·MHC-I
 signal and kill after the granule (or death-receptor) contact time, and exhaust after a number
-of triggers. Cytokine fields, IL-15 and drugs are not part of the reference: use it with
+of triggers; a site holds one tumor cell or at most `nk.crowding` k NK cells (a hop into a full site
+is refused like one into a tumor cell; an NK cell whose site a tumor daughter took steps aside into a
+neighbour with room). Cytokine fields, IL-15 and drugs are not part of the reference: use it with
 scenarios whose secretion is zero (`oracle_overrides()`), where nksim's fields stay at zero.
 """
 from __future__ import annotations
@@ -95,8 +97,17 @@ class RefNKCell(CellAgent):
         self.stims = 0
         self.kills = 0
 
+    def has_room(self, cell):
+        """Volume exclusion: no tumor cell there and fewer than k NK cells."""
+        agents = cell.agents
+        return not any(isinstance(a, RefTumorCell) for a in agents) and sum(isinstance(a, RefNKCell) for a in agents) < self.model.cap
+
     def step(self):
         m, k = self.model, self.model.cfg.nk.killing
+        if any(isinstance(a, RefTumorCell) for a in self.cell.agents):  # a tumor daughter took this site
+            room = [c for c in self.cell.neighborhood if self.has_room(c)]
+            if room:
+                self.cell = self.random.choice(room)
         exhausted = self.stims >= k.exhaustion_stimulations
         if self.random.random() < (m.p_death_exhausted if exhausted else m.p_death):
             m.nk_deaths += 1
@@ -176,7 +187,7 @@ class RefNKCell(CellAgent):
                 self.direction = m.random_direction()
                 break
             dest = m.grid[(nx, ny)]
-            if any(isinstance(a, RefTumorCell) for a in dest.agents):
+            if not self.has_room(dest):
                 self.direction = m.random_direction()
                 break
             self.cell = dest
@@ -207,6 +218,7 @@ class MesaReference(mesa.Model):
         self.p_turn = 1 - math.exp(-self.dt / cfg.nk.motility.persistence_min)
         self.sites_per_step = cfg.nk.motility.speed_um_min * self.dt / cfg.domain.spacing_um
         self.bias = cfg.nk.motility.tumor_bias
+        self.cap = cfg.nk.crowding.per_site(cfg.domain.spacing_um)
         self.n_tumor, self.sum_x, self.sum_y = 0, 0, 0
         self.kills = 0
         self.nk_deaths = 0

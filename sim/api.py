@@ -131,7 +131,9 @@ def run(scenario: Any, seed: int | None = None, out: str | Path | None = None, p
             **provenance(),  # nksim version, git commit, library versions, platform
             "wall_time_s": time.perf_counter() - t0,
             "metrics": {**outcome_metrics(ts, model.kills_per_nk(), model.observed_nk_half_life_days()),
-                        **therapy_metrics(model)},  # + toxicity indices, GvHD flag, chemo (sim/therapy/companions.py)
+                        **therapy_metrics(model),  # + toxicity indices, GvHD flag, chemo (sim/therapy/companions.py)
+                        # tumor at the domain boundary, fill fraction, crowded-out immune cells (lattice model only)
+                        **(model.domain_watch.metrics() if hasattr(model, "domain_watch") else {})},
             # product lot, QC, cold chain, infusions, suicide switch (lattice model only)
             "therapy": model.therapy.summary() if hasattr(model, "therapy") else None,
             # the kernel parameters the run started from (resolution + lot) and the declared time-varying effects

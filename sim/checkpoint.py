@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -22,7 +23,7 @@ import mesa
 from . import safe_io
 from .kernels.step import NK_EMPTY
 from .model import TumorImmuneModel
-from .errors import CheckpointError
+from .errors import CheckpointError, DomainEdgeWarning
 from .scenario.resolve import Effective, resolve
 
 _ARRAYS = ("occ", "vox_tumor", "vox_stroma", "tstats", "counters", "next_ids")
@@ -114,6 +115,7 @@ def _meta(model, n_snapshots: int, checksums: dict, version: str) -> dict:
         "dead_kills": np.concatenate(model._dead_kills).tolist() if model._dead_kills else [],
         "therapy": model.therapy.state_dict(),
         "therapy_state": getattr(model, "therapy_state", {}),
+        "domain_watch": model.domain_watch.state_dict(),
     }
 
 
@@ -218,7 +220,9 @@ def _rebuild(meta: dict, data: dict):
     eff: Effective = resolve(meta["document"])
     for origin, overrides in meta["layers"]:
         eff = eff.with_layer(origin, overrides)
-    model = TumorImmuneModel(eff.with_layer("checkpoint", {"nk.dose.cells": 0}), rng=meta["seed"])  # cells come from the arrays
+    with warnings.catch_warnings():  # the set-up tumor is replaced by the arrays; the watch's state comes from meta
+        warnings.simplefilter("ignore", DomainEdgeWarning)
+        model = TumorImmuneModel(eff.with_layer("checkpoint", {"nk.dose.cells": 0}), rng=meta["seed"])  # cells come from the arrays
     model.config, model.effective = eff.scenario, eff
     for k in _ARRAYS:
         getattr(model, k)[...] = data[f"m_{k}"]
@@ -238,7 +242,7 @@ def _rebuild(meta: dict, data: dict):
             fs = data["tumor_free_slots"]
             pop.free_slots[: fs.size] = fs
             pop.n_free = int(fs.size)
-    model.pack_bitmaps()
+    model.pack_bitmaps()  # and the per-site immune counts, from the restored positions
     model.fields.values[...] = data["fields_values"]
     model.fields.refresh_nonzero()
     if "fields_sources" in data:
@@ -259,6 +263,7 @@ def _rebuild(meta: dict, data: dict):
     model._dead_kills = [np.asarray(meta["dead_kills"], dtype=np.int64)] if meta["dead_kills"] else []
     model.therapy.load_state_dict(meta.get("therapy") or {})
     model.therapy_state = meta.get("therapy_state", {})  # drug occupancies, cytokine exposure (sim/therapy)
+    model.domain_watch.load_state_dict(meta.get("domain_watch") or {})
     snaps = []
     for i in range(meta["n_snapshots"]):
         pre = f"snap{i}__"

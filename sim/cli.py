@@ -5,8 +5,10 @@ Bad input exits with status 2 and one message naming the YAML path; nothing is w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
+import warnings
 from pathlib import Path
 
 from .scenario import ScenarioError
@@ -304,13 +306,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@contextlib.contextmanager
+def _warnings_as_lines():
+    """nksim's own run-time warnings (`DomainEdgeWarning`: the tumor at the domain boundary) as one
+    'nksim: warning: …' line on stderr, like the preflight warnings; other warnings as Python shows them."""
+    from .errors import DomainEdgeWarning
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DomainEdgeWarning):
+            print(f"nksim: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", DomainEdgeWarning)
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `nksim` console script."""
     from .errors import NksimError
 
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with _warnings_as_lines():
+            return args.func(args)
     except (ScenarioError, NksimError) as e:  # bad input, a refused target or checkpoint, a numerical fault
         print(f"nksim: error: {e}", file=sys.stderr)
         return 2

@@ -25,3 +25,8 @@ class NumericalError(NksimError, ArithmeticError):
 
 class RunFolderError(NksimError, ValueError):
     """A folder that is not the run output it was given as (`sim.load_run`, `nksim export`)."""
+
+
+class DomainEdgeWarning(UserWarning):
+    """The tumor reached the domain boundary or filled most of the domain: its growth is limited by
+    the section size (sim/domain_watch.py). A warning, not a refusal: the run goes on."""

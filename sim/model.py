@@ -14,10 +14,11 @@ import numpy as np
 from . import scenario as cfgmod
 from .agents import CARNKCell, CARTCell, TumorCell
 from .agents.tumor import TumorCellSet
+from .domain_watch import DomainWatch
 from .fields import CytokineFields
 from .kernels import step as K
 from .kernels.killing import is_exhausted
-from .kernels.lattice import moore_offsets, occupancy_bits, pack_alive, pack_occupancy
+from .kernels.lattice import count_immune, moore_offsets, occupancy_bits, pack_alive, pack_occupancy, place_immune_cells
 from .kernels.field_ops import count_per_voxel
 from .kernels.params import FIELD_NAMES, IL15, TGFB
 from .kernels.phenotype import lognormal_levels
@@ -68,6 +69,8 @@ class TumorImmuneModel(mesa.Model):
         self.occ = np.full(self.n_sites, -1, dtype=np.int32)
         self.occ_bits = occupancy_bits(self.occ)  # 1 bit per site, mirrors occ >= 0 (cache-friendly scans)
         self.alive_bits = np.zeros_like(self.occ_bits)  # 1 bit per site holding a live, not yet hit tumor cell
+        # volume exclusion: immune cells standing on each site (at most p_nk.immune_cap; kept by the kernels)
+        self.nk_count = np.zeros(self.n_sites, dtype=np.uint16)
         fl = c.fields
         specs = [fl.ifng, fl.tgfb, fl.il15]
         self.fields = CytokineFields(
@@ -83,7 +86,7 @@ class TumorImmuneModel(mesa.Model):
         self.tgfb_rate, self.stroma_rate = tissue_tgfb_rates(c, self.fields.voxel_volume_ml)
         # IL-15 uptake: the share of a voxel one effector cell clears per minute (1/min per cell)
         self.il15_uptake_per_cell = c.nk.il15.uptake_um3_per_min * 1e-12 / self.fields.voxel_volume_ml
-        self.tstats = np.zeros(8, dtype=np.float64)
+        self.tstats = np.zeros(len(TUMOR_STATS), dtype=np.float64)
         self.counters = np.zeros(8, dtype=np.int64)
         self.next_ids = np.zeros(2, dtype=np.int64)  # the next run-wide cell id: [tumor, NK] (never reused)
         self.now_min = 0.0
@@ -95,6 +98,7 @@ class TumorImmuneModel(mesa.Model):
         self.tumor = TumorPopulation(max(16, 2 * c.tumor.init.count))
         self.nk = NKPopulation(max(16, 2 * c.nk.dose.cells))
         self._nk_agents: list[CARNKCell | None] = []
+        self.domain_watch = DomainWatch(self.n_sites, c.name)  # boundary contact and fill (sim/domain_watch.py)
         # Time-varying parameter effects (drug occupancy, ligand shedding, systemic IL-15) are declared
         # modulators, evaluated once per step from p_nk_base. Events that add, remove or mark cells
         # (infusions, chemotherapy, suicide switch, antibody coating) register hook(model) callables,
@@ -103,6 +107,7 @@ class TumorImmuneModel(mesa.Model):
         self.hooks: list = []
         self.car_positive_fraction = 1.0  # share of added NK cells that carry the CAR (set by the product)
         self._place_tumor()
+        self.domain_watch.update(self.tstats, self.now_min, setup=True)
         self._place_stroma()
         self.therapy = Therapy(self)  # product lot, cold chain, dosing/blood, IL-15 and suicide hooks
         self._place_nk(c.nk.dose.cells if self.therapy.released else 0)
@@ -195,9 +200,18 @@ class TumorImmuneModel(mesa.Model):
         counts += np.bincount(self._voxels(sites), minlength=counts.size).astype(counts.dtype)
 
     def pack_bitmaps(self) -> None:
-        """Rebuild the occupancy and live-tumor bitmaps from `occ` and the tumor states."""
+        """Rebuild the occupancy and live-tumor bitmaps from `occ` and the tumor states, and the per-site
+        immune counts from the NK positions (`recount_immune`)."""
         pack_occupancy(self.occ, self.occ_bits)
         pack_alive(self.occ, self.tumor.state, K.T_ALIVE, self.alive_bits)
+        self.recount_immune()
+
+    def recount_immune(self, out: np.ndarray | None = None) -> np.ndarray:
+        """The immune cells per site counted from the live cells' positions, into `nk_count` (or `out`)."""
+        nk = self.nk
+        out = self.nk_count if out is None else out
+        count_immune(nk.site[: nk.used], nk.state[: nk.used] != K.NK_EMPTY, out)
+        return out
 
     def _voxels(self, sites: np.ndarray) -> np.ndarray:
         co = self.config.domain.field_coarsen
@@ -232,7 +246,9 @@ class TumorImmuneModel(mesa.Model):
         self._count_voxels(self.vox_stroma, shell)
 
     def _place_nk(self, n: int) -> None:
-        """Put `n` fresh CAR-NK cells on tumor-free sites (random, or a ring around the tumor)."""
+        """Put `n` fresh CAR-NK cells on tumor-free sites with room (random, or a ring around the tumor);
+        cells that find no room there go to random sites with room anywhere (ScenarioError if the
+        domain cannot hold them)."""
         if n <= 0:
             return
         free = None
@@ -244,16 +260,37 @@ class TumorImmuneModel(mesa.Model):
             draws = self.rng.integers(0, self.n_sites, size=4 * n + 64)
             free = draws[self.occ[draws] < 0]
         sites = self.rng.choice(free, size=n, replace=free.size < n)
-        self.add_nk(sites)
+        missing = n - len(self.add_nk(sites, crowded_out=False))
+        if missing > 0:  # the chosen sites were full: spread the rest over the room left (set-up only, O(sites))
+            cap = self.p_nk.immune_cap
+            room = np.flatnonzero((self.occ < 0) & (self.nk_count < cap))
+            slots = np.repeat(room, cap - self.nk_count[room].astype(np.int64))
+            if slots.size < missing:
+                raise cfgmod.ScenarioError("nk.dose.cells", f"{n} cells do not fit in the domain at {cap} immune cells "
+                                           "per site (nk.crowding); enlarge domain.size_um or lower the dose")
+            self.add_nk(self.rng.choice(slots, size=missing, replace=False), crowded_out=False)
 
-    def add_nk(self, sites: np.ndarray) -> list[CARNKCell]:
-        """Add fresh CAR-NK cells at the given lattice sites (used by dosing); returns their agents."""
-        return [self._new_agent(i) for i in self._start_nk(sites)]
+    def add_nk(self, sites: np.ndarray, crowded_out: bool = True) -> list[CARNKCell]:
+        """Add fresh CAR-NK cells at the given lattice sites (used by dosing); returns their agents.
 
-    def _start_nk(self, sites: np.ndarray) -> range:
-        """Start fresh CAR-NK cells in the arrays (no agents yet); returns their slots."""
+        Volume exclusion (`lattice.place_immune_cells`): a cell whose site holds a tumor cell or is full
+        takes a random neighbour with room, else it is not added (counted in
+        `domain_watch.crowded_out` if `crowded_out`), so fewer agents than sites may come back."""
+        return [self._new_agent(i) for i in self._start_nk(sites, crowded_out)]
+
+    def _start_nk(self, sites: np.ndarray, crowded_out: bool = True) -> range:
+        """Start fresh CAR-NK cells in the arrays (no agents yet), placed by volume exclusion; returns their slots."""
         nk, p = self.nk, self.p_nk
         sites = np.asarray(sites, dtype=np.int64).reshape(-1)
+        if sites.size:
+            if sites.min() < 0 or sites.max() >= self.n_sites:
+                raise ValueError("NK sites must be lattice sites (0 <= site < n_sites)")
+            nx, ny, nz = (int(v) for v in self.shape)
+            placed = place_immune_cells(self.rng, sites, self.occ_bits, self.nk_count, p.immune_cap, self.offsets,
+                                        nx, ny, nz)
+            sites = placed[placed >= 0]
+            if crowded_out:
+                self.domain_watch.crowded_out += int(placed.size - sites.size)
         n = sites.size
         nk.ensure(n)
         car = np.full(n, p.car_expression, dtype=np.float32)  # CAR+ share of the product (therapy layer)
@@ -292,6 +329,7 @@ class TumorImmuneModel(mesa.Model):
             return
         nk.state[idx] = K.NK_EMPTY
         nk.target[idx] = -1
+        np.subtract.at(self.nk_count, nk.site[idx], np.uint16(1))  # idx are distinct live cells
         self._retire_agents(idx)
 
     def _retire_agents(self, idx: np.ndarray) -> None:
@@ -351,15 +389,15 @@ class TumorImmuneModel(mesa.Model):
     def _lattice_records(self):
         """The kernels' lattice and tally records (`sim/kernels/records.py`), rebuilt when one of their
         arrays was replaced."""
-        key = (self.occ, self.occ_bits, self.alive_bits, self.offsets, self.tstats, self.counters, self.vox_tumor,
-               self.next_ids)
+        key = (self.occ, self.occ_bits, self.alive_bits, self.nk_count, self.offsets, self.tstats, self.counters,
+               self.vox_tumor, self.next_ids)
         old = getattr(self, "_lat_records", None)
         if old is None or any(a is not b for a, b in zip(key, old[0])):
             co = int(self.config.domain.field_coarsen)
             nx, ny, nz = (int(n) for n in self.shape)
             lat = make_record(LatticeType, shape=(nx, ny, nz), fshape=tuple(int(n) for n in self.fshape), coarsen=co,
                               offsets=self.offsets, occ=self.occ, occ_bits=self.occ_bits, alive_bits=self.alive_bits,
-                              vx=np.arange(nx) // co, vy=np.arange(ny) // co, vz=np.arange(nz) // co)
+                              nk_count=self.nk_count, vx=np.arange(nx) // co, vy=np.arange(ny) // co, vz=np.arange(nz) // co)
             tally = make_record(TalliesType, tumor=self.tstats, nk=self.counters, vox_tumor=self.vox_tumor,
                                 ids=self.next_ids)
             old = (key, lat, tally)
@@ -384,7 +422,7 @@ class TumorImmuneModel(mesa.Model):
     @property
     def tumor_stats(self) -> Tally:
         """The tumor running totals by name (`records.TUMOR_STATS`: live, antigen_pos, antigen_neg,
-        sum_x/y/z, births, deaths), a view of `tstats`."""
+        sum_x/y/z, births, deaths, at_boundary), a view of `tstats`."""
         return Tally(self.tstats, TUMOR_STATS)
 
     @property
@@ -463,6 +501,7 @@ class TumorImmuneModel(mesa.Model):
             t.ensure(max(0, n_live_due - t.n_free) + 64)
             t.used, t.n_free = K.tumor_step(self.rng, t_now, t_dt, self.p_tumor, t.record, t.used, t.n_free, lat, fld,
                                             tally, due)
+            self.domain_watch.update(self.tstats, self.now_min + self.dt)
         if k % self._field_every == 0:
             self._secrete_tissue_sources()
             self.fields.step(self._field_every * self.dt, self._field_sinks())

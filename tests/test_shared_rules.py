@@ -67,7 +67,7 @@ def test_infused_cells_start_like_daughters():
         assert (nk.state[:4000] == 0).all() and (nk.target[:4000] == -1).all() and not nk.memory[:4000].any()
     m = _bare_model(2, effector="cart")
     assert m.p_nk.memory_fraction > 0
-    m.add_nk(np.arange(4000))
+    m.add_nk(np.arange(4000) % m.n_sites)  # lattice sites (add_nk refuses others)
     assert abs(m.nk.memory[:4000].mean() - m.p_nk.memory_fraction) < 4 * np.sqrt(m.p_nk.memory_fraction / 4000) + 0.01
 
 

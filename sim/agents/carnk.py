@@ -6,6 +6,7 @@ import numpy as np
 
 from ..kernels import step as K
 from ..kernels.killing import is_exhausted
+from ..kernels.lattice import immune_can_enter
 from ..kernels.params import IFNG, IL15, TGFB
 from ..kernels.persistence import death_probability, effective_half_life, exhaustion_half_life
 from ..units import MIN_PER_DAY
@@ -35,9 +36,13 @@ class CARNKCell(mesa.Agent):
                 site = model.site_of(pos)
                 if model.occ[site] >= 0:
                     raise ValueError(f"position {tuple(pos)} holds a tumor cell; choose a tumor-free site")
+        if site is not None:
+            slots = model._start_nk(np.array([site]), crowded_out=False)  # volume exclusion may refuse
+            if len(slots) == 0:
+                raise ValueError(f"site {site} and its neighbours are full (nk.crowding): no room for another cell")
+            idx = slots[0]
         super().__init__(model)
         if site is not None:
-            idx = model._start_nk(np.array([site]))[0]
             model._bind_agent(idx, self)
         self.idx = idx
 
@@ -120,6 +125,18 @@ class CARNKCell(mesa.Agent):
             super().remove()
 
     # -- behaviour: the same kernel functions the batch step uses
+    def can_enter(self, site: int) -> bool:
+        """Whether this cell may move onto (or a daughter be placed on) `site` under volume exclusion:
+        the kernels' rule `lattice.immune_can_enter` (no tumor cell there, fewer than
+        `p_nk.immune_cap` immune cells). Its own site counts itself."""
+        m = self.model
+        return bool(immune_can_enter(m.occ_bits, m.nk_count, int(site), m.p_nk.immune_cap))
+
+    @property
+    def neighbours_on_site(self) -> int:
+        """Immune cells standing on this cell's site, itself included (`model.nk_count`)."""
+        return int(self.model.nk_count[self.site])
+
     def signal_against(self, tumor) -> tuple[float, int, int]:
         """(trigger probability, kill route, kill path) of a conjugate with a TumorCell view."""
         m = self.model

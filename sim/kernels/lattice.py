@@ -168,3 +168,82 @@ def random_free_neighbour(rng, site, offsets, bits, nx, ny, nz):
     `bits` is the occupancy bitmap (see `occupied`)."""
     x, y, z = site_coords(site, ny, nz)
     return scan_neighbours(rng, site, x, y, z, offsets, bits, False, nx, ny, nz)
+
+
+# ---- volume exclusion: a site holds one tumor cell or at most `cap` immune cells -------------------
+# `count` (uint16, one per site) is the number of immune cells (CAR-NK or CAR-T) standing on each site,
+# kept up to date by every kernel that adds, moves or removes one; `cap` is `NKParams.immune_cap`
+# (nk.crowding). A site holding a tumor cell takes no immune cell: conjugates form across neighbouring
+# sites (the contact scan reads the Moore neighbours), as they always have.
+
+
+@njit(cache=True, inline='always')
+def immune_can_enter(bits, count, site, cap):
+    """The volume-exclusion rule: whether one more immune cell may stand on `site` (no tumor cell
+    holds it, per the occupancy bitmap `bits`, and fewer than `cap` immune cells stand on it).
+
+    The one rule for moves, divisions, infusions and displacement, in the kernels and for the Mesa
+    agents (`CARNKCell.can_enter`)."""
+    return not occupied(bits, site) and count[site] < cap
+
+
+@njit(cache=True, inline='always')
+def immune_move(count, src, dst):
+    """Keep the per-site immune counts in step with one cell moving from `src` to `dst`."""
+    count[src] -= 1
+    count[dst] += 1
+
+
+@njit(cache=True, inline='always')
+def random_room_neighbour(rng, site, offsets, bits, count, cap, nx, ny, nz):
+    """A neighbouring site an immune cell may enter (`immune_can_enter`: tumor-free and not full),
+    scanning from a random offset, or -1.
+
+    Draws exactly as `random_free_neighbour` does (none for an interior site without a tumor-free
+    neighbour, else one offset) and returns the same site while no site around is full."""
+    x, y, z = site_coords(site, ny, nz)
+    k = offsets.shape[0]
+    inside = 0 < x < nx - 1 and 0 < y < ny - 1 and (k == 8 or 0 < z < nz - 1)
+    if inside and not any_neighbour_flagged(bits, False, x, y, z, ny, nz):
+        return -1
+    start = uniform_index(rng, k)
+    for t in range(k):
+        u = start + t
+        if u >= k:
+            u -= k
+        off = offsets[u]
+        if inside:
+            s2 = site + (off[0] * ny + off[1]) * nz + off[2]
+        else:
+            s2 = neighbour_at(x, y, z, off, nx, ny, nz)
+            if s2 < 0:
+                continue
+        if immune_can_enter(bits, count, s2, cap):
+            return s2
+    return -1
+
+
+@njit(cache=True)
+def place_immune_cells(rng, sites, bits, count, cap, offsets, nx, ny, nz):
+    """Where arriving immune cells (an infusion, a vessel's entries) stand: each at its `sites[k]` if it
+    may enter there, else at a random neighbour it may enter, else nowhere (-1); the counts of the
+    chosen sites are raised in order, so later cells see earlier ones. Draws from `rng` only for a
+    cell whose own site is full or holds a tumor cell."""
+    out = np.empty(sites.shape[0], np.int64)
+    for k in range(sites.shape[0]):
+        s = sites[k]
+        if not immune_can_enter(bits, count, s, cap):
+            s = random_room_neighbour(rng, s, offsets, bits, count, cap, nx, ny, nz)
+        if s >= 0:
+            count[s] += 1
+        out[k] = s
+    return out
+
+
+@njit(cache=True)
+def count_immune(sites, live, count):
+    """Recount the immune cells per site from positions: count[s] = live cells with site s."""
+    count[:] = 0
+    for i in range(sites.shape[0]):
+        if live[i]:
+            count[sites[i]] += 1

@@ -4,7 +4,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .lattice import neighbour_at, occupied
+from .lattice import immune_can_enter, neighbour_at
 from .rates import hazard_probability
 
 
@@ -54,10 +54,12 @@ def axis_step(moves, d):
 
 
 @njit(cache=True, inline='always')
-def hop(rng, site, x, y, z, direction, centroid, bias, bits, nx, ny, nz):
+def hop(rng, site, x, y, z, direction, centroid, bias, bits, count, cap, nx, ny, nz):
     """One lattice hop from `site` (at x, y, z) along the biased direction, by stochastic rounding per
     axis; returns the new (site, x, y, z), the old ones if the rounding gives no move, or site -1 if a
-    tumor cell or the domain edge blocks the way."""
+    tumor cell, a full site (`lattice.immune_can_enter`: `cap` immune cells per site, `count` per site)
+    or the domain edge blocks the way: a move into a full site is refused, like one into a tumor cell.
+    The caller moves the cell's count (`lattice.immune_move`)."""
     cx = centroid[0] - x
     cy = centroid[1] - y
     cz = centroid[2] - z
@@ -76,6 +78,6 @@ def hop(rng, site, x, y, z, direction, centroid, bias, bits, nx, ny, nz):
     if o0 == 0 and o1 == 0 and o2 == 0:
         return site, x, y, z
     s2 = neighbour_at(x, y, z, (o0, o1, o2), nx, ny, nz)
-    if s2 < 0 or occupied(bits, s2):
+    if s2 < 0 or not immune_can_enter(bits, count, s2, cap):
         return -1, x, y, z
     return s2, x + o0, y + o1, z + o2

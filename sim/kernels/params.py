@@ -18,6 +18,7 @@ NKParams = namedtuple(
         "mhc_max_fold", "tumor_ifng_ec50", "apoptosis_delay_min",
         "stim_division_prob", "memory_fraction", "memory_half_life_min", "rejection_per_min",
         "exhausted_half_life_factor", "aicd_per_trigger",
+        "immune_cap",  # volume exclusion: immune cells one site holds (nk.crowding, lattice.immune_can_enter)
     ],
 )
 

@@ -8,10 +8,12 @@ that population's record without touching a kernel signature.
     NKCells      every array of `NKPopulation` (site, state, target, timer, ..., car, memory)
     TumorCells   every array of `TumorPopulation` (site, antigen, ..., timer, free_slots)
     Lattice      shape, fshape (field grid), coarsen, offsets (Moore), occ, occ_bits, alive_bits,
+                 nk_count (immune cells per site, uint16: volume exclusion, `lattice.immune_can_enter`),
                  vx/vy/vz (per-axis site → voxel lookups: vx = arange(nx) // coarsen, ...)
     Fields       values and sources as (fields, voxels) views, background, nonzero flags and
                  source_scale (the share of a field step one cell step stands for)
-    Tallies      the running totals: tumor (float64[8], `TUMOR_STATS`), nk (int64[8], `NK_COUNTS`)
+    Tallies      the running totals: tumor (float64[9], `TUMOR_STATS`; at_boundary counts live tumor
+                 cells on boundary sites), nk (int64[8], `NK_COUNTS`)
                  and vox_tumor (live tumor cells per field voxel)
 
 Why structref: inside a kernel a record costs nothing once its arrays are read into locals at the
@@ -29,9 +31,9 @@ from numba.experimental import structref
 from numba.extending import intrinsic
 
 # ---- the statistics: names, and the kernels' indices derived from them --------------------------
-TUMOR_STATS = ("live", "antigen_pos", "antigen_neg", "sum_x", "sum_y", "sum_z", "births", "deaths")
+TUMOR_STATS = ("live", "antigen_pos", "antigen_neg", "sum_x", "sum_y", "sum_z", "births", "deaths", "at_boundary")
 NK_COUNTS = ("kills_car", "kills_innate", "kills_adcc", "nk_births", "nk_deaths", "conjugates", "triggers", "spare")
-S_LIVE, S_AGPOS, S_AGNEG, S_SX, S_SY, S_SZ, S_BIRTHS, S_DEATHS = range(len(TUMOR_STATS))
+S_LIVE, S_AGPOS, S_AGNEG, S_SX, S_SY, S_SZ, S_BIRTHS, S_DEATHS, S_EDGE = range(len(TUMOR_STATS))
 C_KILL0, C_NKBIRTH, C_NKDEATH, C_CONJ, C_TRIG = 0, 3, 4, 5, 6  # kills by route: C_KILL0 + recognition.ROUTE_*
 assert NK_COUNTS[C_NKBIRTH] == "nk_births" and NK_COUNTS[C_NKDEATH] == "nk_deaths" and NK_COUNTS[C_TRIG] == "triggers"
 

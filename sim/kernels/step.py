@@ -15,7 +15,8 @@ from numba import njit
 from .growth import division_acceptance, next_division_delay
 from .killing import PATH_GRANULE, PATH_NONE, choose_kill_path, is_exhausted, regenerate_granules
 from .lattice import (
-    neighbour_at, occupied, random_free_neighbour, scan_neighbours, set_occupied, site_coords, voxel_of,
+    immune_can_enter, immune_move, neighbour_at, occupied, random_free_neighbour, random_room_neighbour, scan_neighbours,
+    set_occupied, site_coords, voxel_of,
 )
 from .motility import hop, maybe_turn, moves_this_step, random_direction, turn_probability
 from .order import shuffled  # noqa: F401  (re-exported: the random-sequential order)
@@ -29,8 +30,8 @@ from .persistence import (
 )
 from .rates import hazard_probability
 from .records import (  # noqa: F401  (the statistics layout, re-exported for the kernels' callers)
-    C_CONJ, C_KILL0, C_NKBIRTH, C_NKDEATH, C_TRIG, NK_COUNTS, S_AGNEG, S_AGPOS, S_BIRTHS, S_DEATHS, S_LIVE, S_SX, S_SY,
-    S_SZ, TUMOR_STATS,
+    C_CONJ, C_KILL0, C_NKBIRTH, C_NKDEATH, C_TRIG, NK_COUNTS, S_AGNEG, S_AGPOS, S_BIRTHS, S_DEATHS, S_EDGE, S_LIVE, S_SX,
+    S_SY, S_SZ, TUMOR_STATS,
 )
 from .streams import stream_from
 from .recognition import (
@@ -90,8 +91,9 @@ def doom_tumor(j, now, delay, t_state, t_timer, t_site, alive_bits):
 
 @njit(cache=True, inline='always')
 def start_nk_cell(rng, nk, c, site, granules, divisions, car, born_min, p):
-    """Slot `c` of the NK record becomes a fresh free cell at `site` (a daughter, or an infused cell):
-    a random direction, full death-receptor capacity, no target, stimulations or kills, and its memory
+    """Slot `c` of the NK record becomes a fresh free cell at `site` (a daughter, or an infused cell),
+    where the caller has already counted it (`lat.nk_count`: the division in `nk_step`, or
+    `lattice.place_immune_cells` for infused cells): a random direction, full death-receptor capacity, no target, stimulations or kills, and its memory
     fate (CAR-T memory fraction). Draws: the direction, then the memory fate."""
     nk.site[c] = site
     random_direction(rng, p.dims, nk.direction[c])
@@ -138,6 +140,7 @@ def nk_step(rng, now, p, nk, n_used, tumor, lat, fld, tally, centroid, born, die
     t_antigen, t_mhc, t_ligand, t_coat = tumor.antigen, tumor.mhc, tumor.ligand, tumor.coat
     t_state, t_timer, t_site = tumor.state, tumor.timer, tumor.site
     occ, bits, alive_bits, offsets = lat.occ, lat.occ_bits, lat.alive_bits, lat.offsets
+    count, cap = lat.nk_count, p.immune_cap  # volume exclusion: immune cells per site, and the most a site holds
     vx, vy, vz = lat.vx, lat.vy, lat.vz
     coarsen = lat.coarsen
     fvals, fbg, fsrc, fnonzero, src_scale = fld.values, fld.background, fld.sources, fld.nonzero, fld.source_scale
@@ -193,12 +196,20 @@ def nk_step(rng, now, p, nk, n_used, tumor, lat, fld, tally, centroid, born, die
                 prefetch(fvals, IL15 * nv + vj)
                 prefetch(fsrc, IL15 * nv + vj)
             prefetch(alive_bits, sj >> 6)
+            prefetch(bits, sj >> 6)
+            prefetch(count, sj)
             if sj >= plane:
                 prefetch(alive_bits, (sj - plane) >> 6)
             if sj + plane < n_sites:
                 prefetch(alive_bits, (sj + plane) >> 6)
         i = order[k]
         s = n_site[i]
+        if occupied(bits, s):  # a tumor daughter took this site: step aside into a neighbour with room, if any
+            s2 = random_room_neighbour(r, s, offsets, bits, count, cap, nx, ny, nz)
+            if s2 >= 0:
+                immune_move(count, s, s2)
+                s = s2
+                n_site[i] = s
         x, y, z = site_coords(s, ny, nz)
         v = voxel_lookup(vx, vy, vz, x, y, z, fy, fz) if need_voxel else 0
         tgfb = field_at(fvals, fbg, TGFB, v, fnonzero)
@@ -213,6 +224,7 @@ def nk_step(rng, now, p, nk, n_used, tumor, lat, fld, tally, centroid, born, die
             p_die = death_probability(t_half, il15, p.il15_extension, p.il15_ec50, dt, p.rejection_per_min)
         if r.random() < p_die:
             n_state[i] = NK_EMPTY
+            count[s] -= 1
             died[nd] = i
             nd += 1
             counters[C_NKDEATH] += 1
@@ -226,15 +238,19 @@ def nk_step(rng, now, p, nk, n_used, tumor, lat, fld, tally, centroid, born, die
             division_probability(p.prolif_rate, il15, p.il15_ec50, n_divs[i], p.max_divisions, dt),
             antigen_driven_division_probability(completing, p.stim_division_prob, n_divs[i], p.max_divisions))
         if p_div > 0.0 and r.random() < p_div:  # no draw when division is impossible
-            s2 = random_free_neighbour(r, s, offsets, bits, nx, ny, nz)
-            if s2 < 0:
+            # the daughter takes a neighbour with room, else stays with its mother if her site has room,
+            # else the division does not happen (volume exclusion, `immune_can_enter`)
+            s2 = random_room_neighbour(r, s, offsets, bits, count, cap, nx, ny, nz)
+            if s2 < 0 and immune_can_enter(bits, count, s, cap):
                 s2 = s
-            c = n_used + nb
-            n_divs[i] += 1
-            start_nk_cell(r, nk, c, s2, n_gran[i], n_divs[i], n_car[i], now + dt, p)
-            born[nb] = c
-            nb += 1
-            counters[C_NKBIRTH] += 1
+            if s2 >= 0:
+                count[s2] += 1
+                c = n_used + nb
+                n_divs[i] += 1
+                start_nk_cell(r, nk, c, s2, n_gran[i], n_divs[i], n_car[i], now + dt, p)
+                born[nb] = c
+                nb += 1
+                counters[C_NKBIRTH] += 1
         st = n_state[i]
         if st != NK_FREE:
             if st == NK_KILLING and p.ifng_rate > 0.0:
@@ -251,6 +267,7 @@ def nk_step(rng, now, p, nk, n_used, tumor, lat, fld, tally, centroid, born, die
                 n_target[i] = -1
                 if st == NK_KILLING and activation_induced_death(r, p.aicd_per_trigger):
                     n_state[i] = NK_EMPTY
+                    count[s] -= 1
                     died[nd] = i
                     nd += 1
                     counters[C_NKDEATH] += 1
@@ -283,13 +300,21 @@ def nk_step(rng, now, p, nk, n_used, tumor, lat, fld, tally, centroid, born, die
         # motility
         maybe_turn(r, n_dir[i], p_turn, p.dims)
         for _ in range(moves_this_step(r, p.sites_per_step)):
-            s2, x, y, z = hop(r, s, x, y, z, n_dir[i], centroid, p.tumor_bias, bits, nx, ny, nz)
+            s2, x, y, z = hop(r, s, x, y, z, n_dir[i], centroid, p.tumor_bias, bits, count, cap, nx, ny, nz)
             if s2 < 0:
                 random_direction(r, p.dims, n_dir[i])
                 break
+            if s2 != s:
+                immune_move(count, s, s2)
             s = s2
         n_site[i] = s
     return nb, nd, m
+
+
+@njit(cache=True, inline='always')
+def on_boundary(x, y, z, nx, ny, nz):
+    """Whether a site lies on the domain boundary (a first or last layer along an axis; z only in 3D)."""
+    return x == 0 or x == nx - 1 or y == 0 or y == ny - 1 or (nz > 1 and (z == 0 or z == nz - 1))
 
 
 @njit(cache=True, inline='always')
@@ -307,6 +332,8 @@ def add_tumor_stats(tally, lat, site, antigen, sign):
     tstats[S_SX] += sign * x
     tstats[S_SY] += sign * y
     tstats[S_SZ] += sign * z
+    if on_boundary(x, y, z, nx, ny, nz):
+        tstats[S_EDGE] += sign
     tally.vox_tumor[voxel_of(site, ny, nz, lat.fshape[1], lat.fshape[2], lat.coarsen)] += sign
 
 

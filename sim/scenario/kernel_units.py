@@ -91,6 +91,7 @@ def nk_params(c: Scenario, voxel_volume_ml: float) -> NKParams:
         rejection_per_min=0.0,  # a modulator when the product is rejected (sim/therapy/rejection.py)
         exhausted_half_life_factor=nk.persistence.exhausted_half_life_factor,
         aicd_per_trigger=nk.persistence.aicd_per_trigger,
+        immune_cap=nk.crowding.per_site(c.domain.spacing_um),
     )
     p = tgfbr2_suppression(p, c)
     return cart_effector(p, c, voxel_volume_ml) if c.effector == "cart" else p

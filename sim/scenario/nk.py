@@ -5,7 +5,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from .base import Float, Int, OptFloat, P, _Block
+import math
+
+from .base import Float, Int, OptFloat, OptInt, P, _Block
 
 
 class NKDose(_Block):
@@ -21,6 +23,25 @@ class Motility(_Block):
     speed_um_min: Float = P(5.0, "µm/min", "Luque 2024 (CAR-T speed)", "migration speed", ge=0)
     persistence_min: Float = P(10.0, "min", "Luque 2024 (persistence time of motion)", "mean time before a new direction", gt=0)
     tumor_bias: Float = P(0.3, "0-1", "assumed", "weight of the direction toward the tumor centroid", ge=0, le=1)
+
+
+#: Most immune cells one site may hold (the per-site count array is uint16).
+MAX_IMMUNE_PER_SITE = 65535
+
+
+class Crowding(_Block):
+    """Volume exclusion: a lattice site holds one tumor cell or at most k immune cells (CAR-NK or, with
+    `effector: cart`, CAR-T); k = floor(site volume / immune-cell volume), at least 1, unless set."""
+
+    diameter_um: Float = P(10.0, "µm", "small lymphocytes are 7–10 µm (Marguerat 2012: ~7 µm; BioNumbers 109546); NK cells are large granular lymphocytes, so the upper end is taken", "immune-cell (NK, CAR-T) diameter, a sphere", gt=0, le=1000)
+    max_per_site: OptInt = P(None, "cells", "derived: floor(spacing³ / (π/6 · diameter³)), at least 1 (20 µm sites, 10 µm cells: 15); a 2D site is spacing² × spacing, as the fields take it", "immune cells one lattice site holds (null = derived from the volumes)", ge=1, le=MAX_IMMUNE_PER_SITE)
+
+    def per_site(self, spacing_um: float) -> int:
+        """k: the set `max_per_site`, else the site volume over the cell volume, rounded down, at least 1."""
+        if self.max_per_site is not None:
+            return int(self.max_per_site)
+        k = math.floor(spacing_um ** 3 / (math.pi / 6.0 * self.diameter_um ** 3) * (1 + 1e-12))
+        return int(min(max(k, 1), MAX_IMMUNE_PER_SITE))
 
 
 class Receptors(_Block):
@@ -167,6 +188,7 @@ class NK(_Block):
 
     dose: NKDose = Field(default_factory=NKDose)
     motility: Motility = Field(default_factory=Motility)
+    crowding: Crowding = Field(default_factory=Crowding)
     receptors: Receptors = Field(default_factory=Receptors)
     activation: Activation = Field(default_factory=Activation)
     killing: Killing = Field(default_factory=Killing)

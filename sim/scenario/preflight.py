@@ -14,7 +14,7 @@ The estimate (`estimate`) counts the arrays the model allocates (sim/state.py, s
 sim/model.py), with the tumor's growth room and the CAR-NK expansion bounded from the scenario:
 
     base interpreter + imports + kernels + output writers     BASE_BYTES (350 MiB)
-    lattice   4 B/site (occ) + 2 bits/site (bitmaps)          + 9 B/site transient (free-site scans)
+    lattice   4 B/site (occ) + 2 B/site (immune counts) + 2 bits/site (bitmaps) + 9 B/site transient (free-site scans)
     fields    112 B/voxel (values, sources, step factors, voxel counts) + 40 B/voxel transient (DCT)
     tumor     37 B/slot × max(2·N0, 1.5·N_peak), N_peak = min(sites, N0·2^(24·days/doubling_h))
               + 70 B per initial cell transient (phenotype draws, site sort at set-up)
@@ -45,7 +45,7 @@ WARN_SNAPSHOT_BYTES = 1 << 30
 WARN_TIMESERIES_ROWS = 1_000_000
 
 BASE_BYTES = 350 << 20  # measured: 290 MiB after imports and kernel warm-up, ~340 MiB once outputs are written
-B_SITE, B_SITE_TMP = 4.25, 9.0
+B_SITE, B_SITE_TMP = 6.25, 9.0
 B_VOXEL, B_VOXEL_TMP = 112.0, 40.0
 B_TUMOR_SLOT, B_TUMOR_SETUP = 37.0, 70.0  # 29 B of state + the 8-B run-wide cell id
 B_NK_SLOT, B_NK_AGENT, B_NK_SETUP = 63.0, 320.0, 80.0  # 55 B of state + the 8-B cell id

@@ -17,6 +17,7 @@ from sim.scenario import ScenarioError, apply_overrides, load_raw
 from sim.scenario.base import Float, Int, OptInt, dotted_get
 from sim.scenario.loader import _model_for_path, error_message
 from sim.scenario.preflight import estimate, preflight
+from sim.domain_watch import DOMAIN_METRICS
 from sim.metrics import OUTCOME_METRICS
 from sim.scenario.resolve import resolve
 from sim.therapy.companions import THERAPY_STATS
@@ -25,9 +26,10 @@ from sim.therapy.toxicity import RISK_METRICS
 from .designs import SAMPLING_DESIGNS, Design, Range, make_design
 from .seeds import design_seed, replicate_seeds, run_id
 
-#: Every metric a run's summary.json can hold: outcome metrics, toxicity indices, therapy counters.
+#: Every metric a run's summary.json can hold: outcome metrics, toxicity indices, therapy counters, the
+#: domain-boundary watch (sim/domain_watch.py).
 #: Taken from the modules that compute them, so a new metric can be swept without editing this file.
-KNOWN_METRICS = OUTCOME_METRICS + RISK_METRICS + THERAPY_STATS
+KNOWN_METRICS = OUTCOME_METRICS + RISK_METRICS + THERAPY_STATS + DOMAIN_METRICS
 
 #: Sweep size bounds, checked before the design is built: each point is resolved (~2 ms) while planning,
 #: and every run is a row of the manifest and the summary table.

@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 
-from ..kernels.lattice import random_free_neighbour
 from ..kernels.step import NK_EMPTY
 from .blood import BloodCompartment
 from .clinical_units import car_per_ul, transgene_copies_per_ug
@@ -177,14 +176,11 @@ class Therapy:
         if n == 0:
             return
         sites = self.vessels[m.rng.integers(0, self.vessels.size, size=n)]
-        nx, ny, nz = m.shape
-        for k in range(n):  # a vessel overgrown by tumor releases its cells into a free neighbour
-            if m.occ[sites[k]] >= 0:
-                s2 = random_free_neighbour(m.rng, sites[k], m.offsets, m.occ_bits, nx, ny, nz)
-                if s2 >= 0:
-                    sites[k] = s2
+        # a vessel overgrown by tumor, or crowded, releases its cells into a neighbour with room; a cell
+        # that finds none does not enter this section (volume exclusion, model.add_nk)
         first = m.nk.used
         m.add_nk(sites)
+        n = m.nk.used - first
         m.nk.divisions[first:first + n] = self.blood.divisions_so_far(m.now_min)
         self.arrived += n
 
