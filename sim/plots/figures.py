@@ -12,8 +12,8 @@ from matplotlib.figure import Figure
 
 from sim.metrics import RESPONSE_FRACTION, durable_control, durable_hold_h, time_to_progression, time_to_response
 
-from .data import (Group, Results, band_note, band_spec, draw_legend, facets, fmt, groups, human, is_numeric, param_label,
-                   value_label)
+from .data import (Group, Results, band_note, band_spec, draw_legend, facets, fmt, groups, human, is_numeric, ordered,
+                   param_label, style_pair, subset, value_label)
 
 KEY_METRICS = ("tumor_reduction", "nk_final", "kills_per_nk_mean")
 METRIC_LABELS = {
@@ -258,10 +258,9 @@ def heatmap(res: Results, metrics: Sequence[str] = ("tumor_reduction", "nk_final
         ax.set_xticks(range(tab.shape[1]), [fmt(v) for v in tab.columns])
         ax.set_yticks(range(tab.shape[0]), [fmt(v) for v in tab.index])
         ax.set(xlabel=param_label(px), ylabel=param_label(py), title=f"median {metric_label(m)}")
-        integral = bool(np.all(np.isnan(vals) | (vals == np.round(vals)))) and np.nanmax(np.abs(vals), initial=0) >= 10
         for (yi, xi), v in np.ndenumerate(vals):
             if np.isfinite(v):
-                txt = f"{v:,.0f}" if integral or abs(v) >= 100 else f"{v:.2f}" if abs(v) < 10 else f"{v:.1f}"
+                txt = f"{v:,.0f}" if abs(v) >= 10 else f"{v:.2f}"
                 ax.text(xi, yi, txt, ha="center", va="center", fontsize=8, color=_text_color(im.cmap(im.norm(v))))
         fig.colorbar(im, ax=ax, label=metric_label(m))
     fig.suptitle(f"{_note(res).split(';')[0]} per cell", fontsize=10)
@@ -271,7 +270,11 @@ def heatmap(res: Results, metrics: Sequence[str] = ("tumor_reduction", "nk_final
 def kills_per_nk(res: Results) -> Figure | None:
     """Distribution of kills per CAR-NK cell (pooled over replicates) as bars, one bar per sweep value
     side by side at each kill count; one panel per level of a condition when there are many values."""
-    fs = facets(res, combine=False)
+    pair = style_pair(res)
+    if pair is not None:  # bars side by side for the number, one panel per condition
+        fs = [(value_label(pair[1], v), subset(res, pair[1], v)) for v in ordered(pd.unique(res.summary[pair[1]]))]
+    else:
+        fs = facets(res, combine=False)
     panels = []
     for facet, sub in fs:
         gs, title = groups(sub)
