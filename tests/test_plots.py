@@ -221,3 +221,13 @@ def test_cytotoxicity_figure_overlays_the_published_points(tmp_path):
     assert n_err >= 5
     _plot(pd.DataFrame(rows), hists, tmp_path / "cytotoxicity.png", 3)
     _check_images([tmp_path / "cytotoxicity.png"])
+
+
+def test_a_sweep_point_without_cells_is_the_untreated_control(tmp_path):
+    base = {**BASE, "output": {"snapshots": False, "figure": False}}
+    out = _sweep(tmp_path, {"parameters": {"nk.dose.cells": [0, 60, 120]}, "replicates": 2}, "dose", base)
+    files = plot_results(out, formats=("svg", "png"))
+    svg = next(f for f in files if f.name == "outcome_curves.svg").read_text()
+    assert "untreated (no CAR-NK)" in svg and "CAR-NK cells at t = 0 (cells)" in svg and "one run" not in svg
+    assert "median of 2 replicates; no band below 3 runs" in svg
+    _check_images([f for f in files if f.suffix == ".png"])
