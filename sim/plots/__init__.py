@@ -164,6 +164,10 @@ def cli_plot(args: argparse.Namespace) -> int:
         return 2
     from . import data
 
+    frac = getattr(args, "response_fraction", 0.5)
+    if not (0.0 < frac < 1.0):
+        print(f"nksim plot: error: --response-fraction must be between 0 and 1 (exclusive), got {frac:g}", file=sys.stderr)
+        return 2
     formats = [f for f in str(getattr(args, "formats", None) or "png,svg").split(",") if f]
     try:
         files = plot_results(args.results_dir, out=getattr(args, "out", None), formats=formats,

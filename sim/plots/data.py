@@ -256,18 +256,25 @@ def band_spec(n: int) -> tuple[float, float, str] | None:
     return 0.05, 0.95, "5–95 % range"
 
 
-def band_note(ns) -> str:
-    """'median of 4 replicates, band: min–max range' for the replicate counts of the curves."""
+def band_note(ns, pooled: bool = False) -> str:
+    """'median of 4 replicates; band: min–max range' for the run counts of the curves drawn
+    (`pooled`: the curves pool runs of several design points, so they are 'runs', not replicates)."""
     ns = sorted({int(n) for n in ns})
     if not ns:
         return ""
+    if ns == [1]:
+        return "one run per curve (no band)"
     reps = f"{ns[0]}" if len(ns) == 1 else f"{ns[0]}–{ns[-1]}"
     specs = {band_spec(n)[2] if band_spec(n) else None for n in ns}
     kinds = ", ".join(sorted(k for k in specs if k))
-    word = "replicate" if ns == [1] else "replicates"
-    if ns == [1]:
-        return "one run per curve (no band)"
+    word = "runs (pooled design points)" if pooled else "replicates"
     return f"median of {reps} {word}" + (f"; band: {kinds}" if kinds else "; no band below 3 runs")
+
+
+def curves_note(gs) -> str:
+    """`band_note` for the groups actually drawn."""
+    gs = list(gs)
+    return band_note([len(g.run_ids) for g in gs], pooled=any(g.pooled for g in gs))
 
 
 UNTREATED = "untreated (no CAR-NK)"
@@ -285,6 +292,7 @@ class Group:
     ls: str = "-"
     color_key: str | None = None  # the value the colour stands for (two-legend style)
     ls_key: str | None = None  # the value the line style stands for (two-legend style)
+    pooled: bool = False  # runs of several design points (tertiles, top values), not replicates of one
 
 
 def _palette(n: int, sequential: bool) -> list:
@@ -361,20 +369,20 @@ def groups(res: Results, max_groups: int = MAX_GROUPS) -> tuple[list[Group], str
     p = num[0] if num else res.params[0]
     if not num:
         top = s[p].value_counts().index[:max_groups]
-        out = [Group(fmt(v), list(s.loc[s[p] == v, "run_id"]), v) for v in top]
+        out = [Group(fmt(v), list(s.loc[s[p] == v, "run_id"]), v, pooled=True) for v in top]
         for g, c in zip(out, _palette(len(out), False)):
             g.color = c
         return out, param_label(p)
     edges = np.unique(np.quantile(s[p].to_numpy(dtype=float), [0, 1 / 3, 2 / 3, 1]))
     if len(edges) < 2:
-        out = [Group(fmt(edges[0]), list(s["run_id"]))]
+        out = [Group(fmt(edges[0]), list(s["run_id"]), pooled=True)]
     else:
         bins = pd.cut(s[p].astype(float), edges, include_lowest=True)
         out = []
         for iv in bins.cat.categories:
             rids = list(s.loc[bins == iv, "run_id"])
             if rids:
-                out.append(Group(f"[{fmt(iv.left)}, {fmt(iv.right)}]", rids, iv.mid))
+                out.append(Group(f"[{fmt(iv.left)}, {fmt(iv.right)}]", rids, iv.mid, pooled=True))
     for g, c in zip(out, _palette(len(out), True)):
         g.color = c
     others = "; other parameters pooled" if len(res.params) > 1 else ""

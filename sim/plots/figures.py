@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from sim.metrics import RESPONSE_FRACTION, durable_control, durable_hold_h, time_to_progression, time_to_response
 
-from .data import (Group, Results, band_note, band_spec, draw_legend, facets, fmt, groups, human, is_numeric, ordered,
+from .data import (Group, Results, band_note, band_spec, curves_note, draw_legend, facets, fmt, groups, human, is_numeric, ordered,
                    param_label, style_pair, subset, value_label)
 
 KEY_METRICS = ("tumor_reduction", "nk_final", "kills_per_nk_mean")
@@ -95,8 +95,10 @@ def outcome_curves(res: Results) -> Figure:
     fig = Figure(figsize=(10.5, 3.8 * len(fs)), layout="constrained")
     axes = fig.subplots(len(fs), 2, squeeze=False, sharex=True, sharey="col")
     ag = res.antigen
+    drawn = []
     for (facet, sub), row in zip(fs, axes):
         gs, title = groups(sub)
+        drawn += gs
         for g in gs:
             t = sub.timeseries[sub.timeseries["run_id"].isin(g.run_ids)]
             _band(row[0], t, "tumor", scale, g)
@@ -106,7 +108,7 @@ def outcome_curves(res: Results) -> Figure:
         draw_legend(row[1], gs, title, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     for ax in axes[0]:  # after all rows, so the shared limits cover every facet
         ax.set_ylim(bottom=0)
-    fig.suptitle(_note(res) if res.kind == "sweep" else str(res.root.name), fontsize=10)
+    fig.suptitle(curves_note(drawn) if res.kind == "sweep" else str(res.root.name), fontsize=10)
     return fig
 
 
@@ -128,8 +130,10 @@ def endpoints(res: Results, fraction: float = RESPONSE_FRACTION) -> Figure:
     fig = Figure(figsize=(15.5, 3.9 * len(fs)), layout="constrained")
     axes = fig.subplots(len(fs), 3, squeeze=False, sharey=False)
     hold_h = None
+    drawn, ci_drawn = [], False
     for (facet, sub), row in zip(fs, axes):
         gs, title = groups(sub)
+        drawn += gs
         ts = sub.timeseries
         bars = []
         for g in gs:
@@ -155,25 +159,28 @@ def endpoints(res: Results, fraction: float = RESPONSE_FRACTION) -> Figure:
                 ax.step(x, yv, where="post", color=g.color, ls=g.ls, lw=1.6,
                         label=g.label if g.ls_key is not None else f"{g.label} (n={n})")
                 if n >= 3 and len(gs) <= 4:
+                    ci_drawn = True
                     ci = kmf.confidence_interval_survival_function_ if surv else kmf.confidence_interval_cumulative_density_
                     ax.fill_between(ci.index.to_numpy(dtype=float), ci.iloc[:, 0], ci.iloc[:, 1], step="post",
                                     color=g.color, alpha=0.1, lw=0)
             bars.append((g, int(sum(durable)), n))
-        row[0].set(xlabel=xlabel, ylabel="fraction of runs responded", ylim=(-0.02, 1.02),
-                   title=_facet_title(f"time to response: tumor ≤ {fraction:.0%} of initial", facet))
-        row[1].set(xlabel=xlabel, ylabel="progression-free fraction of runs", ylim=(-0.02, 1.02),
-                   title=_facet_title("time to progression: tumor ≥ 1.2 × its nadir", facet))
+        row[0].set(xlabel=xlabel, ylabel="fraction of runs responded", ylim=(-0.02, 1.02))
+        row[0].set_title(_facet_title(f"time to response:\nfirst tumor ≤ {fraction:.0%} of initial", facet), fontsize=10)
+        row[1].set(xlabel=xlabel, ylabel="progression-free fraction of runs", ylim=(-0.02, 1.02))
+        row[1].set_title(_facet_title("time to progression:\ntumor ≥ 1.2 × its smallest earlier size", facet), fontsize=10)
         ax = row[2]
         y = np.arange(len(bars))[::-1]
         for yi, (g, k, n) in zip(y, bars):
             ax.barh(yi, k / n, color=g.color, edgecolor="k" if g.ls != "-" else g.color, lw=0.6,
                     hatch="//" if g.ls == "--" else (".." if g.ls == ":" else None), alpha=0.85)
-            ax.text(min(k / n, 0.82) + 0.02, yi, f"{k}/{n} runs", va="center", fontsize=7)
+            ax.text(k / n + 0.02, yi, f"{k}/{n} runs", va="center", fontsize=7)
         short_lab = [(f"{g.ls_key}, {g.color_key}" if g.ls_key is not None else g.label) for g, _, _ in bars]
         ax.set_yticks(y, short_lab, fontsize=7)
         hold = f"the last {hold_h / 24:.3g} days" if hold_h is not None and hold_h >= 24 else f"the last {hold_h or 0:.3g} h"
-        ax.set(xlim=(0, 1.05), xlabel="fraction of runs durably controlled",
-               title=_facet_title(f"durable control: ≤ {fraction:.0%} of initial for {hold}", facet))
+        ax.set_xlim(0, 1.22)
+        ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
+        ax.set_xlabel("fraction of runs durably controlled")
+        ax.set_title(_facet_title(f"durable control:\ntumor ≤ {fraction:.0%} of initial for {hold}", facet), fontsize=10)
         if gs and gs[0].ls_key is not None:
             pc, pl = title.split(" × ")
             ax.set_ylabel(f"{pl.split(' (')[0]}, {pc}", fontsize=7)
@@ -184,10 +191,10 @@ def endpoints(res: Results, fraction: float = RESPONSE_FRACTION) -> Figure:
                           loc="upper left", bbox_to_anchor=(1.02, 1.0))
         else:
             draw_legend(row[2], gs, title, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    ns = sorted(set(res.summary.groupby("point").size().tolist())) if res.kind == "sweep" else [1]
+    ns = sorted({len(g.run_ids) for g in drawn}) or [1]
     fig.suptitle("Tumor endpoints (defined in sim.metrics); Kaplan–Meier over runs, censored at the end of the run; "
                  f"{'–'.join(map(str, [ns[0], ns[-1]] if len(ns) > 1 else ns))} run(s) per curve"
-                 + ("; shaded: 95 % CI" if any(n >= 3 for n in ns) else ""), fontsize=10)
+                 + ("; shaded: 95 % CI" if ci_drawn else ""), fontsize=10)
     return fig
 
 
@@ -328,8 +335,10 @@ def kill_routes(res: Results) -> Figure | None:
     cumulative = all(bool(ts.groupby("run_id")[c].apply(lambda x: bool(np.all(np.diff(x.to_numpy()) >= 0))).all()) for c, _ in routes)
     fig = Figure(figsize=(4.2 * len(routes) + 2.5, 3.6 * len(fs)), layout="constrained")
     axes = fig.subplots(len(fs), len(routes), sharex=True, sharey=True, squeeze=False)
+    drawn = []
     for (facet, sub), row in zip(fs, axes):
         gs, title = groups(sub)
+        drawn += gs
         for ax, (col, name) in zip(row, routes):
             for g in gs:
                 _band(ax, sub.timeseries[sub.timeseries["run_id"].isin(g.run_ids)], col, scale, g)
@@ -337,7 +346,7 @@ def kill_routes(res: Results) -> Figure | None:
         row[0].set_ylabel(("cumulative kills" if cumulative else "kills per interval") + " (cells)")
         draw_legend(row[-1], gs, title, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     if res.kind == "sweep":
-        fig.suptitle(_note(res), fontsize=10)
+        fig.suptitle(curves_note(drawn), fontsize=10)
     return fig
 
 
