@@ -17,7 +17,7 @@ from .model import TumorImmuneModel
 from .output import TIMESERIES_COLUMNS, LazySnapshots, SnapshotSink, atomic_dir, write_run
 from .provenance import provenance
 from .scenario import Scenario, ScenarioError, coerce, load_scenario  # noqa: F401  (re-exported)
-from .scenario.resolve import arm_effectives, resolve
+from .scenario.resolve import UNTREATED_ARM, arm_effectives, is_untreated, resolve, untreated_effective
 from .therapy.companions import therapy_metrics
 from .units import MIN_PER_DAY
 from .wellmixed import WellMixedModel
@@ -152,8 +152,13 @@ def run(scenario: Any, seed: int | None = None, out: str | Path | None = None, p
 
 
 def run_arms(scenario: Any, seed: int | None = None, out: str | Path | None = None, progress: bool = False,
-             days: float | None = None, overrides: dict | None = None, overwrite: bool = False) -> dict[str, Result]:
+             days: float | None = None, overrides: dict | None = None, overwrite: bool = False,
+             untreated: bool = True) -> dict[str, Result]:
     """Run every arm of a scenario (`arms:`) with the same seed, so the tumors start identical.
+
+    With `untreated` (the default) an untreated control arm named 'untreated' runs first (no cells,
+    infusions, lymphodepletion or drugs: `resolve.untreated_overrides`, one more layer like an arm's
+    `set`), unless an arm is untreated already or an arm has that name.
 
     Each arm is the scenario's document with the arm's `set` as one more resolution layer, so an arm
     runs exactly what the same overrides give when run alone. Each arm is written to `out/<arm>/`;
@@ -162,6 +167,8 @@ def run_arms(scenario: Any, seed: int | None = None, out: str | Path | None = No
     arm is complete."""
     eff = resolve(scenario, overrides)
     arms = list(arm_effectives(eff))
+    if untreated and not any(name == UNTREATED_ARM or is_untreated(a.scenario) for name, a in arms):
+        arms.insert(0, (UNTREATED_ARM, untreated_effective(eff)))
     if out is None:
         return {name: run(arm_eff, seed=seed, progress=progress, days=days) for name, arm_eff in arms}
     from .compare import write_comparison

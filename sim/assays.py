@@ -106,31 +106,103 @@ def validate_cytotoxicity(out: str | Path, replicates: int = 3, hours: float = 1
     return report
 
 
-def _plot(df: pd.DataFrame, hists: dict, path: Path, replicates: int) -> None:
+def published_points() -> dict[str, pd.DataFrame]:
+    """The packaged tables the assay is compared with: sim/data/invitro_lysis.csv (% lysis at 4 h by
+    E:T) and sim/data/invitro_kills_per_nk.csv (single-cell fractions at 12 h, 1:1); value ± uncertainty
+    (read as one standard deviation, as the tables' headers say)."""
+    out = {}
+    for key, name in (("lysis", "invitro_lysis.csv"), ("single_cell", "invitro_kills_per_nk.csv")):
+        t = pd.read_csv(data.path(name), comment="#")
+        if key == "lysis":
+            t["et"] = t["condition"].str.replace("et", "", regex=False).astype(float)
+        out[key] = t
+    return out
+
+
+def replot(folder: str | Path, path: str | Path | None = None) -> Path:
+    """Redraw cytotoxicity.png from a folder's cytotoxicity_lysis.csv and cytotoxicity.json (no simulation)."""
+    import json
+
+    folder = Path(folder)
+    df = pd.read_csv(folder / "cytotoxicity_lysis.csv")
+    rep = json.loads((folder / "cytotoxicity.json").read_text())
+    hists = {k: np.asarray(v, dtype=np.int64) for k, v in rep["kills_per_nk_hist_1to1"].items()}
+    out = Path(path) if path is not None else folder / "cytotoxicity.png"
+    _plot(df, hists, out, int(rep.get("replicates", 3)))
+    return out
+
+
+def _antigen() -> str:
+    try:
+        return load_scenario(SCENARIO).tumor.antigen.name or "antigen"
+    except Exception:  # pragma: no cover - the packaged scenario always loads
+        return "antigen"
+
+
+def cytotoxicity_figure(df: pd.DataFrame, hists: dict, replicates: int, antigen: str | None = None):
+    """Lysis against time (antigen+ and antigen− targets), lysis against E:T at 4 h, kills per NK and the
+    single-cell fractions, with the published points of `published_points()` overlaid (black, ±1 SD)."""
     from matplotlib.figure import Figure  # no pyplot: library code never picks the backend
 
-    fig = Figure(figsize=(13, 3.2), layout="constrained")
-    ax = fig.subplots(1, 4)
+    ag = antigen or _antigen()
+    pub = published_points()
+    lys, sc_pub = pub["lysis"], pub["single_cell"]
+    fig = Figure(figsize=(19, 3.9), layout="constrained")
+    ax = fig.subplots(1, 5)
     colors = dict(zip(ET_RATIOS, ["tab:blue", "tab:orange", "tab:green", "tab:red"]))
     m = df.groupby(["product", "targets", "et", "time_h"])["lysis_pct"].mean()
+    pub_kw = {"fmt": "D", "color": "k", "ms": 5, "capsize": 3, "lw": 1.2, "zorder": 5}
     for i, tg in enumerate(("pos", "neg")):
         for et in ET_RATIOS:
             for prod, ls in (("car", "-"), ("nt", "--")):
+                if (prod, tg, et) not in m.index.droplevel(-1):
+                    continue
                 s = m.loc[(prod, tg, et)]
-                ax[i].plot(s.index, s.values, ls, color=colors[et], label=f"{'CAR' if prod == 'car' else 'NT'} {et:g}:1")
-        ax[i].set(xlabel="time (h)", ylabel="% specific lysis", ylim=(0, 100), title=f"antigen{'+' if tg == 'pos' else '−'} targets")
-    ax[0].legend(frameon=False, fontsize=6, ncol=2)
+                ax[i].plot(s.index, s.values, ls, color=colors[et], label=f"{'CAR-NK' if prod == 'car' else 'NT NK'} {et:g}:1")
+        ax[i].set(xlabel="time (h)", ylabel="% specific lysis", ylim=(0, 100),
+                  title=f"{ag}{'+' if tg == 'pos' else '−'} targets (model, mean of {replicates} wells)")
+    for _, r in lys.iterrows():  # published 4 h release-assay values sit on the antigen+ time course
+        ax[0].errorbar([float(r["time"])], [float(r["value"])], yerr=[float(r["uncertainty"])], mfc=colors.get(float(r["et"]), "w"),
+                       **pub_kw)
+    ax[0].errorbar([], [], yerr=[], label="published, 4 h (±1 SD)", mfc="w", **pub_kw)
+    h, lab = ax[0].get_legend_handles_labels()
+    fig.legend(h, lab, loc="outside lower left", ncol=len(lab), frameon=False, fontsize=7)
     for prod, mk in (("car", "o-"), ("nt", "s--")):
-        for h in (4.0,):
-            v = [m.loc[(prod, "pos", et)].iloc[np.argmin(np.abs(m.loc[(prod, "pos", et)].index - h))] for et in ET_RATIOS]
-            ax[2].plot(ET_RATIOS, v, mk, label=f"{'CAR-NK' if prod == 'car' else 'NT NK'}, Ag+, {h:g} h")
-    ax[2].set(xscale="log", xlabel="E:T", ylabel="% specific lysis", ylim=(0, 100), title="Lysis vs E:T")
+        v = [m.loc[(prod, "pos", et)].iloc[np.argmin(np.abs(m.loc[(prod, "pos", et)].index - 4.0))] for et in ET_RATIOS]
+        ax[2].plot(ET_RATIOS, v, mk, label=f"model {'CAR-NK' if prod == 'car' else 'NT NK'}, {ag}+, 4 h")
+    ax[2].errorbar(lys["et"], lys["value"], yerr=lys["uncertainty"], mfc="w",
+                   label="published CAR-NK, 4 h: typical range\n(literature.md §9; middle ± half-width)", **pub_kw)
+    ax[2].set(xscale="log", xlabel="E:T", ylabel="% specific lysis", ylim=(0, 100), title="lysis vs E:T at 4 h")
     ax[2].set_xticks(ET_RATIOS, [f"{e:g}:1" for e in ET_RATIOS])
-    ax[2].legend(frameon=False, fontsize=7)
+    ax[2].minorticks_off()
+    ax[2].legend(frameon=False, fontsize=6.5, loc="upper left")
     w = 0.27
     for j, (k, h) in enumerate(hists.items()):
         f = h / max(h.sum(), 1)
-        ax[3].bar(np.arange(f.size) + (j - 1) * w, f, width=w, label=k)
-    ax[3].set(xlabel="kills per NK in 12 h (E:T 1:1, Ag+)", ylabel="fraction of NK", title=f"Single-cell killing ({replicates} wells)")
+        ax[3].bar(np.arange(f.size) + (j - 1) * w, f, width=w, label={"car": "CAR-NK", "nt": "NT NK"}.get(k, k))
+    nk0 = sc_pub[sc_pub["observable"] == "fraction_no_kill"]
+    if len(nk0):
+        ax[3].errorbar([0 - w], nk0["value"], yerr=nk0["uncertainty"], mfc="w", label="published, no kill (±1 SD)", **pub_kw)
+    ax[3].set(xlabel=f"kills per NK cell in 12 h (E:T 1:1, {ag}+)", ylabel="fraction of NK cells",
+              title=f"single-cell killing ({replicates} wells pooled)")
     ax[3].legend(frameon=False, fontsize=7)
-    fig.savefig(path, dpi=80)
+    st = single_cell_stats(np.asarray(hists.get("car", np.zeros(1)), dtype=float))
+    obs = [("fraction_no_kill", "never kill", st["fraction_no_kill"]), ("fraction_serial", "serial killers\n(≥ 2 kills)", st["fraction_serial"]),
+           ("serial_share", "share of kills\nby serial killers", st["serial_share_of_kills"])]
+    x = np.arange(len(obs))
+    ax[4].bar(x, [v for _, _, v in obs], 0.55, color="tab:blue", label="model CAR-NK, 1:1, 12 h")
+    pv = sc_pub.set_index("observable")
+    have = [i for i, (k, _, _) in enumerate(obs) if k in pv.index]
+    ax[4].errorbar(x[have], [pv.loc[obs[i][0], "value"] for i in have], yerr=[pv.loc[obs[i][0], "uncertainty"] for i in have],
+                   mfc="w", label="published (Vanherberghen 2013,\nencoded by nksim; ±1 SD)", **pub_kw)
+    ax[4].set_xticks(x, [t for _, t, _ in obs], fontsize=7)
+    ax[4].set(ylim=(0, 1), ylabel="fraction", title="single-cell fractions vs published")
+    ax[4].legend(frameon=False, fontsize=6.5, loc="upper right")
+    fig.suptitle("In vitro cytotoxicity: model (lines, bars) and the packaged published values it is compared with "
+                 "(black diamonds; sim/data/invitro_lysis.csv, invitro_kills_per_nk.csv)", fontsize=10)
+    return fig
+
+
+def _plot(df: pd.DataFrame, hists: dict, path: Path, replicates: int) -> None:
+    fig = cytotoxicity_figure(df, hists, replicates)
+    fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.08)

@@ -110,19 +110,21 @@ def write_run(folder: Path, timeseries: pd.DataFrame, summary: dict, snapshots: 
         for snap in snapshots:
             sink.add(snap)
     if figure:
-        plot_tumor_nk(timeseries, folder / "tumor_nk.png", title=summary.get("scenario", {}).get("name", ""))
+        sc = summary.get("scenario", {}) or {}
+        plot_tumor_nk(timeseries, folder / "tumor_nk.png", title=sc.get("name", ""),
+                      antigen=((sc.get("tumor") or {}).get("antigen") or {}).get("name") or "antigen")
 
 
-def plot_tumor_nk(ts: pd.DataFrame, path: Path, title: str = "") -> None:
-    """The default run figure: tumor (antigen+/−) and CAR-NK counts against time."""
+def plot_tumor_nk(ts: pd.DataFrame, path: Path, title: str = "", antigen: str = "antigen") -> None:
+    """The default run figure: tumor (e.g. CD19+/−) and CAR-NK counts against time."""
     from matplotlib.figure import Figure  # no pyplot: library code never picks the backend
 
     t = ts["time_h"] / 24.0
     fig = Figure(figsize=(9, 3.5), layout="constrained")
     ax = fig.subplots(1, 2)
     ax[0].plot(t, ts["tumor"], label="all", color="k")
-    ax[0].plot(t, ts["tumor_ag_pos"], label="antigen+", color="tab:red")
-    ax[0].plot(t, ts["tumor_ag_neg"], label="antigen−", color="tab:blue")
+    ax[0].plot(t, ts["tumor_ag_pos"], label=f"{antigen}+", color="tab:red")
+    ax[0].plot(t, ts["tumor_ag_neg"], label=f"{antigen}−", color="tab:blue")
     ax[0].set(xlabel="time (days)", ylabel="tumor cells", title="Tumor")
     ax[0].legend(frameon=False)
     ax[1].plot(t, ts["nk_live"], label="live", color="tab:green")
@@ -131,4 +133,4 @@ def plot_tumor_nk(ts: pd.DataFrame, path: Path, title: str = "") -> None:
     ax[1].legend(frameon=False)
     if title:
         fig.suptitle(title)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight", pad_inches=0.08)

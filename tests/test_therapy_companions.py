@@ -2,6 +2,7 @@
 toxicity indices, arms, and the qualitative claim of each therapy scenario (arms share tumor and seed)."""
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -31,8 +32,9 @@ SMALL = {
 
 
 def arms(name: str, days: float | None = None, seed: int | None = None) -> dict:
-    """Run every arm of a library scenario (same seed), optionally shortened."""
-    return api.run_arms(SCEN / f"{name}.yaml", days=days, seed=seed)
+    """Run every arm of a library scenario (same seed), optionally shortened; without the untreated
+    control arm that `nksim run` adds (these tests compare the written arms)."""
+    return api.run_arms(SCEN / f"{name}.yaml", days=days, seed=seed, untreated=False)
 
 
 def with_(base: dict, **dotted) -> Scenario:
@@ -217,6 +219,12 @@ def test_compare_figure_and_cli_arms(cart_vs_carnk, tmp_path):
     out = tmp_path / "cmp"
     assert main(["run", str(SCEN / "cd19_carnk_vs_cart.yaml"), "--out", str(out), "--days", "0.1", "--quiet"]) == 0
     assert (out / "compare.png").stat().st_size > 1000 and (out / "arms.csv").is_file()
+    import pandas as pd
+
+    assert list(pd.read_csv(out / "arms.csv")["arm"]) == ["untreated", "carnk", "cart"]  # the untreated control first
+    untreated = json.loads((out / "untreated" / "summary.json").read_text())
+    assert untreated["scenario"]["nk"]["dose"]["cells"] == 0 and untreated["origins"]["nk.dose.cells"] == "arm:untreated"
+    assert untreated["metrics"]["kills_car"] == 0
     assert (out / "carnk" / "summary.json").is_file() or any((out / "carnk").iterdir())
     # nksim plot on the arms folder: the arms side by side, then each arm's own figures
     from PIL import Image

@@ -165,6 +165,38 @@ def arm_effectives(eff: Effective, src: dict | None = None) -> list[tuple[str, E
     return out
 
 
+UNTREATED_ARM = "untreated"
+
+
+def untreated_overrides(scenario: Scenario) -> dict[str, Any]:
+    """The overrides that turn a scenario into its untreated control: no effector cells at t = 0, no
+    infusions, no lymphodepletion, no companion drug and no IL-15 superagonist."""
+    ov: dict[str, Any] = {"nk.dose.cells": 0, "dosing.infusions": [], "dosing.lymphodepletion.regimen": "none"}
+    for name in type(scenario.drugs).model_fields:
+        if getattr(getattr(scenario.drugs, name), "doses", None):
+            ov[f"drugs.{name}.doses"] = []
+    if scenario.nk.il15.mode == "exogenous" or scenario.nk.il15.superagonist.doses:
+        ov["nk.il15.mode"] = "none"
+        ov["nk.il15.superagonist.doses"] = []
+    return ov
+
+
+def is_untreated(scenario: Scenario) -> bool:
+    """No effector cells, infusions, lymphodepletion, companion drug or superagonist."""
+    drugs_or_il15 = [k for k in untreated_overrides(scenario) if k.startswith(("drugs.", "nk.il15."))]
+    return (not drugs_or_il15 and scenario.nk.dose.cells == 0 and not scenario.dosing.infusions
+            and scenario.dosing.lymphodepletion.regimen == "none")
+
+
+def untreated_effective(eff: Effective) -> Effective:
+    """The untreated control of a resolved scenario with arms, through the same path as an arm: its
+    document without `arms`, plus `untreated_overrides` as the layer 'arm:untreated'."""
+    base_doc = {k: v for k, v in eff.document.items() if k != "arms"}
+    base_layers = tuple((o, {p: v for p, v in ov.items() if p.split(".")[0] != "arms"}) for o, ov in eff.layers)
+    base = _resolve(base_doc, base_layers, None)
+    return _resolve(base_doc, base_layers + ((f"arm:{UNTREATED_ARM}", untreated_overrides(base.scenario)),), None)
+
+
 def _nest(dotted: str, value: Any) -> dict:
     out: dict = {}
     node = out

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sim.metrics import outcome_metrics
 from sim.output import TIMESERIES_COLUMNS
 from sim.scenario.base import dotted_get
 
@@ -140,26 +141,14 @@ def simulate(sc: dict, seed: int) -> tuple[pd.DataFrame, dict, list[dict]]:
     for c in ("tumor", "tumor_ag_pos", "tumor_ag_neg", "nk_live", "nk_exhausted", "kills_car", "kills_innate", "kills_adcc", "nk_blood"):
         ts[c] = ts[c].astype("int64")
 
-    tumor = ts["tumor"].to_numpy()
-    nadir_i = int(np.argmin(tumor))
     total_kills = int(ts["kills_car"].iat[-1] + ts["kills_innate"].iat[-1] + ts["kills_adcc"].iat[-1])
     n_cells = max(int(nk_cfg["dose"]["cells"]), 1)
     per_nk = rng.negative_binomial(1, n_cells / (n_cells + total_kills), size=n_cells) if total_kills else np.zeros(n_cells, int)
-    hist = np.bincount(per_nk).tolist() if n_cells else [0]
     nk_series = ts["nk_live"].to_numpy(dtype=float)
     obs = None
     if nk_series[0] > 0 and nk_series[-1] > 0 and nk_series[-1] < nk_series[0]:
         obs = float(ts["time_h"].iat[-1] / 24 * math.log(2) / math.log(nk_series[0] / nk_series[-1]))
-    metrics = {
-        "tumor_initial": int(tumor[0]), "tumor_final": int(tumor[-1]),
-        "tumor_reduction": float(1 - tumor[-1] / tumor[0]) if tumor[0] else 0.0,
-        "nadir": int(tumor[nadir_i]), "nadir_time_h": float(ts["time_h"].iat[nadir_i]), "eradicated": bool(tumor[-1] == 0),
-        "nk_initial": int(nk_series[0]), "nk_final": int(nk_series[-1]), "nk_half_life_days_observed": obs,
-        "kills_car": int(ts["kills_car"].iat[-1]), "kills_innate": int(ts["kills_innate"].iat[-1]),
-        "kills_adcc": int(ts["kills_adcc"].iat[-1]),
-        "kills_per_nk_mean": float(per_nk.mean()) if n_cells else 0.0, "kills_per_nk_max": int(per_nk.max()) if n_cells else 0,
-        "fraction_nk_no_kill": float(np.mean(per_nk == 0)) if n_cells else 1.0, "kills_per_nk_hist": hist,
-    }
+    metrics = outcome_metrics(ts, per_nk, obs)  # the one definition of every outcome metric (sim.metrics)
     snaps = []
     every_snap = sc["time"]["snapshot_every_h"]
     if sc.get("output", {}).get("snapshots", False) and every_snap > 0:
