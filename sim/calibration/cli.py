@@ -4,14 +4,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sim.sweep.cli import add_executor_arguments
+
 
 def add_calibrate_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the calibrate command's arguments to a (sub)parser."""
     p.add_argument("file", help="calibration file (base: + calibrate:) or a scenario with a calibrate: block")
     p.add_argument("--out", "-o", default=None, help="output folder (default results/<file name>); rerun to continue the history")
-    p.add_argument("--workers", "-j", type=int, default=None, help="local Dask worker processes (default: all cores)")
-    p.add_argument("--scheduler", default=None,
-                   help="tcp://host:port of a running Dask scheduler, or 'inline' to run here on one core")
+    add_executor_arguments(p)
     p.add_argument("--generations", type=int, default=None,
                    help="total ABC-SMC generations (overrides calibrate.generations; more than the history holds continues it)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")

@@ -30,7 +30,9 @@ from sim.output import TIMESERIES_COLUMNS, read_parquet
 from sim.scenario import ScenarioError, apply_overrides, load_raw
 from sim.scenario.base import P, _Block, dotted_get
 from sim.scenario.resolve import resolve
-from sim.sweep.spec import KNOWN_METRICS
+from sim.scenario.loader import error_message
+from sim.sweep.spec import KNOWN_METRICS, _real_loc
+from sim.sweep.spec import _err as _located_error
 
 #: Columns every data table must have (time in hours; uncertainty is one standard deviation).
 DATA_COLUMNS = ("condition", "time", "observable", "value", "uncertainty")
@@ -250,46 +252,29 @@ class Plan:
 
 
 def _err(src: dict, path: tuple, msg: str) -> ScenarioError:
-    lines = src.get("lines", {}) if src else {}
-    line = None
-    for k in range(len(path), 0, -1):
-        line = lines.get(tuple(path[:k]))
-        if line:
-            break
-    return ScenarioError(".".join(str(x) for x in path), msg, line=line, file=src.get("file") if src else None)
+    """A ScenarioError at `path` with its YAML line (the sweep/cohort locator, `sim.sweep.spec._err`)."""
+    return _located_error((), path, msg, src)
 
 
 _SUBMODELS = {"parameters": Prior, "conditions": ConditionSpec, "observables": ObservableSpec}
 
 
+def _parent_block(loc: tuple) -> type[BaseModel]:
+    """The block holding the key at `loc` (calibrate: keys, a prior, a condition or its assay, an observable)."""
+    model: type[BaseModel] = CalibrateSpec
+    if len(loc) >= 3 and loc[0] in _SUBMODELS:
+        model = _SUBMODELS[loc[0]]
+        if loc[0] == "conditions" and len(loc) >= 4 and loc[2] == "assay":
+            model = AssaySpec
+    return model
+
+
 def _pydantic_error(e: ValidationError, data: dict, prefix: tuple, src: dict) -> ScenarioError:
+    """The first pydantic error (a typo before the "missing" it explains), in the project's one wording."""
     errs = e.errors()
     err = next((x for x in errs if x["type"] == "extra_forbidden"), errs[0])
-    loc, node = [], data
-    for i, k in enumerate(err["loc"]):
-        if isinstance(node, dict) and k in node:
-            loc.append(k)
-            node = node[k]
-        elif isinstance(node, list) and isinstance(k, int) and 0 <= k < len(node):
-            loc.append(k)
-            node = node[k]
-        elif i == len(err["loc"]) - 1 and err["type"] in ("missing", "extra_forbidden"):
-            loc.append(k)
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        model: type[BaseModel] = CalibrateSpec
-        if len(loc) >= 3 and loc[0] in _SUBMODELS:
-            model = _SUBMODELS[loc[0]]
-            if loc[0] == "conditions" and len(loc) >= 4 and loc[2] == "assay":
-                model = AssaySpec
-        options = list(model.model_fields)
-        close = difflib.get_close_matches(str(loc[-1]), options, n=1, cutoff=0.6)
-        msg = f"unknown key '{loc[-1]}'" + (f"; did you mean '{close[0]}'?" if close else f"; allowed keys: {', '.join(options)}")
-    elif err["type"] == "missing":
-        msg = f"required key '{loc[-1]}' is missing"
-    elif "input" in err and err["type"] != "value_error":
-        msg = f"{msg} (got {err['input']!r})"
-    return _err(src, prefix + tuple(loc), msg)
+    loc = _real_loc(data, err)
+    return _err(src, prefix + loc, error_message(err, loc, _parent_block(loc)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,13 +5,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from sim.sweep.cli import add_executor_arguments
+
 
 def add_cohort_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("scenario", help="scenario YAML with a cohort: block, or a cohort file with base:")
     p.add_argument("--out", "-o", default=None, help="output folder (default results/<file name>); rerun to resume")
-    p.add_argument("--workers", "-j", type=int, default=None, help="local worker processes (default: all cores)")
-    p.add_argument("--scheduler", default=None,
-                   help="tcp://host:port of a running Dask scheduler, or 'inline' to run here one by one")
+    add_executor_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 

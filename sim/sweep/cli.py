@@ -5,13 +5,19 @@ import argparse
 import sys
 
 
+def add_executor_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """--workers and --scheduler: where the runs of a sweep, cohort or calibration execute (sim/sweep/executors.py)."""
+    p.add_argument("--workers", "-j", type=int, default=None, help="local worker processes (default: all cores)")
+    p.add_argument("--scheduler", default=None,
+                   help="tcp://host:port of a running Dask scheduler, or 'inline' to run here one by one")
+    return p
+
+
 def add_sweep_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the sweep command's arguments to a (sub)parser."""
     p.add_argument("scenario", help="scenario YAML with a sweep: block, or a sweep file with base:")
     p.add_argument("--out", "-o", default=None, help="output folder (default results/<file name>[_sweep]); rerun to resume")
-    p.add_argument("--workers", "-j", type=int, default=None, help="local worker processes (default: all cores)")
-    p.add_argument("--scheduler", default=None,
-                   help="tcp://host:port of a running Dask scheduler, or 'inline' to run here one by one")
+    add_executor_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--runner", default=None, help=argparse.SUPPRESS)  # module:attr, for tests
     return p
