@@ -19,7 +19,6 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-from scipy.integrate import solve_ivp
 
 from ..kernels.persistence import effective_half_life
 from ..kernels.rates import saturation
@@ -139,6 +138,8 @@ class BloodCompartment:
             t1 = min(t1, self.infusions[self._next_inf][0])
         sol = None
         if y0[B] + y0[O] > 0:
+            from scipy.integrate import solve_ivp  # here, not at import: scipy.integrate costs ~0.1 s of start-up
+
             sol = solve_ivp(self._rhs, (t0, t1), y0, method="LSODA", dense_output=True,
                             rtol=1e-6, atol=1e-6 * max(1.0, y0[B] + y0[O])).sol
         return (t0, t1, sol, y0)
