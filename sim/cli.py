@@ -246,8 +246,31 @@ def _memory_size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argparse tree; other modules add their subcommands through `register` hooks."""
+#: Subcommands whose arguments live in another module: name → (module, add-arguments hook, handler, help).
+#: Importing those modules pulls in sweep/cohort/calibration machinery (and scipy.stats), so
+#: `build_parser(only=...)` fills in just the subcommand being run; the others get their name and help.
+_PLUGINS = {
+    "sweep": ("sim.sweep.cli", "add_sweep_arguments", "cli_sweep", "run or resume a parameter sweep"),
+    "plot": ("sim.plots", "add_plot_arguments", "cli_plot", "figures from a run or sweep folder"),
+    "cohort": ("sim.cohort.cli", "add_cohort_arguments", "cli_cohort", "virtual patient cohort: response rates per arm"),
+    "calibrate": ("sim.calibration.cli", "add_calibrate_arguments", "cli_calibrate", "fit parameters to data (ABC-SMC), resumable"),
+    "view": ("sim.view.cli", "add_view_arguments", "cli_view", "interactive page in the browser (Solara) on 127.0.0.1"),
+}
+
+
+def _command_word(argv: list[str] | None) -> str:
+    """The subcommand named on the command line ('' for none: `nksim --help`, `nksim --version`)."""
+    for a in sys.argv[1:] if argv is None else argv:
+        if not a.startswith("-"):
+            return a
+    return ""
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argparse tree; other modules add their subcommands through `register` hooks. With `only`
+    (a subcommand name, or '' for none), the other plugin subcommands are listed but not imported."""
+    import importlib
+
     p = _Parser(prog="nksim", description="Agent-based simulator of CAR-NK cell therapy.")
     from . import __version__
 
@@ -292,17 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--out", help="output folder (default results/validation)")
     v.add_argument("--replicates", type=int, help="replicates per condition")
     v.set_defaults(func=_cmd_validate)
-    from .calibration.cli import add_calibrate_arguments, cli_calibrate
-    from .plots import add_plot_arguments, cli_plot
-    from .sweep.cli import add_sweep_arguments, cli_sweep
-    from .cohort.cli import add_cohort_arguments, cli_cohort
-    from .view.cli import add_view_arguments, cli_view
-
-    add_sweep_arguments(sub.add_parser("sweep", help="run or resume a parameter sweep")).set_defaults(func=cli_sweep)
-    add_plot_arguments(sub.add_parser("plot", help="figures from a run or sweep folder")).set_defaults(func=cli_plot)
-    add_cohort_arguments(sub.add_parser("cohort", help="virtual patient cohort: response rates per arm")).set_defaults(func=cli_cohort)
-    add_calibrate_arguments(sub.add_parser("calibrate", help="fit parameters to data (ABC-SMC), resumable")).set_defaults(func=cli_calibrate)
-    add_view_arguments(sub.add_parser("view", help="interactive page in the browser (Solara) on 127.0.0.1")).set_defaults(func=cli_view)
+    for name, (module, add_arguments, handler, help_text) in _PLUGINS.items():
+        sp = sub.add_parser(name, help=help_text)
+        if only is None or only == name:
+            mod = importlib.import_module(module)
+            getattr(mod, add_arguments)(sp).set_defaults(func=getattr(mod, handler))
     return p
 
 
@@ -330,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `nksim` console script."""
     from .errors import NksimError
 
-    args = build_parser().parse_args(argv)
+    args = build_parser(only=_command_word(argv)).parse_args(argv)
     try:
         with _warnings_as_lines():
             return args.func(args)
