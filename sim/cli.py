@@ -115,7 +115,9 @@ def _cmd_check(args) -> int:
         from .sweep.spec import load_sweep
 
         plan = load_sweep(path)
-        sweep = f"; sweep: {len(plan.runs)} runs ({len(plan.design.points)} points × {plan.spec.replicates} replicates)"
+        n_ctrl = sum(r.control for r in plan.runs)
+        sweep = (f"; sweep: {len(plan.runs)} runs ({len(plan.design.points)} points × {plan.spec.replicates} replicates"
+                 + (f" + {n_ctrl} untreated control runs)" if n_ctrl else ")"))
         path = plan.base_path
     eff = resolve(path)
     report = preflight(eff, max_memory=args.max_memory)
