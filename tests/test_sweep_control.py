@@ -64,13 +64,20 @@ def test_plan_adds_one_control_run_per_replicate_seed(tmp_path):
 @pytest.mark.parametrize("block, base, reason", [
     ({**GRID, "control": False}, None, "control: false"),
     ({"parameters": {"nk.dose.cells": [0, 20]}, "replicates": 2}, None, "design point 0 is untreated"),
-    (GRID, {**BASE, "nk": {"dose": {"cells": 0}}}, "the base scenario is untreated"),
+    (GRID, {**BASE, "nk": {"dose": {"cells": 0}}}, "design point 0 is untreated"),
 ])
 def test_no_control_when_off_or_already_untreated(tmp_path, block, base, reason):
     plan = load_sweep(write(tmp_path, block, base=base))
     assert not any(r.control for r in plan.runs) and plan.control_scenario is None
     assert len(plan.runs) == len(plan.design.points) * plan.spec.replicates
     assert plan.manifest_fields()["control"] == {"runs": 0, "overrides": None, "reason": reason}
+
+
+def test_dose_sweep_over_an_untreated_base_gets_its_control(tmp_path):
+    """An untreated base whose design points are all treated still needs the untreated control."""
+    plan = load_sweep(write(tmp_path, {"parameters": {"nk.dose.cells": [20, 40]}, "replicates": 2},
+                            base={**BASE, "nk": {"dose": {"cells": 0}}}))
+    assert sum(r.control for r in plan.runs) == 2 and plan.manifest_fields()["control"]["reason"] is None
 
 
 def test_control_rows_in_the_tables_and_manifest_apart_from_the_design(tmp_path):

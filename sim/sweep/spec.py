@@ -350,7 +350,8 @@ def _plan(spec_path: Path, base_path: Path, spec: SweepSpec, base_raw: dict, pre
         for r in range(spec.replicates)
     ]
     kinds = {p: _kind([o[p] for o in overrides]) for p in design.names}
-    reason = ("control: false" if not spec.control else "the base scenario is untreated" if is_untreated(base_eff.scenario)
+    # an untreated base only matters through the points: a dose sweep over an untreated base still needs its control
+    reason = ("control: false" if not spec.control
               else None if untreated_point is None else f"design point {untreated_point} is untreated")
     control_sc = control_ov = None
     if reason is None:  # the comparisons' untreated control of the base, paired with each replicate seed
