@@ -115,7 +115,9 @@ def _cmd_check(args) -> int:
         from .sweep.spec import load_sweep
 
         plan = load_sweep(path)
-        sweep = f"; sweep: {len(plan.runs)} runs ({len(plan.design.points)} points × {plan.spec.replicates} replicates)"
+        n_ctrl = sum(r.control for r in plan.runs)
+        sweep = (f"; sweep: {len(plan.runs)} runs ({len(plan.design.points)} points × {plan.spec.replicates} replicates"
+                 + (f" + {n_ctrl} untreated control runs)" if n_ctrl else ")"))
         path = plan.base_path
     eff = resolve(path)
     report = preflight(eff, max_memory=args.max_memory)
@@ -176,7 +178,7 @@ def _cmd_export(args) -> int:
 def _cmd_validate(args) -> int:
     out = Path(args.out) if args.out else Path("results") / "validation"
     if args.which == "all":
-        for which in ("kuznetsov", "depillis", "cytotoxicity"):
+        for which in ("kuznetsov", "depillis", "cytotoxicity", "kinetics"):
             args.which = which
             _cmd_validate(args)
         return 0
@@ -200,6 +202,15 @@ def _cmd_validate(args) -> int:
               f"{T['max_err']:.3f} of the ODE peak; N {N['max_err']:.3f} of the ODE peak; "
               f"90 % of 1/b at day {rep['t90_days']['ode']:g} (ODE), "
               f"{t90} ({len(reached)}/{rep['replicates']} replicates)")
+    elif args.which == "kinetics":
+        from .kinetics import validate_kinetics
+
+        rep = validate_kinetics(out, replicates=args.replicates or 8)
+        for name, r in rep.items():
+            m = r["median"]
+            print(f"{name}: peak day {m['peak_day']:.1f}, doubling {m['doubling_days']:.2f} d, decline t½ "
+                  f"{m['decline_half_life_days']:.1f} d, terminal t½ {m['terminal_half_life_days']:.0f} d, "
+                  f"detectable at day 365 in {m['detectable_day_365_fraction']:.0%} of lots; published {r['published']}")
     else:  # cytotoxicity
         from .assays import validate_cytotoxicity
 
@@ -311,7 +322,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     e.add_argument("--overwrite", action="store_true", help="replace an earlier nksim export in the output folder")
     e.set_defaults(func=_cmd_export)
     v = sub.add_parser("validate", help="compare the model with published work (figures + JSON)")
-    v.add_argument("which", choices=["kuznetsov", "depillis", "cytotoxicity", "all"])
+    v.add_argument("which", choices=["kuznetsov", "depillis", "cytotoxicity", "kinetics", "all"])
     v.add_argument("--out", help="output folder (default results/validation)")
     v.add_argument("--replicates", type=int, help="replicates per condition")
     v.set_defaults(func=_cmd_validate)

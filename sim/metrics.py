@@ -19,10 +19,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-#: Every key of `outcome_metrics` (tests/test_metrics_registry.py keeps the two in step).
-OUTCOME_METRICS = (
+#: Outcome metrics of the tumor alone, meaningful for an untreated control too (the others count
+#: CAR-NK cells, of which it has none); figures draw the control's reference only for these.
+TUMOR_METRICS = (
     "tumor_initial", "tumor_final", "tumor_reduction", "nadir", "nadir_time_h", "eradicated",
     "response_time_h", "progression_time_h", "durable_control", "durable_control_hold_h",
+)
+#: Every key of `outcome_metrics` (tests/test_metrics_registry.py keeps the two in step).
+OUTCOME_METRICS = TUMOR_METRICS + (
     "nk_initial", "nk_final", "nk_half_life_days_observed",
     "kills_car", "kills_innate", "kills_adcc", "kills_per_nk_mean", "kills_per_nk_max", "fraction_nk_no_kill",
     "kills_per_nk_hist",

@@ -2,12 +2,15 @@
 
 - an arm equals the same scenario run alone with the arm's `set` as overrides;
 - a sweep point (through the sweep worker) equals `sim.run` with the same overrides and seed;
+- a sweep's untreated control (through the sweep worker) equals `sim.run` of `untreated_effective` and the
+  comparisons' untreated arm with the same seed;
 - `mesa.batch_run` on `TumorImmuneModel` equals `sim.run`.
 A scenario added to scenarios/ later is covered without editing this file. Runs are short (a few
 output intervals) because what is tested is that the routes run the same scenario, not biology."""
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import mesa
@@ -17,6 +20,7 @@ import pytest
 from sim import api
 from sim.model import TumorImmuneModel
 from sim.scenario import load_raw, resolve
+from sim.scenario.resolve import is_untreated, untreated_effective
 from sim.sweep.runner import execute_run
 from sim.sweep.spec import load_sweep
 
@@ -72,13 +76,40 @@ def test_sweep_point_equals_run_with_the_same_overrides(path, tmp_path):
                                     "overrides": {"time.days": days},
                                     "parameters": {"tumor.doubling_time_h": [value, value * 2]}}))
     plan = load_sweep(spec)
-    for rs in plan.runs:
+    for rs in (r for r in plan.runs if not r.control):  # the control: test_sweep_control_equals_the_untreated_run_and_arm
         rec = execute_run({"run_id": rs.run_id, "document": plan.document, "layer": plan.layers[rs.point], "seed": rs.seed})
         assert rec["ok"], rec.get("error")
         swept = pd.read_parquet(io.BytesIO(rec["files"]["timeseries.parquet"]))
         alone = api.run(doc, seed=rs.seed, overrides={"tumor.doubling_time_h": plan.overrides[rs.point]["tumor.doubling_time_h"]},
                         days=days)
         assert swept.equals(alone.timeseries), rs.point
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_sweep_control_equals_the_untreated_run_and_arm(path, tmp_path):
+    import yaml
+
+    doc = document(path)
+    doc.pop("arms", None)
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(doc))
+    days = short_days(path)
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(yaml.safe_dump({"base": "base.yaml", "replicates": 2, "overrides": {"time.days": days},
+                                    "parameters": {"tumor.doubling_time_h": [resolve(doc).scenario.tumor.doubling_time_h]}}))
+    plan = load_sweep(spec)
+    control = [rs for rs in plan.runs if rs.control]
+    assert len(control) == (0 if is_untreated(resolve(doc).scenario) else 2)  # none for an untreated base
+    for rs in control:
+        rec = execute_run({"run_id": rs.run_id, **plan.task(rs)})
+        assert rec["ok"], rec.get("error")
+        swept = pd.read_parquet(io.BytesIO(rec["files"]["timeseries.parquet"]))
+        alone = api.run(untreated_effective(resolve(doc, {"time.days": days}, "sweep")), seed=rs.seed)
+        arm = api.run_arms(doc, seed=rs.seed, days=days)["untreated"]
+        assert swept.equals(alone.timeseries) and swept.equals(arm.timeseries), rs.replicate
+        summary = json.loads(rec["files"]["summary.json"])
+        assert summary["scenario"] == alone.summary["scenario"] == arm.summary["scenario"]
+        assert summary["metrics"] == alone.summary["metrics"] == arm.summary["metrics"]
 
 
 @pytest.mark.slow

@@ -231,3 +231,34 @@ def test_a_sweep_point_without_cells_is_the_untreated_control(tmp_path):
     assert "untreated (no CAR-NK)" in svg and "CAR-NK cells at t = 0 (cells)" in svg and "one run" not in svg
     assert "median of 2 replicates; no band below 3 runs" in svg
     _check_images([f for f in files if f.suffix == ".png"])
+
+
+def test_a_sweep_draws_its_untreated_control(tmp_path):
+    """A sweep without a dose-0 point draws its control runs (one per replicate seed) in black as
+    'untreated (no CAR-NK)': a curve with its band in the time courses, curves and a bar in the
+    endpoints, a reference line on dose–response; `control: false` draws none."""
+    import matplotlib.colors as mcolors
+
+    from sim.plots import figures as F
+    from sim.plots.data import UNTREATED, load_results
+
+    base = {**BASE, "output": {"snapshots": False, "figure": False}}
+    block = {"parameters": {"nk.persistence.half_life_days": [2, 7, 21]}, "replicates": 3}
+    out = _sweep(tmp_path, block, "ctrl", base)
+    res = load_results(out)
+    assert len(res.control.summary) == 3 and res.summary["point"].notna().all()
+    assert set(res.summary["run_id"]).isdisjoint(res.control.summary["run_id"])
+    assert set(res.timeseries["run_id"]) == set(res.summary["run_id"])  # design curves never include the control
+    fig = F.outcome_curves(res)
+    tumor = fig.axes[0]
+    line = next(ln for ln in tumor.lines if ln.get_label().startswith(UNTREATED))
+    assert mcolors.to_hex(line.get_color()) == "#000000" and line.get_label() == f"{UNTREATED} (n=3)"
+    assert len(tumor.collections) == 4  # three design bands and the control's
+    files = plot_results(out, formats=("svg", "png"))
+    for kind in ("outcome_curves", "endpoints", "dose_response"):
+        assert UNTREATED in (out / "plots" / f"{kind}.svg").read_text(), kind
+    _check_images([f for f in files if f.suffix == ".png"])
+    off = _sweep(tmp_path, {**block, "control": False}, "off", base)
+    assert load_results(off).control is None
+    for f in plot_results(off, formats=("svg",)):
+        assert UNTREATED not in f.read_text(), f.name

@@ -72,7 +72,7 @@ def test_sweep_through_dask_scheduler_and_worker_processes(tmp_path, cluster):
     spec.write_text(yaml.safe_dump(BASE, sort_keys=False))
     out = tmp_path / "remote"
     res = run_sweep(spec, out, scheduler=cluster, progress=False)
-    assert res.complete and (res.done, res.failed) == (8, 0)
+    assert res.complete and (res.done, res.failed) == (8 + 2, 0)  # + the untreated control per replicate seed
     man = json.loads((out / "manifest.json").read_text())
     assert man["invocations"][-1]["executor"] == cluster and man["invocations"][-1]["workers"] == 2
     workers = {r["worker"] for r in man["runs"]}

@@ -118,7 +118,7 @@ def test_run_id_is_a_content_hash():
 def test_plan_pairs_seeds_across_points_and_hashes_resolved_values(tmp_path):
     plan = load_sweep(write(tmp_path, {"parameters": {"nk.persistence.half_life_days": [3, 7],
                                                       "nk.il15.mode": ["none", "secreted"]}, "replicates": 3}))
-    assert len(plan.runs) == 12 and len({r.run_id for r in plan.runs}) == 12
+    assert len(plan.runs) == 12 + 3 and len({r.run_id for r in plan.runs}) == 15  # + the untreated control per seed
     assert plan.seed == 7 and plan.seeds == replicate_seeds(7, 3)
     for r in plan.runs:
         assert r.seed == plan.seeds[r.replicate]
@@ -168,6 +168,7 @@ def test_sweep_file_with_base_and_overrides(tmp_path):
     ({"parameters": {"nk.persistence.half_life_days": [1]}, "replicates": 0}, "sweep.replicates", "greater than or equal"),
     ({"parameters": {"nk.persistence.half_life_days": [1]}, "metrics": ["tumor_reductin"]}, "sweep.metrics.0", "tumor_reduction"),
     ({"parameters": {"nk.persistence.half_life_days": [1]}, "desing": "grid"}, "sweep.desing", "unknown key"),
+    ({"parameters": {"nk.persistence.half_life_days": [1]}, "control": "maybe"}, "sweep.control", "boolean"),
     ({"parameters": {"nk.persistence.half_life_days": [1]}, "design": "factorial"}, "sweep.design", "grid"),
     ({"parameters": {}}, "sweep.parameters", "at least 1"),
     ({"parameters": {"nk.persistence.half_life_days": []}}, "sweep.parameters.nk.persistence.half_life_days", "at least 1"),

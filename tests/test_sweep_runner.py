@@ -43,14 +43,18 @@ GRID = {"parameters": {"nk.il15.mode": ["none", "secreted"], "nk.persistence.hal
 def test_inline_sweep_outputs_and_recorded_seeds(tmp_path):
     spec = write(tmp_path, GRID)
     res = run_sweep(spec, tmp_path / "out", scheduler="inline", progress=False, runner=FakeRunner())
-    assert (res.runs, res.done, res.failed, res.executed, res.reused) == (24, 24, 0, 24, 0) and res.complete
+    # 6 points x 4 replicates, then the untreated control once per replicate seed (tests/test_sweep_control.py)
+    assert (res.runs, res.done, res.failed, res.executed, res.reused) == (28, 28, 0, 28, 0) and res.complete
     out = tmp_path / "out"
     summ, ts = read(out / "summary.parquet"), read(out / "timeseries.parquet")
     man = json.loads((out / "manifest.json").read_text())
-    assert list(summ.columns[:6]) == ["run_id", "point", "replicate", "seed", "nk.il15.mode", "nk.persistence.half_life_days"]
+    assert list(summ.columns[:7]) == ["run_id", "point", "replicate", "seed", "control", "nk.il15.mode",
+                                      "nk.persistence.half_life_days"]
     assert {"tumor_final", "tumor_reduction", "eradicated", "kills_per_nk_hist"} <= set(summ.columns)
     assert summ["eradicated"].dtype == bool and summ["tumor_final"].dtype == np.int64
-    assert list(zip(summ["point"], summ["replicate"])) == [(p, r) for p in range(6) for r in range(4)]
+    design = summ[~summ["control"]]
+    assert list(zip(design["point"], design["replicate"])) == [(p, r) for p in range(6) for r in range(4)]
+    assert list(summ["replicate"][24:]) == [0, 1, 2, 3] and summ["point"][24:].isna().all()
     # seeds: one per replicate, shared by every design point (paired curves), recorded everywhere
     assert man["replicate_seeds"] == load_sweep(spec).seeds
     assert (summ.groupby("replicate")["seed"].nunique() == 1).all()
@@ -62,19 +66,19 @@ def test_inline_sweep_outputs_and_recorded_seeds(tmp_path):
     assert all(r["status"] == "done" and r["attempts"] == 1 for r in man["runs"])
     # tidy long time series: every run's rows, parameters repeated, no wall-clock values in the parquet files
     n_t = int(BASE["time"]["days"] * 24 / BASE["time"]["output_every_h"]) + 1
-    assert len(ts) == 24 * n_t and ts.groupby("run_id").size().eq(n_t).all()
+    assert len(ts) == 28 * n_t and ts.groupby("run_id").size().eq(n_t).all()
     assert {"time_h", "tumor", "nk_live", "kills_car", "nk.il15.mode"} <= set(ts.columns)
     assert not any("wall" in c for c in list(summ.columns) + list(ts.columns))
     # a second call reuses everything and rewrites identical files
     before = [(out / f).read_bytes() for f in ("summary.parquet", "timeseries.parquet")]
     again = run_sweep(spec, out, scheduler="inline", progress=False, runner=FakeRunner())
-    assert (again.executed, again.reused) == (0, 24)
+    assert (again.executed, again.reused) == (0, 28)
     assert [(out / f).read_bytes() for f in ("summary.parquet", "timeseries.parquet")] == before
     # a run folder missing a file is never taken as complete: that run runs again
     victim = summ["run_id"].iloc[5]
     (out / "runs" / victim / "timeseries.parquet").unlink()
     third = run_sweep(spec, out, scheduler="inline", progress=False, runner=FakeRunner())
-    assert (third.executed, third.reused) == (1, 23) and is_done(out / "runs", victim)
+    assert (third.executed, third.reused) == (1, 27) and is_done(out / "runs", victim)
     assert [(out / f).read_bytes() for f in ("summary.parquet", "timeseries.parquet")] == before
 
 
@@ -123,7 +127,7 @@ def test_resume_after_kill_9_is_byte_identical(tmp_path):
         except ProcessLookupError:
             pass
     done_at_kill = [p.name for p in (out / "runs").iterdir() if not p.name.startswith(".")]
-    assert 5 <= len(done_at_kill) < 24, n_before
+    assert 5 <= len(done_at_kill) < 28, n_before  # 24 design runs + 4 untreated control runs
     assert not (out / "summary.parquet").exists()
     # debris of a half-written run and a truncated manifest must not be taken as complete
     rid = next(r.run_id for r in load_sweep(spec).runs if r.run_id not in done_at_kill)
@@ -136,7 +140,7 @@ def test_resume_after_kill_9_is_byte_identical(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     man = json.loads((out / "manifest.json").read_text())
     last = man["invocations"][-1]
-    assert last["reused"] == len(done_at_kill) and last["executed"] == 24 - len(done_at_kill)
+    assert last["reused"] == len(done_at_kill) and last["executed"] == 28 - len(done_at_kill)
     assert not junk.exists() and man["status"] == "complete"
 
     ref = tmp_path / "uninterrupted"
@@ -147,16 +151,18 @@ def test_resume_after_kill_9_is_byte_identical(tmp_path):
 
 def test_failures_are_isolated_recorded_and_retried_once(tmp_path):
     """On local worker processes: a run that raises is retried once then recorded as failed; a run
-    whose worker process dies (os._exit) is retried and succeeds; the other runs all finish."""
+    whose worker process dies (os._exit) is retried and succeeds; the other runs (and the untreated
+    control runs) all finish."""
     spec = write(tmp_path, {"parameters": {"nk.persistence.half_life_days": [3, 5, 13, 20]}, "replicates": 2})
     runner = FakeRunner(fail_if={"nk.persistence.half_life_days": 13.0}, crash_if={"nk.persistence.half_life_days": 5.0},
                         marker_dir=str(tmp_path / "markers"))
     out = tmp_path / "out"
     res = run_sweep(spec, out, workers=2, progress=False, runner=runner)
-    assert (res.unique, res.done, res.failed) == (8, 6, 2) and not res.complete
+    assert (res.unique, res.done, res.failed) == (10, 8, 2) and not res.complete
     man = json.loads((out / "manifest.json").read_text())
+    assert [r["status"] for r in man["runs"] if r["control"]] == ["done", "done"]
     by_hl = {}
-    for r in man["runs"]:
+    for r in (r for r in man["runs"] if not r["control"]):
         by_hl.setdefault(man["points"][r["point"]]["nk.persistence.half_life_days"], []).append(r)
     for r in by_hl[13.0]:
         assert r["status"] == "failed" and r["attempts"] == 2 and len(r["errors"]) == 2
@@ -168,13 +174,14 @@ def test_failures_are_isolated_recorded_and_retried_once(tmp_path):
         assert all(r["status"] == "done" and r["attempts"] == 1 for r in by_hl[hl])
     assert man["status"] == "incomplete" and man["counts"]["failed"] == 2
     summ = read(out / "summary.parquet")
-    assert len(summ) == 6 and 13.0 not in set(summ["nk.persistence.half_life_days"])
+    assert len(summ) == 8 and 13.0 not in set(summ["nk.persistence.half_life_days"])
     # the next invocation retries only the failed runs (here they now pass)
     res2 = run_sweep(spec, out, scheduler="inline", progress=False, runner=FakeRunner())
-    assert (res2.executed, res2.reused, res2.failed) == (2, 6, 0) and res2.complete
+    assert (res2.executed, res2.reused, res2.failed) == (2, 8, 0) and res2.complete
     man = json.loads((out / "manifest.json").read_text())
-    assert [r["attempts"] for r in man["runs"] if man["points"][r["point"]]["nk.persistence.half_life_days"] == 13.0] == [3, 3]
-    assert len(read(out / "summary.parquet")) == 8
+    assert [r["attempts"] for r in man["runs"]
+            if not r["control"] and man["points"][r["point"]]["nk.persistence.half_life_days"] == 13.0] == [3, 3]
+    assert len(read(out / "summary.parquet")) == 10
 
 
 @pytest.mark.parametrize("design, cols", [("sobol", ["S1", "S1_conf", "ST", "ST_conf"]),
@@ -194,7 +201,7 @@ def test_sensitivity_indices(tmp_path, design, cols):
     key = "ST" if design == "sobol" else "mu_star"
     assert nk.loc["nk.persistence.half_life_days", key] > 5 * abs(nk.loc["nk.receptors.car_expression", key])
     summ = read(out / "summary.parquet")
-    assert len(summ) == 8 * (4 if design == "sobol" else 3)
+    assert len(summ) == 8 * (4 if design == "sobol" else 3) + 1 and summ["control"].sum() == 1  # + the untreated control
 
 
 def test_cli_bad_input_exits_2_with_one_line(tmp_path):

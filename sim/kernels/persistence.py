@@ -66,3 +66,11 @@ def activation_induced_death(rng, prob):
     """Activation-induced cell death as a triggered conjugate completes; no draw when `prob` is 0,
     so products without AICD keep their random stream."""
     return prob > 0.0 and rng.random() < prob
+
+
+@njit(cache=True, inline='always')
+def leaves_tissue(rng, state_free, p_egress):
+    """Recirculation: a cell not engaged with a target leaves the tumor bed for blood this step (the
+    section's side of the blood compartment's organ → blood return); no draw when egress is off, so
+    runs without it keep their random stream."""
+    return p_egress > 0.0 and state_free and rng.random() < p_egress

@@ -32,10 +32,11 @@ from numba.extending import intrinsic
 
 # ---- the statistics: names, and the kernels' indices derived from them --------------------------
 TUMOR_STATS = ("live", "antigen_pos", "antigen_neg", "sum_x", "sum_y", "sum_z", "births", "deaths", "at_boundary")
-NK_COUNTS = ("kills_car", "kills_innate", "kills_adcc", "nk_births", "nk_deaths", "conjugates", "triggers", "spare")
+NK_COUNTS = ("kills_car", "kills_innate", "kills_adcc", "nk_births", "nk_deaths", "conjugates", "triggers", "nk_egress")
 S_LIVE, S_AGPOS, S_AGNEG, S_SX, S_SY, S_SZ, S_BIRTHS, S_DEATHS, S_EDGE = range(len(TUMOR_STATS))
-C_KILL0, C_NKBIRTH, C_NKDEATH, C_CONJ, C_TRIG = 0, 3, 4, 5, 6  # kills by route: C_KILL0 + recognition.ROUTE_*
+C_KILL0, C_NKBIRTH, C_NKDEATH, C_CONJ, C_TRIG, C_NKEGRESS = 0, 3, 4, 5, 6, 7  # kills by route: C_KILL0 + recognition.ROUTE_*
 assert NK_COUNTS[C_NKBIRTH] == "nk_births" and NK_COUNTS[C_NKDEATH] == "nk_deaths" and NK_COUNTS[C_TRIG] == "triggers"
+assert NK_COUNTS[C_NKEGRESS] == "nk_egress"
 
 
 class _Record(types.StructRef):

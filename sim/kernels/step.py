@@ -26,11 +26,11 @@ from .field_ops import field_at
 from .memory import prefetch
 from .persistence import (
     activation_induced_death, antigen_driven_division_probability, cell_half_life, death_probability,
-    division_probability, either_probability, exhaustion_half_life, memory_fate,
+    division_probability, either_probability, exhaustion_half_life, leaves_tissue, memory_fate,
 )
 from .rates import hazard_probability
 from .records import (  # noqa: F401  (the statistics layout, re-exported for the kernels' callers)
-    C_CONJ, C_KILL0, C_NKBIRTH, C_NKDEATH, C_TRIG, NK_COUNTS, S_AGNEG, S_AGPOS, S_BIRTHS, S_DEATHS, S_EDGE, S_LIVE, S_SX,
+    C_CONJ, C_KILL0, C_NKBIRTH, C_NKDEATH, C_NKEGRESS, C_TRIG, NK_COUNTS, S_AGNEG, S_AGPOS, S_BIRTHS, S_DEATHS, S_EDGE, S_LIVE, S_SX,
     S_SY, S_SZ, TUMOR_STATS,
 )
 from .streams import stream_from
@@ -167,6 +167,7 @@ def nk_step(rng, now, p, nk, n_used, tumor, lat, fld, tally, centroid, born, die
     # loop invariants (the per-axis voxel lookups vx, vy, vz come with the lattice record)
     p_attach = hazard_probability(p.attach_rate, dt)
     p_turn = turn_probability(p.persistence_min, dt)
+    p_egress = hazard_probability(p.egress_per_min, dt)
     need_voxel = fnonzero[TGFB] or fnonzero[IL15] or p.il15_rate > 0.0 or p.ifng_rate > 0.0
     last_il15 = -1.0  # the death probability depends on the cell only through IL-15 and its half-life: reuse it
     last_t_half = -1.0
@@ -228,6 +229,13 @@ def nk_step(rng, now, p, nk, n_used, tumor, lat, fld, tally, centroid, born, die
             died[nd] = i
             nd += 1
             counters[C_NKDEATH] += 1
+            continue
+        if leaves_tissue(r, n_state[i] == NK_FREE, p_egress):
+            n_state[i] = NK_EMPTY
+            count[s] -= 1
+            died[nd] = i
+            nd += 1
+            counters[C_NKEGRESS] += 1
             continue
         n_gran[i] = regenerate_granules(n_gran[i], p.max_granules, p.regen_min, dt)
         if p.il15_rate > 0.0:

@@ -23,9 +23,10 @@ class PlotError(ValueError):
 
 @dataclass
 class Results:
-    """Outputs of a run or a sweep: long time series, per-run summary, swept parameters."""
+    """Outputs of a run or a sweep: long time series, per-run summary, swept parameters; a sweep's
+    untreated control runs (no design point) are kept apart in `control`."""
 
-    kind: str  # "run" or "sweep"
+    kind: str  # "run", "sweep" or "control"
     root: Path
     timeseries: pd.DataFrame
     summary: pd.DataFrame
@@ -33,6 +34,7 @@ class Results:
     manifest: dict | None = None
     sensitivity: pd.DataFrame | None = None
     run_dirs: dict[str, Path] = field(default_factory=dict)
+    control: "Results | None" = None  # the sweep's untreated control (sim/sweep/spec.py), None when it has none
 
     @property
     def design(self) -> str:
@@ -111,6 +113,23 @@ def _check_sweep(root: Path, manifest: dict) -> None:
                         f"{len(done)} done in the manifest); rerun nksim sweep on this folder to rebuild it")
 
 
+def _split_control(root: Path, summary: pd.DataFrame, ts: pd.DataFrame, params: list[str], manifest: dict,
+                   run_dirs: dict) -> tuple[pd.DataFrame, pd.DataFrame, Results | None]:
+    """The design runs (typed as in a sweep without a control) and the untreated control runs apart."""
+    if "control" not in summary.columns or not summary["control"].any():
+        return summary, ts, None
+    ids = set(summary.loc[summary["control"], "run_id"])
+    in_ts = ts["run_id"].isin(ids) if len(ts) else pd.Series(False, index=ts.index)
+    control = Results("control", root, ts[in_ts].reset_index(drop=True), summary[summary["control"]].reset_index(drop=True),
+                      [], manifest, None, run_dirs)
+    design, ts = summary[~summary["control"]].reset_index(drop=True), ts[~in_ts].reset_index(drop=True)
+    for df in (design, ts):  # no empty cells left: Int64/boolean back to int64/bool
+        for c in ("point", *params):
+            if c in df and isinstance(df[c].dtype, pd.api.extensions.ExtensionDtype) and not df[c].isna().any():
+                df[c] = df[c].astype(df[c].dtype.numpy_dtype)
+    return design, ts, control
+
+
 def load_results(path: str | Path) -> Results:
     """Load a run folder (summary.json + timeseries.parquet) or a sweep folder (manifest.json)."""
     root = Path(path)
@@ -127,9 +146,10 @@ def load_results(path: str | Path) -> Results:
         sens = read_parquet(root / "sensitivity.parquet") if (root / "sensitivity.parquet").is_file() else None
         params = [p for p in manifest.get("parameters", {}) if p in summary.columns]
         run_dirs = {rid: root / "runs" / rid for rid in summary["run_id"]}
+        summary, ts, control = _split_control(root, summary, ts, params, manifest, run_dirs)
         if summary.empty:
             raise PlotError(f"{root}: the sweep has no finished runs yet")
-        return Results("sweep", root, ts, summary, params, manifest, sens, run_dirs)
+        return Results("sweep", root, ts, summary, params, manifest, sens, run_dirs, control)
     if (root / "summary.json").is_file() and (root / "timeseries.parquet").is_file():
         s = json.loads((root / "summary.json").read_text())
         ts = read_parquet(root / "timeseries.parquet")
@@ -389,6 +409,13 @@ def groups(res: Results, max_groups: int = MAX_GROUPS) -> tuple[list[Group], str
     return out, f"{param_label(p)} (tertiles{others})"
 
 
+def control_group(res: Results) -> Group | None:
+    """The sweep's untreated control runs as one black curve labelled like an untreated design point."""
+    if res.control is None or res.control.summary.empty:
+        return None
+    return Group(UNTREATED, list(res.control.summary["run_id"]), color="k")
+
+
 def _mark_untreated(gs: list[Group], params: list[str]) -> None:
     for g in gs:
         key = g.value if isinstance(g.value, tuple) else (g.value,)
@@ -405,7 +432,7 @@ def draw_legend(ax, gs: list[Group], title: str, n_note: bool = True, **kw) -> N
     if any(g.ls_key is not None for g in gs):
         pc_title, _, pl_title = title.partition(" × ")
         col = {g.color_key: g.color for g in gs if g.color_key is not None}
-        lss = {g.ls_key: g.ls for g in gs}
+        lss = {g.ls_key: g.ls for g in gs if g.ls_key is not None}  # the sweep's control has no condition
         blank = Line2D([], [], color="none")
         handles = [blank] + [Line2D([], [], color=c, lw=1.8) for c in col.values()]
         labels = [pc_title] + list(col)
@@ -426,12 +453,14 @@ def draw_legend(ax, gs: list[Group], title: str, n_note: bool = True, **kw) -> N
 
 
 def subset(res: Results, param: str, value) -> Results:
-    """The runs with `param == value`, with that parameter no longer counted as swept."""
+    """The runs with `param == value`, with that parameter no longer counted as swept (the untreated
+    control, the reference of every panel, stays)."""
     keep = res.summary[param] == value
     s = res.summary[keep].reset_index(drop=True)
     ids = set(s["run_id"])
     ts = res.timeseries[res.timeseries["run_id"].isin(ids)]
-    return Results(res.kind, res.root, ts, s, [p for p in res.params if p != param], res.manifest, None, res.run_dirs)
+    return Results(res.kind, res.root, ts, s, [p for p in res.params if p != param], res.manifest, None, res.run_dirs,
+                   res.control)
 
 
 def facets(res: Results, max_groups: int = MAX_GROUPS, combine: bool = True) -> list[tuple[str, Results]]:

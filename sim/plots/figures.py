@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from sim.metrics import RESPONSE_FRACTION, durable_control, durable_hold_h, time_to_progression, time_to_response
+from sim.metrics import RESPONSE_FRACTION, TUMOR_METRICS, durable_control, durable_hold_h, time_to_progression, time_to_response
 
-from .data import (Group, Results, band_note, band_spec, curves_note, draw_legend, facets, fmt, groups, human, is_numeric, ordered,
-                   param_label, style_pair, subset, value_label)
+from .data import (UNTREATED, Group, Results, band_note, band_spec, control_group, curves_note, draw_legend, facets, fmt, groups,
+                   human, is_numeric, ordered, param_label, style_pair, subset, value_label)
 
 KEY_METRICS = ("tumor_reduction", "nk_final", "kills_per_nk_mean")
 METRIC_LABELS = {
@@ -77,6 +77,16 @@ def _band(ax, ts: pd.DataFrame, col: str, scale: float, g: Group) -> None:
                         alpha=0.12, lw=0)
 
 
+def _with_control(res: Results, gs: list[Group]) -> list[tuple[Group, pd.DataFrame]]:
+    """(group, its runs' time series) for each design group, then the sweep's untreated control."""
+    ts = res.timeseries
+    out = [(g, ts[ts["run_id"].isin(g.run_ids)]) for g in gs]
+    cg = control_group(res)
+    if cg is not None:
+        out.append((cg, res.control.timeseries))
+    return out
+
+
 def _facet_title(base: str, facet: str) -> str:
     return f"{base} — {facet}" if facet else base
 
@@ -87,9 +97,9 @@ def _note(res: Results) -> str:
 
 def outcome_curves(res: Results) -> Figure:
     """Tumor burden and live CAR-NK against time: replicate median and a band named by the number of
-    replicates (`band_spec`) per sweep value; a number crossed with an on/off condition shares one
-    panel (colour = number, line style = condition); otherwise one row per level of a categorical
-    parameter when there are many curves."""
+    replicates (`band_spec`) per sweep value, and the sweep's untreated control in black; a number
+    crossed with an on/off condition shares one panel (colour = number, line style = condition);
+    otherwise one row per level of a categorical parameter when there are many curves."""
     fs = facets(res)
     scale, xlabel = _time_axis(res.timeseries)
     fig = Figure(figsize=(10.5, 3.8 * len(fs)), layout="constrained")
@@ -98,14 +108,14 @@ def outcome_curves(res: Results) -> Figure:
     drawn = []
     for (facet, sub), row in zip(fs, axes):
         gs, title = groups(sub)
-        drawn += gs
-        for g in gs:
-            t = sub.timeseries[sub.timeseries["run_id"].isin(g.run_ids)]
+        curves = _with_control(sub, gs)
+        drawn += [g for g, _ in curves]
+        for g, t in curves:
             _band(row[0], t, "tumor", scale, g)
             _band(row[1], t, "nk_live", scale, g)
         row[0].set(xlabel=xlabel, ylabel="tumor burden (cells)", title=_facet_title(f"Tumor ({ag} target)", facet))
         row[1].set(xlabel=xlabel, ylabel="live CAR-NK (cells)", title=_facet_title("CAR-NK", facet))
-        draw_legend(row[1], gs, title, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+        draw_legend(row[1], [g for g, _ in curves], title, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     for ax in axes[0]:  # after all rows, so the shared limits cover every facet
         ax.set_ylim(bottom=0)
     fig.suptitle(curves_note(drawn) if res.kind == "sweep" else str(res.root.name), fontsize=10)
@@ -122,8 +132,8 @@ def _km(durations, events, scale, tend, label):
 def endpoints(res: Results, fraction: float = RESPONSE_FRACTION) -> Figure:
     """Tumor endpoints defined in sim.metrics, per sweep value: time to response (Kaplan–Meier,
     tumor ≤ `fraction` × initial), progression-free fraction (Kaplan–Meier, tumor ≥ 1.2 × its
-    running nadir) and durable control (≤ `fraction` × initial through the final hold window).
-    Runs without the event are censored at the end of the run."""
+    running nadir) and durable control (≤ `fraction` × initial through the final hold window), and
+    the same for the sweep's untreated control. Runs without the event are censored at the end of the run."""
     fs = facets(res)
     scale, xlabel = _time_axis(res.timeseries)
     tend = float(res.timeseries["time_h"].max()) / scale
@@ -133,10 +143,10 @@ def endpoints(res: Results, fraction: float = RESPONSE_FRACTION) -> Figure:
     drawn, ci_drawn = [], False
     for (facet, sub), row in zip(fs, axes):
         gs, title = groups(sub)
-        drawn += gs
-        ts = sub.timeseries
+        curves = _with_control(sub, gs)
+        drawn += [g for g, _ in curves]
         bars = []
-        for g in gs:
+        for g, ts in curves:
             resp, prog, durable = [], [], []
             for rid in g.run_ids:
                 r = ts[ts["run_id"] == rid].drop_duplicates("time_h").sort_values("time_h")
@@ -158,7 +168,7 @@ def endpoints(res: Results, fraction: float = RESPONSE_FRACTION) -> Figure:
                 yv = np.r_[tab.iloc[:, 0].to_numpy(dtype=float), tab.iloc[-1, 0]]
                 ax.step(x, yv, where="post", color=g.color, ls=g.ls, lw=1.6,
                         label=g.label if g.ls_key is not None else f"{g.label} (n={n})")
-                if n >= 3 and len(gs) <= 4:
+                if n >= 3 and len(curves) <= 4:
                     ci_drawn = True
                     ci = kmf.confidence_interval_survival_function_ if surv else kmf.confidence_interval_cumulative_density_
                     ax.fill_between(ci.index.to_numpy(dtype=float), ci.iloc[:, 0], ci.iloc[:, 1], step="post",
@@ -190,7 +200,7 @@ def endpoints(res: Results, fraction: float = RESPONSE_FRACTION) -> Figure:
             row[2].legend(h, lab, title=title or None, fontsize=7, title_fontsize=7, frameon=False,
                           loc="upper left", bbox_to_anchor=(1.02, 1.0))
         else:
-            draw_legend(row[2], gs, title, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+            draw_legend(row[2], [g for g, _ in curves], title, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     ns = sorted({len(g.run_ids) for g in drawn}) or [1]
     fig.suptitle("Tumor endpoints (defined in sim.metrics); Kaplan–Meier over runs, censored at the end of the run; "
                  f"{'–'.join(map(str, [ns[0], ns[-1]] if len(ns) > 1 else ns))} run(s) per curve"
@@ -198,9 +208,19 @@ def endpoints(res: Results, fraction: float = RESPONSE_FRACTION) -> Figure:
     return fig
 
 
+def _control_median(res: Results, m: str) -> float | None:
+    """The median of tumor metric `m` over the sweep's untreated control runs (None without a control, for a
+    CAR-NK metric, which the control has no cells for, or without a finite value)."""
+    if res.control is None or m not in TUMOR_METRICS or m not in res.control.summary:
+        return None
+    v = pd.to_numeric(res.control.summary[m].astype("float64"), errors="coerce").median()
+    return float(v) if np.isfinite(v) else None
+
+
 def dose_response(res: Results, metrics: Sequence[str] = KEY_METRICS) -> Figure | None:
     """A metric against each swept parameter: every replicate as a dot, medians joined; a
-    categorical parameter (e.g. IL-15 mode) colours the points when there is a numeric one."""
+    categorical parameter (e.g. IL-15 mode) colours the points when there is a numeric one. The sweep's
+    untreated control is a dashed black reference line at its median on the tumor metrics."""
     s = res.summary
     metrics = [m for m in metrics if m in s.columns and m != "kills_per_nk_hist"]
     if not res.params or not metrics:
@@ -235,12 +255,20 @@ def dose_response(res: Results, metrics: Sequence[str] = KEY_METRICS) -> Figure 
                     med = y.groupby(pos).median()
                     ax.plot(med.index, med.to_numpy(), "o", ms=6, color=c, label=hl if hue else "median")
                     ax.set_xticks(range(len(cats)), [fmt(v) for v in cats])
+            ref = _control_median(res, m)
+            if ref is not None:
+                ax.axhline(ref, color="k", ls="--", lw=1.2, label=f"{UNTREATED}, median (n={len(res.control.summary)})")
             ax.set(xlabel=param_label(p), ylabel=metric_label(m))
             if i == 0 and j == len(xs) - 1 and ax.get_legend_handles_labels()[0]:
                 ax.legend(title=human(hue) if hue else None, fontsize=7, title_fontsize=7, frameon=False)
     n = _note(res).split(";")[0]
     fig.suptitle(f"Dose–response: dots = runs, lines = {n}" if discrete else "Dose–response: dots = runs", fontsize=10)
     return fig
+
+
+def _value_text(v: float) -> str:
+    """A heatmap value: counts with thousands separators, fractions to two decimals."""
+    return f"{v:,.0f}" if abs(v) >= 10 else f"{v:.2f}"
 
 
 def _text_color(rgba) -> str:
@@ -250,7 +278,8 @@ def _text_color(rgba) -> str:
 
 
 def heatmap(res: Results, metrics: Sequence[str] = ("tumor_reduction", "nk_final")) -> Figure | None:
-    """Median metric over replicates on a two-parameter grid (only for 2-parameter grid sweeps)."""
+    """Median metric over replicates on a two-parameter grid (only for 2-parameter grid sweeps); the
+    untreated control's median in the panel title."""
     s = res.summary
     metrics = [m for m in metrics if m in s.columns]
     if res.design != "grid" or len(res.params) != 2 or not metrics:
@@ -264,11 +293,12 @@ def heatmap(res: Results, metrics: Sequence[str] = ("tumor_reduction", "nk_final
         im = ax.imshow(vals, origin="lower", aspect="auto", cmap="viridis")
         ax.set_xticks(range(tab.shape[1]), [fmt(v) for v in tab.columns])
         ax.set_yticks(range(tab.shape[0]), [fmt(v) for v in tab.index])
-        ax.set(xlabel=param_label(px), ylabel=param_label(py), title=f"median {metric_label(m)}")
+        ref = _control_median(res, m)
+        ax.set(xlabel=param_label(px), ylabel=param_label(py), title=f"median {metric_label(m)}"
+               + ("" if ref is None else f"\n{UNTREATED}: {_value_text(ref)}"))
         for (yi, xi), v in np.ndenumerate(vals):
             if np.isfinite(v):
-                txt = f"{v:,.0f}" if abs(v) >= 10 else f"{v:.2f}"
-                ax.text(xi, yi, txt, ha="center", va="center", fontsize=8, color=_text_color(im.cmap(im.norm(v))))
+                ax.text(xi, yi, _value_text(v), ha="center", va="center", fontsize=8, color=_text_color(im.cmap(im.norm(v))))
         fig.colorbar(im, ax=ax, label=metric_label(m))
     fig.suptitle(f"{_note(res).split(';')[0]} per cell", fontsize=10)
     return fig

@@ -12,6 +12,7 @@ class CARTExpansion(_Block):
 
     division_probability_per_kill: Float = P(0.5, "probability", "assumed (CAR-T expand 10²–10³-fold in vivo after antigen contact)", "probability of a division when a killing conjugate completes", ge=0, le=1)
     max_divisions: Int = P(10, "divisions", "Kather immunoABM (proliferation capacity 10)", "divisions allowed per lineage", ge=0, le=40)
+    blood_division_per_day: Float = P(0.95, "1/day", "calibrated to Stein 2019 (tisagenlecleucel expansion doubling time 0.78 d, net of death; docs/validation.md)", "programmed clonal expansion of CAR-T in the patient after antigen contact (blood compartment), until the lineage budget is spent", ge=0)
 
 
 class CARTPersistence(_Block):

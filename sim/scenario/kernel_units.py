@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from ..kernels.params import NKParams, TumorParams
-from ..units import MIN_PER_DAY
+from ..units import LN2, MIN_PER_DAY
 from .scenario import Scenario
 
 
@@ -34,6 +34,15 @@ def tgfbr2_suppression(p: NKParams, c: Scenario) -> NKParams:
         return p._replace(tgfb_activation_max=p.tgfb_activation_max * r, tgfb_nkg2d_max=p.tgfb_nkg2d_max * r,
                           tgfb_ifng_max=p.tgfb_ifng_max * r)
     return p
+
+
+def egress_per_min(c: Scenario) -> float:
+    """Rate at which free effector cells leave the section for blood: the blood compartment's organ → blood
+    return rate (the tumor bed is one of the organs, `therapy/blood.py`) where cells come from blood
+    (`dosing.infusions`); 0 for cells placed in the tissue with no blood compartment to return to."""
+    if not c.dosing.infusions:
+        return 0.0
+    return LN2 / (c.dosing.blood.return_half_life_h * 60.0)
 
 
 def cart_effector(p: NKParams, c: Scenario, voxel_volume_ml: float) -> NKParams:
@@ -92,6 +101,7 @@ def nk_params(c: Scenario, voxel_volume_ml: float) -> NKParams:
         exhausted_half_life_factor=nk.persistence.exhausted_half_life_factor,
         aicd_per_trigger=nk.persistence.aicd_per_trigger,
         immune_cap=nk.crowding.per_site(c.domain.spacing_um),
+        egress_per_min=egress_per_min(c),
     )
     p = tgfbr2_suppression(p, c)
     return cart_effector(p, c, voxel_volume_ml) if c.effector == "cart" else p

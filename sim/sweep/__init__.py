@@ -1,8 +1,8 @@
-"""Parameter sweeps: designs (grid, zip, LHS, Sobol, Morris), replicate seeds, parallel runs, resume.
+"""Parameter sweeps: designs (grid, zip, LHS, Sobol, Morris), replicate seeds, an untreated control, parallel runs, resume.
 
 Entry points: ``run_sweep(spec, out)`` from Python, ``nksim sweep SPEC`` / ``python -m sim.sweep SPEC``.
 
-    spec.py       the sweep: block → a Plan (points resolved once by sim.scenario.resolve)
+    spec.py       the sweep: block → a Plan (points resolved once by sim.scenario.resolve; the untreated control)
     designs.py    grid, zip, LHS, Sobol, Morris;   seeds.py: replicate seeds and run ids
     worker.py     one run in a private folder (what a Dask worker executes)
     executors.py  inline and Dask executors

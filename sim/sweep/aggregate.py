@@ -6,7 +6,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np  # noqa: F401
+import numpy as np
 
 from sim.output import read_parquet
 from sim.safe_io import atomic_file
@@ -28,6 +28,8 @@ def _write_parquet(df, path: Path) -> None:
 
 
 _PARAM_DTYPES = {"bool": "bool", "int": "int64", "float": "float64", "str": "object"}
+#: The same, where the untreated control's rows leave the column empty (it is no design point).
+_NULLABLE_DTYPES = {"bool": "boolean", "int": "Int64", "float": "float64", "str": "object"}
 
 
 def _metric_series(values: list):
@@ -47,6 +49,7 @@ def _metric_series(values: list):
 def write_outputs(plan: Plan, out: Path) -> tuple[list[Path], dict]:
     """Rebuild summary.parquet, timeseries.parquet and sensitivity.parquet from runs/ folders.
 
+    The untreated control's rows come last, `control` True, with no design point or parameter values.
     Returns the files written and {metric: why its sensitivity indices were skipped}.
     """
     import pandas as pd
@@ -64,21 +67,19 @@ def write_outputs(plan: Plan, out: Path) -> tuple[list[Path], dict]:
             cache[rs.run_id] = (summ.get("metrics", {}), ts)
         metrics, ts = cache[rs.run_id]
         rows.append((rs, metrics))
-        t = ts.copy()
-        front = {"run_id": rs.run_id, "point": rs.point, "replicate": rs.replicate, "seed": rs.seed}
-        front.update({p: plan.overrides[rs.point][p] for p in names})
-        for k, (col, v) in enumerate(front.items()):
-            t.insert(k, col, [v] * len(t))
-        ts_frames.append(t)
+        ts_frames.append(ts)
 
+    dtypes = _NULLABLE_DTYPES if any(r.control for r, _ in rows) else _PARAM_DTYPES
     cols: dict[str, Any] = {
         "run_id": pd.Series([r.run_id for r, _ in rows], dtype="object"),
-        "point": pd.Series([r.point for r, _ in rows], dtype="int64"),
+        "point": pd.Series([r.point for r, _ in rows], dtype=dtypes["int"]),
         "replicate": pd.Series([r.replicate for r, _ in rows], dtype="int64"),
         "seed": pd.Series([r.seed for r, _ in rows], dtype="int64"),
+        "control": pd.Series([r.control for r, _ in rows], dtype="bool"),
     }
     for p in names:
-        cols[p] = pd.Series([plan.overrides[r.point][p] for r, _ in rows], dtype=_PARAM_DTYPES[plan.param_kinds[p]])
+        cols[p] = pd.Series([None if r.control else plan.overrides[r.point][p] for r, _ in rows],
+                            dtype=dtypes[plan.param_kinds[p]])
     asked = plan.spec.metrics is not None
     for m in plan.metrics:
         if not asked and rows and all(m not in mm for _, mm in rows):
@@ -91,15 +92,14 @@ def write_outputs(plan: Plan, out: Path) -> tuple[list[Path], dict]:
     files = [out / "summary.parquet", out / "timeseries.parquet"]
     _write_parquet(summary, files[0])
 
+    front = ["run_id", "point", "replicate", "seed", "control", *names]  # each run's summary row, repeated on its rows
     if ts_frames:
         tsdf = pd.concat(ts_frames, ignore_index=True)
-        for p in names:
-            tsdf[p] = tsdf[p].astype(_PARAM_DTYPES[plan.param_kinds[p]])
-        tsdf["point"] = tsdf["point"].astype("int64")
-        tsdf["replicate"] = tsdf["replicate"].astype("int64")
-        tsdf["seed"] = tsdf["seed"].astype("int64")
+        which = np.repeat(np.arange(len(rows)), [len(t) for t in ts_frames])
+        for k, c in enumerate(front):
+            tsdf.insert(k, c, cols[c].take(which).reset_index(drop=True))
     else:
-        tsdf = pd.DataFrame({k: pd.Series(dtype=v.dtype) for k, v in cols.items() if k in ("run_id", "point", "replicate", "seed", *names)})
+        tsdf = pd.DataFrame({c: pd.Series(dtype=cols[c].dtype) for c in front})
     _write_parquet(tsdf, files[1])
 
     notes: dict = {}
@@ -115,11 +115,14 @@ def write_outputs(plan: Plan, out: Path) -> tuple[list[Path], dict]:
 def sensitivity(plan: Plan, summary) -> tuple[Any, dict]:
     """Sobol (S1, ST) or Morris (mu*, sigma) indices per parameter and metric, replicate means.
 
-    Returns (DataFrame or None, {metric: reason skipped}). Needs every design point to have results.
+    Returns (DataFrame or None, {metric: reason skipped}). Needs every design point to have results;
+    the untreated control is no design point and is left out.
     """
     import pandas as pd
 
     notes: dict[str, str] = {}
+    summary = summary[~summary["control"]]
+    summary = summary.assign(point=summary["point"].astype("int64"))
     n_points = len(plan.design.points)
     if summary.empty or summary["point"].nunique() < n_points:
         return None, {"*": f"{n_points - summary['point'].nunique()} design points have no finished run"}

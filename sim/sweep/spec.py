@@ -19,7 +19,7 @@ from sim.scenario.loader import _model_for_path, error_message
 from sim.scenario.preflight import estimate, preflight
 from sim.domain_watch import DOMAIN_METRICS
 from sim.metrics import OUTCOME_METRICS
-from sim.scenario.resolve import resolve
+from sim.scenario.resolve import is_untreated, resolve, untreated_effective, untreated_overrides
 from sim.therapy.companions import THERAPY_STATS
 from sim.therapy.toxicity import RISK_METRICS
 
@@ -77,6 +77,8 @@ class SweepSpec(BaseModel):
     seed: OptInt = Field(None, ge=0, description="sweep seed (default: the scenario's seed)")
     levels: Int = Field(4, ge=2, le=100, description="Morris grid levels")
     overrides: dict[str, Any] = Field(default_factory=dict, description="constant dotted overrides of the base")
+    control: bool = Field(True, description="also run the untreated control (sim.scenario.resolve.untreated_overrides) once "
+                          "per replicate seed, unless a design point or the base is untreated")
 
 
 class SweepFile(SweepSpec):
@@ -87,12 +89,13 @@ class SweepFile(SweepSpec):
 
 @dataclass
 class RunSpec:
-    """One run: design point, replicate, seed and content-hash id."""
+    """One run: design point (None for the untreated control), replicate, seed and content-hash id."""
 
-    point: int
+    point: int | None
     replicate: int
     seed: int
     run_id: str
+    control: bool = False
 
 
 @dataclass
@@ -113,6 +116,9 @@ class Plan:
     layers: list[dict]  # per point: the constant overrides plus the point's values (origin "sweep")
     runs: list[RunSpec]
     param_kinds: dict[str, str] = field(default_factory=dict)
+    control_scenario: dict | None = None  # the untreated control's effective scenario (None: no control runs)
+    control_overrides: dict[str, Any] | None = None  # resolve.untreated_overrides of the base
+    control_reason: str | None = None  # why there is no control (control: false, an untreated base or point)
 
     @property
     def names(self) -> list[str]:
@@ -125,20 +131,25 @@ class Plan:
     label = "sweep"
 
     def task(self, rs: RunSpec) -> dict:
-        """What a worker resolves and runs: the written base document, this point's layer, the seed."""
+        """What a worker resolves and runs: the written base document, this point's layer, the seed;
+        for the control the constant overrides, then `untreated_effective` (``untreated``)."""
+        if rs.control:
+            return {"document": self.document, "layer": dict(self.spec.overrides), "seed": rs.seed, "untreated": True}
         return {"document": self.document, "layer": self.layers[rs.point], "seed": rs.seed}
 
     def run_meta(self, rs: RunSpec) -> dict:
-        return {"overrides": self.overrides[rs.point]}
+        return {"overrides": self.control_overrides if rs.control else self.overrides[rs.point], "control": rs.control}
 
     def run_fields(self, rs: RunSpec) -> dict:
-        return {"run_id": rs.run_id, "point": rs.point, "replicate": rs.replicate, "seed": rs.seed}
+        return {"run_id": rs.run_id, "point": rs.point, "replicate": rs.replicate, "seed": rs.seed, "control": rs.control}
 
     def manifest_fields(self) -> dict:
         m = {"design": self.design.kind, "design_options": self.design.options, "parameters": self.spec_dict()["parameters"],
              "parameter_kinds": self.param_kinds, "samples": self.spec.samples, "replicates": self.spec.replicates,
              "seed": self.seed, "replicate_seeds": self.seeds, "metrics": self.metrics, "overrides": self.spec.overrides,
-             "points": self.overrides}
+             "points": self.overrides,
+             "control": {"runs": sum(r.control for r in self.runs), "overrides": self.control_overrides,
+                         "reason": self.control_reason}}
         if self.design.problem is not None:
             m["problem"] = self.design.problem
         return m
@@ -239,14 +250,15 @@ def _plan(spec_path: Path, base_path: Path, spec: SweepSpec, base_raw: dict, pre
             apply_overrides(base_raw, {p: spec.overrides[p]})
         except ScenarioError as e:
             raise _err(prefix, ("overrides", p), e.detail, src) from None
-    base = resolve(base_raw).scenario.model_dump()  # errors in the base name its own file and line
+    base_eff = resolve(base_raw)  # errors in the base name its own file and line
     raw = apply_overrides(base_raw, spec.overrides)
     document = {k: v for k, v in base_raw.items() if k != "__source__"}
     if spec.overrides:
         try:
-            base = resolve(document, spec.overrides, "sweep").scenario.model_dump()
+            base_eff = resolve(document, spec.overrides, "sweep")
         except ScenarioError as e:
             raise _err(prefix, ("overrides", e.path.split(" ")[0]), e.detail.split(" (in the sweep")[0], src) from None
+    base = base_eff.scenario.model_dump()
 
     # Design shape checks.
     ranges: dict[str, Range] = {}
@@ -308,6 +320,7 @@ def _plan(spec_path: Path, base_path: Path, spec: SweepSpec, base_raw: dict, pre
     # Resolve and validate every point: run ids hash the resolved (typed) values.
     overrides, scenarios, layers = [], [], []
     worst = (0.0, None, -1)  # (memory estimate, effective, point) of the largest point
+    untreated_point = None  # the first design point that is an untreated control already
     for i, point in enumerate(design.points):
         layer = {**spec.overrides, **point}
         try:
@@ -316,6 +329,8 @@ def _plan(spec_path: Path, base_path: Path, spec: SweepSpec, base_raw: dict, pre
             need = estimate(eff.scenario).total
             if need > worst[0]:
                 worst = (need, eff, i)
+            if untreated_point is None and is_untreated(eff.scenario):
+                untreated_point = i
         except ScenarioError as e:
             detail = e.detail.replace(" (in the sweep overrides)", "")
             where = ("parameters", e.path) if e.path in point else ("parameters",)
@@ -335,4 +350,13 @@ def _plan(spec_path: Path, base_path: Path, spec: SweepSpec, base_raw: dict, pre
         for r in range(spec.replicates)
     ]
     kinds = {p: _kind([o[p] for o in overrides]) for p in design.names}
-    return Plan(spec_path, base_path, spec, base, design, seed, seeds, metrics, overrides, scenarios, document, layers, runs, kinds)
+    # an untreated base only matters through the points: a dose sweep over an untreated base still needs its control
+    reason = ("control: false" if not spec.control
+              else None if untreated_point is None else f"design point {untreated_point} is untreated")
+    control_sc = control_ov = None
+    if reason is None:  # the comparisons' untreated control of the base, paired with each replicate seed
+        control_ov = untreated_overrides(base_eff.scenario)
+        control_sc = untreated_effective(base_eff).scenario.model_dump()
+        runs += [RunSpec(None, r, seeds[r], run_id(control_sc, control_ov, seeds[r]), control=True) for r in range(spec.replicates)]
+    return Plan(spec_path, base_path, spec, base, design, seed, seeds, metrics, overrides, scenarios, document, layers, runs, kinds,
+                control_sc, control_ov, reason)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 
-from sim.scenario.resolve import resolve
+from sim.scenario.resolve import resolve, untreated_effective
 
 from .store import SweepError, _json_default
 
@@ -68,7 +68,8 @@ def execute_run(task: dict) -> dict:
     worker = f"{socket.gethostname()}:{os.getpid()}"
     tmp = Path(tempfile.mkdtemp(prefix=f"nksim-{task['run_id']}-"))
     try:
-        scenario = resolve(task["document"], task["layer"], task.get("origin", "sweep")).scenario  # the one resolution step
+        eff = resolve(task["document"], task["layer"], task.get("origin", "sweep"))  # the one resolution step
+        scenario = (untreated_effective(eff) if task.get("untreated") else eff).scenario  # a sweep's untreated control
         runner = task.get("runner") or _default_runner()
         out = tmp / "run"
         result = runner(scenario, seed=task["seed"], out=out, progress=False)

@@ -134,6 +134,8 @@ class Therapy:
             prolif_rate=p.prolif_rate, max_divisions=p.max_divisions,
             il15=lambda t: self.il15_systemic(t) + p.il15_autocrine,
             extra_death=self.rejection,
+            memory_fraction=p.memory_fraction, memory_half_life_min=p.memory_half_life_min,
+            antigen_division_per_min=(c.cart.expansion.blood_division_per_day / MIN_PER_DAY if c.effector == "cart" else 0.0),
         )
         self.vessels = self._place_vessels()
         m.hooks.append(self._dosing_hook)
