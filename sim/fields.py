@@ -80,6 +80,9 @@ class CytokineFields:
         self._factors_dt: float | None = None
         self._factors: list[tuple[np.ndarray, np.ndarray]] = []
         self._diffusion_only: dict[tuple[int, float], np.ndarray] = {}  # mode factors e^{−Dλ dt} of a sink field
+        self._flags = np.zeros((nf, 3), dtype=np.bool_)  # scratch for field_ops.grid_flags
+        # per lattice axis: the voxel coordinate of each site coordinate (i // coarsen)
+        self._axis_voxels = tuple(np.arange(n, dtype=np.int64) // self.coarsen for n in lattice_shape)
 
     def _laplacian_eigenvalues(self) -> list[np.ndarray]:
         """Per-axis eigenvalues (1/µm²) of the discrete Neumann Laplacian, shaped to broadcast over the grid."""
@@ -118,25 +121,31 @@ class CytokineFields:
         ``sinks`` maps a field index to a per-voxel uptake rate (1/min, the grid's shape or flat),
         e.g. receptor-mediated consumption by the cells in each voxel. A field without a sink is
         stepped exactly; a field with one by `_step_with_sink` (exact local reaction, then exact
-        diffusion: first-order splitting, exact for a uniform field)."""
+        diffusion: first-order splitting, exact for a uniform field). ``sinks`` may also be a
+        callable returning that mapping (or None): it is called only when some field holds a value
+        (an identically zero field stays zero whatever its uptake)."""
         dt = float(dt_min)
         if not (dt >= 0 and math.isfinite(dt)):
             raise ValueError(f"dt must be finite and >= 0, got {dt_min}")
         factors = self._step_factors(dt)
+        nf = len(self.names)
+        # per field: (a source holds a value, the sources are not all +0.0, source or value non-zero)
+        flags = field_ops.grid_flags(self.values.reshape(nf, -1), self.sources.reshape(nf, -1), self._flags)
+        if callable(sinks):
+            sinks = sinks() if flags[:, 2].any() else None
         sinks = {f: k for f, k in (sinks or {}).items() if np.any(k)}
         for f, k in sinks.items():
-            self.nonzero[f] = bool(self.sources[f].any()) or bool(self.values[f].any())
+            self.nonzero[f] = flags[f, 2]
             if self.nonzero[f]:
                 self._step_with_sink(f, np.asarray(k, dtype=np.float64).reshape(self.shape), dt)
         active, sourced = [], []
-        for f in range(len(self.names)):
+        for f in range(nf):
             if f in sinks:
                 continue
-            has_source = bool(self.sources[f].any())
-            self.nonzero[f] = has_source or bool(self.values[f].any())
+            self.nonzero[f] = flags[f, 2]
             if self.nonzero[f]:
                 active.append(f)
-                if has_source:
+                if flags[f, 0]:
                     sourced.append(f)
         if not self._axes:  # single voxel: no diffusion, modes are the values themselves
             for f in active:
@@ -150,7 +159,9 @@ class CytokineFields:
                 self._transform_one(f, f in sourced, factors[f])
         for f in active:
             np.maximum(self.values[f], 0.0, out=self.values[f])  # clip FFT round-off (~1e-16·max) below zero
-        self.sources[...] = 0.0
+        for f in range(nf):
+            if flags[f, 1]:  # the others are +0.0 throughout already
+                self.sources[f] = 0.0
 
     def _step_with_sink(self, f: int, k: np.ndarray, dt: float) -> None:
         """du/dt = D∇²u − (g + k(x)) u + s(x) over dt, split: each voxel's reaction solved exactly
@@ -218,6 +229,15 @@ class CytokineFields:
         field_ops.deposit(self.sources[self.index(name)].reshape(-1), sites, weights,
                           float(rate_ng_ml_per_min), nx, ny, nz, fx, fy, fz, self.coarsen)
 
+    def cells_per_voxel(self, sites: np.ndarray, state: np.ndarray, n_used: int, empty: int) -> tuple[np.ndarray, int]:
+        """Cells per voxel (float64, flat) of the cells in slots < n_used whose `state` is not `empty`
+        (negative sites skipped), and how many were counted: one pass over the slots."""
+        out = np.zeros(int(np.prod(self.shape)))
+        vx, vy, vz = self._axis_voxels
+        n = field_ops.count_live_per_voxel(out, sites, state, int(n_used), empty, vx, vy, vz, self.shape[1],
+                                           self.shape[2], self.lattice_shape[1], self.lattice_shape[2])
+        return out, n
+
     def sample_sites(self, name: str, sites: np.ndarray) -> np.ndarray:
         """Total concentration (ng/mL) seen at each lattice site; nan for negative sites."""
         f = self.index(name)
@@ -243,8 +263,8 @@ class CytokineFields:
     def nonzero_now(self) -> np.ndarray:
         """`nonzero`, after re-checking the fields flagged zero (their values may have been written
         directly); a True flag is always safe, it only means the grid is read."""
-        for f in np.flatnonzero(~self.nonzero):
-            self.nonzero[f] = self.values[f].any()
+        if not self.nonzero.all():
+            field_ops.refresh_zero_flags(self.values.reshape(len(self.names), -1), self.nonzero)
         return self.nonzero
 
     def refresh_nonzero(self) -> None:

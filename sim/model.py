@@ -404,10 +404,12 @@ class TumorImmuneModel(mesa.Model):
             self._lat_records = old
         return old[1], old[2]
 
-    def _fields_record(self):
-        """The kernels' field record, with the zero-field flags re-checked (`CytokineFields.nonzero_now`)."""
+    def _fields_record(self, recheck: bool = True):
+        """The kernels' field record, with the zero-field flags re-checked (`CytokineFields.nonzero_now`)
+        unless `recheck` is False (for a kernel that does not read the flags)."""
         f = self.fields
-        f.nonzero_now()
+        if recheck:
+            f.nonzero_now()
         key = (f.values, f.sources, f.background, f.nonzero, self.dt / (self._field_every * self.dt))
         old = getattr(self, "_fld_record", None)
         if old is None or any(a is not b for a, b in zip(key[:-1], old[0][:-1])) or key[-1] != old[0][-1]:
@@ -491,9 +493,9 @@ class TumorImmuneModel(mesa.Model):
         self._nk_moves = np.zeros(3, dtype=np.int64)  # births, deaths, live cells stepped (step_nk adds to it)
         self.step_nk()
         nb, nd, live_before = (int(v) for v in self._nk_moves)
-        lat, tally = self._lattice_records()
-        fld = self._fields_record()
         if k % self._tumor_every == 0:
+            lat, tally = self._lattice_records()
+            fld = self._fields_record(recheck=False)  # tumor_step reads the grid, never the zero flags
             t.ensure(8 * max(1, int(self.tumor_stats.live * 0.05)) + 64)
             t_now, t_dt = self.now_min - (self._tumor_every - 1) * self.dt, self._tumor_every * self.dt
             due, n_live_due = K.due_cells(t.used, t.state, t.timer, t_now + t_dt)
@@ -504,7 +506,7 @@ class TumorImmuneModel(mesa.Model):
             self.domain_watch.update(self.tstats, self.now_min + self.dt)
         if k % self._field_every == 0:
             self._secrete_tissue_sources()
-            self.fields.step(self._field_every * self.dt, self._field_sinks())
+            self.fields.step(self._field_every * self.dt, self._field_sinks)  # sinks counted only if a field is non-zero
         self.now_min += self.dt
         if nk.used > 1024 and nk.used > 2 * (live_before + nb - nd):
             self._compact_nk()
@@ -556,12 +558,9 @@ class TumorImmuneModel(mesa.Model):
         if self.il15_uptake_per_cell <= 0:
             return None
         nk = self.nk
-        sites = nk.site[: nk.used][nk.state[: nk.used] != K.NK_EMPTY]
-        if sites.size == 0:
+        k, n = self.fields.cells_per_voxel(nk.site, nk.state, nk.used, K.NK_EMPTY)
+        if n == 0:
             return None
-        k = np.zeros(int(np.prod(self.fshape)))
-        nx, ny, nz = self.shape
-        count_per_voxel(k, sites, nx, ny, nz, *self.fshape, self.config.domain.field_coarsen)
         k *= self.il15_uptake_per_cell
         return {IL15: k}
 
