@@ -50,7 +50,10 @@ class BloodCompartment:
         self._t0: list[float] = []  # segment start times
         self._segs: list = []  # (t0, t1, dense solution)
         self._next_inf = 0
-        self._memo: tuple = (None, 0, None)  # (t, segments, state): the model asks for each step's end twice
+        # states at the last few times asked for, valid while the segments are unchanged: a step asks
+        # for its start (the previous step's end) and its end, and the arrivals for the start again
+        self._memo: dict[float, np.ndarray] = {}
+        self._memo_segs = -1
         y0 = np.zeros(4)
         self._start_segment(0.0, y0)
 
@@ -94,33 +97,41 @@ class BloodCompartment:
 
     def state(self, t: float) -> np.ndarray:
         """(blood, organs, expanded, entered) at time t (minutes)."""
+        return self._state(t).copy()
+
+    def _state(self, t: float) -> np.ndarray:
+        """`state(t)` itself, memoised: the caller must not modify it."""
         self._extend(t)
-        mt, mn, my = self._memo
-        if mt == t and mn == len(self._segs):
-            return my.copy()
-        i = max(0, bisect.bisect_right(self._t0, t) - 1)
-        y = self._eval_seg(self._segs[i], t)
-        self._memo = (t, len(self._segs), y.copy())
+        if self._memo_segs != len(self._segs):
+            self._memo.clear()
+            self._memo_segs = len(self._segs)
+        y = self._memo.get(t)
+        if y is None:
+            i = max(0, bisect.bisect_right(self._t0, t) - 1)
+            y = self._eval_seg(self._segs[i], t)
+            if len(self._memo) >= 4:
+                del self._memo[next(iter(self._memo))]  # the oldest
+            self._memo[t] = y
         return y
 
     def entered(self, t0: float, t1: float) -> float:
         """Cells that entered the tumor bed between t0 and t1 (patient level)."""
-        return max(0.0, float(self.state(t1)[E] - self.state(t0)[E]))
+        return max(0.0, float(self._state(t1)[E] - self._state(t0)[E]))
 
     def blood(self, t: float) -> float:
-        return float(self.state(t)[B])
+        return float(self._state(t)[B])
 
     def divisions_so_far(self, t: float) -> int:
         """Mean lineage divisions used by expansion (for the division counter of arriving cells)."""
         if self.infused <= 0:
             return 0
-        return int(min(self.max_divisions, round(math.log2(1.0 + self.state(t)[X] / self.infused))))
+        return int(min(self.max_divisions, round(math.log2(1.0 + self._state(t)[X] / self.infused))))
 
     def scale(self, t: float, factor: float) -> None:
         """Multiply circulating cells by `factor` from time t on (suicide switch)."""
         self.events.append((float(t), float(factor)))
         y = self.state(t)
-        self._memo = (None, 0, None)
+        self._memo_segs = -1  # forget the memo: the segments change below
         i = max(0, bisect.bisect_right(self._t0, t) - 1)
         del self._segs[i + 1:]
         del self._t0[i + 1:]
