@@ -98,7 +98,11 @@ class TumorImmuneModel(mesa.Model):
         self._dead_kills: list[np.ndarray] = []
         self.tumor = TumorPopulation(max(16, 2 * c.tumor.init.count))
         self.nk = NKPopulation(max(16, 2 * c.nk.dose.cells))
-        self._nk_agents: list[CARNKCell | None] = []
+        # per NK slot: its Mesa agent; an int, the agent's reserved unique_id, while it is not built yet
+        # (daughters and cells arriving from blood get theirs when the agents are next looked at:
+        # `_build_pending_agents`); None for a dead slot
+        self._nk_agents: list[CARNKCell | int | None] = []
+        self._n_pending = 0
         self.domain_watch = DomainWatch(self.n_sites, c.name)  # boundary contact and fill (sim/domain_watch.py)
         # Time-varying parameter effects (drug occupancy, ligand shedding, systemic IL-15) are declared
         # modulators, evaluated once per step from p_nk_base. Events that add, remove or mark cells
@@ -280,6 +284,13 @@ class TumorImmuneModel(mesa.Model):
         `domain_watch.crowded_out` if `crowded_out`), so fewer agents than sites may come back."""
         return [self._new_agent(i) for i in self._start_nk(sites, crowded_out)]
 
+    def _add_nk_cells(self, sites: np.ndarray, crowded_out: bool = True) -> range:
+        """`add_nk` for the therapy layer: the same cells, their agents built when Mesa's registry is
+        next read (`_reserve_agents`); returns their slots."""
+        slots = self._start_nk(sites, crowded_out)
+        self._reserve_agents(slots.start, slots.stop)
+        return slots
+
     def _start_nk(self, sites: np.ndarray, crowded_out: bool = True) -> range:
         """Start fresh CAR-NK cells in the arrays (no agents yet), placed by volume exclusion; returns their slots."""
         nk, p = self.nk, self.p_nk
@@ -335,13 +346,19 @@ class TumorImmuneModel(mesa.Model):
         self._retire_agents(idx)
 
     def _retire_agents(self, idx: np.ndarray) -> None:
-        """Keep dead NK cells' kills for the statistics and deregister their Mesa agents."""
+        """Keep dead NK cells' kills for the statistics and deregister their Mesa agents (a cell whose
+        agent was not built yet just gives up its reserved id)."""
         self._dead_kills.append(self.nk.kills[idx].copy())
-        for i in idx:
-            a = self._nk_agents[i]
-            if a is not None:
+        agents = self._nk_agents
+        for i in idx.tolist():
+            a = agents[i]
+            if a is None:
+                continue
+            agents[i] = None
+            if type(a) is int:
+                self._n_pending -= 1
+            else:
                 mesa.Agent.remove(a)  # deregister only: the cell is already dead in the arrays
-                self._nk_agents[i] = None
 
     def remove_tumor(self, idx: np.ndarray) -> None:
         """Remove tumor cells now (what `TumorCell.remove()` does): each goes through the tumor kernel's
@@ -375,6 +392,77 @@ class TumorImmuneModel(mesa.Model):
 
     def _new_agent(self, i: int) -> CARNKCell:
         return self._bind_agent(i, self._effector_class()(self, i))
+
+    # ---- Mesa agents of cells born in the kernels or arriving from blood, built when looked at
+    def _reserve_agents(self, first: int, end: int) -> None:
+        """The NK cells just started in slots first..end-1 get their agents' unique_ids now, in slot
+        order (what registering them now would give them), and the agents when Mesa's registry is next
+        read (`agents`, `agents_by_type`, another agent registering: `_build_pending_agents`), unless
+        someone listens to the registry (its signals, a data registry): then at once."""
+        n = end - first
+        if n <= 0:
+            return
+        agents = self._nk_agents
+        if len(agents) < end:
+            agents.extend([None] * (end - len(agents)))
+        uid = self.agent_id_counter
+        agents[first:end] = range(uid, uid + n)
+        self.agent_id_counter = uid + n
+        self._n_pending += n
+        if self._registry_observed():
+            self._build_pending_agents()
+
+    def _registry_observed(self) -> bool:
+        """Whether building an agent late could be seen: a subscriber to the model's "agents" signals,
+        a signal batch being captured, or a data registry tracking the effector class."""
+        return (self._batch_context is not None or any(k[0] == "agents" and v for k, v in self.subscribers.items())
+                or bool(getattr(self._effector_class(), "_datasets", None)))
+
+    def _build_pending_agents(self) -> None:
+        """Build and register the agents of the cells that have none yet, in slot (= birth) order, each
+        with its reserved unique_id: Mesa's registry then holds what registering them at birth gives."""
+        if not self.__dict__.get("_n_pending"):
+            return
+        self._n_pending = 0
+        cls, agents, counter = self._effector_class(), self._nk_agents, self.agent_id_counter
+        try:
+            for i, a in enumerate(agents):
+                if type(a) is int:
+                    self.agent_id_counter = a
+                    agents[i] = cls(self, i)
+        finally:
+            self.agent_id_counter = counter
+
+    def register_agent(self, agent) -> None:
+        """Mesa's `register_agent`, after the pending agents (so the registry keeps birth order)."""
+        if self.__dict__.get("_n_pending"):
+            self._build_pending_agents()
+        super().register_agent(agent)
+
+    @property
+    def agents(self):
+        """Mesa's registry of all agents (`mesa.Model.agents`), with every live CAR-NK cell's agent built."""
+        self._build_pending_agents()
+        return mesa.Model.agents.fget(self)
+
+    @agents.setter
+    def agents(self, value) -> None:
+        mesa.Model.agents.fset(self, value)
+
+    @property
+    def agents_by_type(self):
+        """Mesa's registry by agent type (`mesa.Model.agents_by_type`), every CAR-NK agent built."""
+        self._build_pending_agents()
+        return mesa.Model.agents_by_type.fget(self)
+
+    @property
+    def agent_types(self) -> list[type]:
+        self._build_pending_agents()
+        return mesa.Model.agent_types.fget(self)
+
+    def remove_all_agents(self) -> None:
+        self._build_pending_agents()
+        super().remove_all_agents()
 
     def _bind_agent(self, i: int, a: CARNKCell) -> CARNKCell:
         while len(self._nk_agents) <= i:
@@ -564,8 +652,7 @@ class TumorImmuneModel(mesa.Model):
             self._assign_nk_ids(born[:nb])
             first = nk.used
             nk.used += nb
-            for i in range(first, nk.used):
-                self._new_agent(i)
+            self._reserve_agents(first, nk.used)
         moves = getattr(self, "_nk_moves", None)
         if moves is not None:
             moves += (nb, nd, live_before)
@@ -591,9 +678,10 @@ class TumorImmuneModel(mesa.Model):
 
     def _compact_nk(self) -> None:
         keep = self.nk.compact()
-        agents = [self._nk_agents[i] for i in keep]
+        agents = [self._nk_agents[i] for i in keep.tolist()]
         for new, a in enumerate(agents):
-            a.idx = new
+            if type(a) is not int:  # a pending agent is built for its new slot
+                a.idx = new
         self._nk_agents = agents
 
     # run_for(n) and run_until(t) are Mesa's own: n steps (model.time counts steps, one per dt).

@@ -179,7 +179,7 @@ class Therapy:
         # a vessel overgrown by tumor, or crowded, releases its cells into a neighbour with room; a cell
         # that finds none does not enter this section (volume exclusion, model.add_nk)
         first = m.nk.used
-        m.add_nk(sites)
+        m._add_nk_cells(sites)  # model.add_nk, the agents built when Mesa's registry is next read
         n = m.nk.used - first
         m.nk.divisions[first:first + n] = self.blood.divisions_so_far(m.now_min)
         self.arrived += n
