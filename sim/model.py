@@ -603,9 +603,9 @@ class TumorImmuneModel(mesa.Model):
         for hook in self.hooks:
             hook(self)
         nk, t = self.nk, self.tumor
-        self._nk_moves = np.zeros(3, dtype=np.int64)  # births, deaths, live cells stepped (step_nk adds to it)
+        self._nk_moves = [0, 0, 0]  # births, deaths, live cells stepped (step_nk adds to it)
         self.step_nk()
-        nb, nd, live_before = (int(v) for v in self._nk_moves)
+        nb, nd, live_before = self._nk_moves
         if k % self._tumor_every == 0:
             lat, tally = self._lattice_records()
             fld = self._fields_record(recheck=False)  # tumor_step reads the grid, never the zero flags
@@ -655,7 +655,9 @@ class TumorImmuneModel(mesa.Model):
             self._reserve_agents(first, nk.used)
         moves = getattr(self, "_nk_moves", None)
         if moves is not None:
-            moves += (nb, nd, live_before)
+            moves[0] += nb
+            moves[1] += nd
+            moves[2] += live_before
 
     def _secrete_tissue_sources(self) -> None:
         """TGF-β from live tumor cells and stroma, accumulated per voxel (cost ∝ voxels, not cells)."""

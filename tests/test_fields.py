@@ -420,3 +420,15 @@ def test_model_tgfb_independent_of_field_coarsen(dims, edge, count):
         assert mass == pytest.approx(mass1, rel=1e-12)
         assert mean == pytest.approx(mean1, rel=1e-12)
         assert abs(seen / seen1 - 1) <= (c * c - 1) * h ** 2 / 12 * abs(lap1) / seen1
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 4096, 4097, 20000])
+def test_zero_scan_agrees_with_ndarray_any(n):
+    """field_ops.zero_scan: (any value, as ndarray.any sees it; any bit set, i.e. not all +0.0)."""
+    rng = np.random.default_rng(n)
+    for special in (None, 0.0, -0.0, np.nan, 5e-324, -1.0, np.inf):
+        x = np.zeros(n)
+        if special is not None and n:
+            x[rng.integers(0, n)] = special
+        got = field_ops.zero_scan(x.view(np.uint64))
+        assert got == (bool(x.any()), bool(x.view(np.uint64).any()))

@@ -77,34 +77,33 @@ def sample_many(values, sites, background, nx, ny, nz, fx, fy, fz, coarsen, out)
     return out
 
 
-ZERO_SCAN_CHUNK = 4096  # words OR-ed between early-exit tests (the inner loop vectorises)
+ZERO_SCAN_CHUNK = 4096  # words OR-ed between early-exit tests
+
+
+@njit(cache=True, inline="always")
+def _or_words(u):
+    a = np.uint64(0)
+    for k in range(u.shape[0]):  # a plain reduction: LLVM vectorises it
+        a |= u[k]
+    return a
 
 
 @njit(cache=True)
 def zero_scan(u):
     """Of float64s seen as their bits (`u`, a uint64 view): (whether any value is other than ±0 —
     NaN counts as a value, like ``ndarray.any``; whether any bit is set — i.e. not every value is +0.0).
-    Stops at the first chunk holding a value."""
+    One OR over the words, chunk by chunk (shifting the OR left drops the sign bits, so -0.0 is no
+    value), stopping at the first chunk that holds a value."""
     n = u.shape[0]
-    full = n - n % ZERO_SCAN_CHUNK
-    any_value = np.uint64(0)
-    any_bit = np.uint64(0)
-    for i in range(0, full, ZERO_SCAN_CHUNK):
-        a = np.uint64(0)
-        b = np.uint64(0)
-        for k in range(i, i + ZERO_SCAN_CHUNK):
-            w = u[k]
-            a |= w << np.uint64(1)  # drops the sign bit: -0.0 is no value
-            b |= w
-        any_value |= a
-        any_bit |= b
-        if any_value != 0:
+    acc = np.uint64(0)
+    i = 0
+    while i < n:
+        j = i + ZERO_SCAN_CHUNK if i + ZERO_SCAN_CHUNK < n else n
+        acc |= _or_words(u[i:j])
+        if acc << np.uint64(1) != 0:
             return True, True
-    for k in range(full, n):
-        w = u[k]
-        any_value |= w << np.uint64(1)
-        any_bit |= w
-    return any_value != 0, any_bit != 0
+        i = j
+    return acc << np.uint64(1) != 0, acc != 0
 
 
 @njit(cache=True)
