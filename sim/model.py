@@ -40,6 +40,28 @@ def _levels(v, n: int) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=np.float32), (n,)))
 
 
+class _SyncedAgentSet(mesa.agentset._HardKeyAgentSet):
+    """Mesa's agent set of the model's registry (all agents; the effector class's), brought up to date
+    by the model (`TumorImmuneModel._sync_registry`) whenever its contents are used: every method,
+    Mesa's own included, goes through `_agents`. A reference to the set held across steps therefore
+    sees what eager registration would show."""
+
+    def __init__(self, agents, random=None, sync=None):
+        self._store: dict = {}
+        self._sync = sync  # None in the copies Mesa's own methods make (`select`, ...)
+        super().__init__(agents, random=random)
+
+    @property
+    def _agents(self) -> dict:
+        if self._sync is not None:
+            self._sync()
+        return self._store
+
+    @_agents.setter
+    def _agents(self, value: dict) -> None:
+        self._store = value
+
+
 class TumorImmuneModel(mesa.Model):
     """CAR-NK cells against a tumor on a 2D/3D lattice, with IFN-γ, TGF-β and IL-15 fields.
 
@@ -99,10 +121,12 @@ class TumorImmuneModel(mesa.Model):
         self.tumor = TumorPopulation(max(16, 2 * c.tumor.init.count))
         self.nk = NKPopulation(max(16, 2 * c.nk.dose.cells))
         # per NK slot: its Mesa agent; an int, the agent's reserved unique_id, while it is not built yet
-        # (daughters and cells arriving from blood get theirs when the agents are next looked at:
-        # `_build_pending_agents`); None for a dead slot
+        # (daughters and cells arriving from blood get theirs when the registry is next looked at:
+        # `_sync_registry`); None for a dead slot. Agents of dead cells wait in _dead_agents likewise.
         self._nk_agents: list[CARNKCell | int | None] = []
         self._n_pending = 0
+        self._dead_agents: list = []
+        self._all_agents = _SyncedAgentSet(self._all_agents, random=self.random, sync=self._sync_registry)
         self.domain_watch = DomainWatch(self.n_sites, c.name)  # boundary contact and fill (sim/domain_watch.py)
         # Time-varying parameter effects (drug occupancy, ligand shedding, systemic IL-15) are declared
         # modulators, evaluated once per step from p_nk_base. Events that add, remove or mark cells
@@ -346,10 +370,12 @@ class TumorImmuneModel(mesa.Model):
         self._retire_agents(idx)
 
     def _retire_agents(self, idx: np.ndarray) -> None:
-        """Keep dead NK cells' kills for the statistics and deregister their Mesa agents (a cell whose
-        agent was not built yet just gives up its reserved id)."""
+        """Keep dead NK cells' kills for the statistics and deregister their Mesa agents, at once if
+        the registry is observed, else at its next read (`_sync_registry`); a cell whose agent was not
+        built yet just gives up its reserved id."""
         self._dead_kills.append(self.nk.kills[idx].copy())
         agents = self._nk_agents
+        observed = None
         for i in idx.tolist():
             a = agents[i]
             if a is None:
@@ -357,8 +383,13 @@ class TumorImmuneModel(mesa.Model):
             agents[i] = None
             if type(a) is int:
                 self._n_pending -= 1
-            else:
+                continue
+            if observed is None:
+                observed = self._registry_observed()
+            if observed:
                 mesa.Agent.remove(a)  # deregister only: the cell is already dead in the arrays
+            else:
+                self._dead_agents.append(a)  # deregistered when the registry is next looked at
 
     def remove_tumor(self, idx: np.ndarray) -> None:
         """Remove tumor cells now (what `TumorCell.remove()` does): each goes through the tumor kernel's
@@ -393,12 +424,12 @@ class TumorImmuneModel(mesa.Model):
     def _new_agent(self, i: int) -> CARNKCell:
         return self._bind_agent(i, self._effector_class()(self, i))
 
-    # ---- Mesa agents of cells born in the kernels or arriving from blood, built when looked at
+    # ---- Mesa's registry, kept in step lazily: agents of cells born in the kernels or arriving from
+    # blood are built, and those of dead cells deregistered, when the registry is next looked at
     def _reserve_agents(self, first: int, end: int) -> None:
         """The NK cells just started in slots first..end-1 get their agents' unique_ids now, in slot
         order (what registering them now would give them), and the agents when Mesa's registry is next
-        read (`agents`, `agents_by_type`, another agent registering: `_build_pending_agents`), unless
-        someone listens to the registry (its signals, a data registry): then at once."""
+        looked at (`_sync_registry`), unless someone listens to it (`_registry_observed`): then at once."""
         n = end - first
         if n <= 0:
             return
@@ -410,18 +441,28 @@ class TumorImmuneModel(mesa.Model):
         self.agent_id_counter = uid + n
         self._n_pending += n
         if self._registry_observed():
-            self._build_pending_agents()
+            self._sync_registry()
 
     def _registry_observed(self) -> bool:
-        """Whether building an agent late could be seen: a subscriber to the model's "agents" signals,
-        a signal batch being captured, or a data registry tracking the effector class."""
+        """Whether a late registry update could be seen: a subscriber to the model's "agents" signals
+        (AGENT_ADDED/REMOVED are then emitted at birth and death), a signal batch being captured, or
+        a data registry tracking the effector class."""
         return (self._batch_context is not None or any(k[0] == "agents" and v for k, v in self.subscribers.items())
                 or bool(getattr(self._effector_class(), "_datasets", None)))
 
-    def _build_pending_agents(self) -> None:
-        """Build and register the agents of the cells that have none yet, in slot (= birth) order, each
-        with its reserved unique_id: Mesa's registry then holds what registering them at birth gives."""
-        if not self.__dict__.get("_n_pending"):
+    def _sync_registry(self) -> None:
+        """Bring Mesa's registry up to date: deregister the agents of cells that died, then build and
+        register the agents of the cells that have none yet, in slot (= birth) order, each with its
+        reserved unique_id. The registry then holds what registering at birth and deregistering at
+        death gives (contents, order, ids). Called on every read of the registry (`_SyncedAgentSet`,
+        `agents_by_type`, `agent_types`) and before any other agent registers."""
+        d = self.__dict__
+        dead = d.get("_dead_agents")
+        if dead:
+            d["_dead_agents"] = []
+            for a in dead:
+                mesa.Agent.remove(a)  # deregister only (KeyError suppressed if the user removed it already)
+        if not d.get("_n_pending"):
             return
         self._n_pending = 0
         cls, agents, counter = self._effector_class(), self._nk_agents, self.agent_id_counter
@@ -434,35 +475,25 @@ class TumorImmuneModel(mesa.Model):
             self.agent_id_counter = counter
 
     def register_agent(self, agent) -> None:
-        """Mesa's `register_agent`, after the pending agents (so the registry keeps birth order)."""
-        if self.__dict__.get("_n_pending"):
-            self._build_pending_agents()
+        """Mesa's `register_agent`, after `_sync_registry` (so the registry keeps birth order); the
+        effector class's agent set is made a `_SyncedAgentSet` when Mesa creates it."""
+        self._sync_registry()
         super().register_agent(agent)
-
-    @property
-    def agents(self):
-        """Mesa's registry of all agents (`mesa.Model.agents`), with every live CAR-NK cell's agent built."""
-        self._build_pending_agents()
-        return mesa.Model.agents.fget(self)
-
-    @agents.setter
-    def agents(self, value) -> None:
-        mesa.Model.agents.fset(self, value)
+        t = type(agent)
+        s = self._agents_by_type[t]
+        if type(s) is not _SyncedAgentSet and t is self._effector_class():
+            self._agents_by_type[t] = _SyncedAgentSet(s, random=self.random, sync=self._sync_registry)
 
     @property
     def agents_by_type(self):
-        """Mesa's registry by agent type (`mesa.Model.agents_by_type`), every CAR-NK agent built."""
-        self._build_pending_agents()
+        """Mesa's registry by agent type (`mesa.Model.agents_by_type`), synced first."""
+        self._sync_registry()
         return mesa.Model.agents_by_type.fget(self)
 
     @property
     def agent_types(self) -> list[type]:
-        self._build_pending_agents()
+        self._sync_registry()
         return mesa.Model.agent_types.fget(self)
-
-    def remove_all_agents(self) -> None:
-        self._build_pending_agents()
-        super().remove_all_agents()
 
     def _bind_agent(self, i: int, a: CARNKCell) -> CARNKCell:
         while len(self._nk_agents) <= i:

@@ -225,9 +225,10 @@ def _registry(m):
 
 
 def test_agents_of_daughters_and_arrivals_are_built_when_looked_at_as_if_at_birth():
-    """Cells born in the kernel or arriving from blood get their agents when Mesa's registry is read;
-    the registry (order, unique_ids) and the run are what registering each at birth gives, which is
-    what happens while someone listens to the registry's signals."""
+    """Cells born in the kernel or arriving from blood get their agents, and dead cells' agents leave,
+    when Mesa's registry is read (also through a reference to an agent set kept across steps); the
+    registry (order, unique_ids) and the run are what registering each at birth and deregistering at
+    death gives, which is what happens while someone listens to the registry's signals."""
     from mesa.experimental.mesa_signals import ModelSignals
 
     cfg = {"domain": {"dims": 2, "size_um": [600.0, 600.0]}, "tumor": {"init": {"count": 200}},
@@ -240,13 +241,23 @@ def test_agents_of_daughters_and_arrivals_are_built_when_looked_at_as_if_at_birt
         added.append(signal)
 
     eager.observe("agents", ModelSignals.AGENT_ADDED, handler)
+    held = lazy.agents_by_type[CARNKCell]  # a reference kept across steps sees the registry up to date
+    held_all = lazy.agents
+    removed = 0
     for k in range(240):
         lazy.step()
         eager.step()
-        assert not eager._n_pending  # built at birth while observed
-        if k == 100:
-            assert len(lazy.agents) == lazy.nk_live()  # reading the registry builds them
-    assert lazy._n_pending > 0 and len(added) > 40
+        assert not eager._n_pending and not eager._dead_agents  # in step at once while observed
+        removed += bool(lazy._dead_agents)
+        if k % 60 == 59:
+            assert len(held) == len(held_all) == lazy.nk_live()  # reading the registry builds them
+            assert all(lazy.nk.state[a.idx] != K.NK_EMPTY for a in held)
+    for _ in range(60):  # end with agents not built yet
+        lazy.step()
+        eager.step()
+        if lazy._n_pending:
+            break
+    assert lazy._n_pending > 0 and removed and len(added) > 40
     assert _registry(lazy) == _registry(eager)
     assert lazy.agent_id_counter == eager.agent_id_counter
     assert len(lazy.agents_by_type[CARNKCell]) == lazy.nk_live() == eager.nk_live()
