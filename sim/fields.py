@@ -277,10 +277,30 @@ class CytokineFields:
         """Cells per voxel (float64, flat) of the cells in slots < n_used whose `state` is not `empty`
         (negative sites skipped), and how many were counted: one pass over the slots."""
         out = np.zeros(int(np.prod(self.shape)))
+        table = self._site_voxel_table()
+        if table is not None:
+            return out, field_ops.count_live_in_voxels(out, sites, state, int(n_used), empty, table)
         vx, vy, vz = self._axis_voxels
         n = field_ops.count_live_per_voxel(out, sites, state, int(n_used), empty, vx, vy, vz, self.shape[1],
                                            self.shape[2], self.lattice_shape[1], self.lattice_shape[2])
         return out, n
+
+    #: lattices up to this many sites keep a site → voxel table (int32; 4 MB at the limit)
+    SITE_TABLE_MAX_SITES = 1 << 20
+
+    def _site_voxel_table(self) -> np.ndarray | None:
+        """The field voxel of every lattice site (`lattice.voxel_of`), for small lattices (no integer
+        division per cell when counting cells per voxel); None for large ones."""
+        t = self.__dict__.get("_site_voxel")
+        if t is None:
+            nx, ny, nz = self.lattice_shape
+            if nx * ny * nz > self.SITE_TABLE_MAX_SITES:
+                return None
+            vx, vy, vz = self._axis_voxels
+            fy, fz = self.shape[1], self.shape[2]
+            t = ((vx[:, None, None] * fy + vy[None, :, None]) * fz + vz[None, None, :]).astype(np.int32).reshape(-1)
+            self._site_voxel = t
+        return t
 
     def sample_sites(self, name: str, sites: np.ndarray) -> np.ndarray:
         """Total concentration (ng/mL) seen at each lattice site; nan for negative sites."""

@@ -432,3 +432,19 @@ def test_zero_scan_agrees_with_ndarray_any(n):
             x[rng.integers(0, n)] = special
         got = field_ops.zero_scan(x.view(np.uint64))
         assert got == (bool(x.any()), bool(x.view(np.uint64).any()))
+
+
+@pytest.mark.parametrize("shape, coarsen", [((60, 60, 1), 2), ((37, 23, 11), 3), ((16, 16, 16), 1)])
+def test_cells_per_voxel_table_and_division_paths_agree(shape, coarsen, monkeypatch):
+    rng = np.random.default_rng(1)
+    sites = rng.integers(-1, int(np.prod(shape)), 5000).astype(np.int32)
+    state = rng.integers(-1, 3, 5000).astype(np.int8)
+    f = CytokineFields(shape, 20.0, coarsen, ("a",), [100.0], [60.0], [0.0])
+    table, n_table = f.cells_per_voxel(sites, state, 4000, -1)
+    g = CytokineFields(shape, 20.0, coarsen, ("a",), [100.0], [60.0], [0.0])
+    monkeypatch.setattr(g, "SITE_TABLE_MAX_SITES", 0)
+    division, n_division = g.cells_per_voxel(sites, state, 4000, -1)
+    live = sites[:4000][(state[:4000] != -1) & (sites[:4000] >= 0)]
+    want = np.zeros(f.values[0].size)
+    field_ops.count_per_voxel(want, live, *shape, *f.shape, coarsen)
+    assert np.array_equal(table, division) and np.array_equal(table, want) and n_table == n_division == live.size

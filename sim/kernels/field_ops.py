@@ -60,6 +60,19 @@ def count_live_per_voxel(out, sites, state, n_used, empty, vx, vy, vz, fy, fz, n
 
 
 @njit(cache=True)
+def count_live_in_voxels(out, sites, state, n_used, empty, site_voxel):
+    """`count_live_per_voxel` with the voxel of each site read from a table (`site_voxel[s]`)."""
+    n = 0
+    for i in range(n_used):
+        if state[i] != empty:
+            s = sites[i]
+            if s >= 0:
+                out[site_voxel[s]] += 1.0
+                n += 1
+    return n
+
+
+@njit(cache=True)
 def sample(values, site, background, nx, ny, nz, fx, fy, fz, coarsen):
     """Total concentration (field + background, ng/mL) a cell at ``site`` senses."""
     return values[site_to_voxel(site, nx, ny, nz, fx, fy, fz, coarsen)] + background

@@ -148,16 +148,18 @@ class ParamsRecords:
     def __init__(self):
         self._src = None
         self._key = None
+        self._ints: tuple = ()  # positions of the int fields (whose Numba type depends on the value)
         self._rec = None
 
     def __call__(self, p):
         if p is self._src:
             return self._rec
-        key = (type(p), tuple(map(_type_key, p)))
-        if key == self._key:
+        key = (type(p), tuple(map(type, p)))
+        if key == self._key and all(-(1 << 63) <= p[i] < (1 << 63) for i in self._ints):
             _refill(self._rec, tuple(p))
         else:
             self._rec = params_record(p)
             self._key = key
+            self._ints = tuple(i for i, v in enumerate(p) if type(v) is int)
         self._src = p
         return self._rec
