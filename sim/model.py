@@ -317,26 +317,19 @@ class TumorImmuneModel(mesa.Model):
 
     def _start_nk(self, sites: np.ndarray, crowded_out: bool = True) -> range:
         """Start fresh CAR-NK cells in the arrays (no agents yet), placed by volume exclusion; returns their slots."""
-        nk, p = self.nk, self.p_nk
+        nk = self.nk
         sites = np.asarray(sites, dtype=np.int64).reshape(-1)
-        if sites.size:
-            if sites.min() < 0 or sites.max() >= self.n_sites:
-                raise ValueError("NK sites must be lattice sites (0 <= site < n_sites)")
-            nx, ny, nz = (int(v) for v in self.shape)
-            placed = place_immune_cells(self._kernel_rng(), sites, self.occ_bits, self.nk_count, p.immune_cap, self.offsets,
-                                        nx, ny, nz)
-            sites = placed[placed >= 0]
-            if crowded_out:
-                self.domain_watch.crowded_out += int(placed.size - sites.size)
-        n = sites.size
-        nk.ensure(n)
-        car = np.full(n, p.car_expression, dtype=np.float32)  # CAR+ share of the product (therapy layer)
-        if self.car_positive_fraction < 1.0:
-            car[self.rng.random(n) >= self.car_positive_fraction] = 0.0
-        if n:  # the daughters' start-up rule: direction, memory fate, full granules and DR capacity
-            K.start_nk_cells(self._kernel_rng(), nk.record, nk.used, sites, car, self.now_min, self._nk_params(p))
+        nk.ensure(sites.size)
+        lat, tally = self._lattice_records()
+        # placement, CAR+ share, the start-up rule (direction, memory fate, full granules and DR
+        # capacity) and run-wide ids in one kernel call (`kernels.step.arrive_nk_cells`)
+        n, lost = K.arrive_nk_cells(self._kernel_rng(), nk.record, nk.used, sites, lat, tally,
+                                    float(self.car_positive_fraction), self.now_min, self._nk_params(self.p_nk))
+        if n < 0:
+            raise ValueError("NK sites must be lattice sites (0 <= site < n_sites)")
+        if crowded_out:
+            self.domain_watch.crowded_out += lost
         idx = range(nk.used, nk.used + n)
-        self._assign_nk_ids(np.arange(nk.used, nk.used + n))
         nk.used += n
         return idx
 
