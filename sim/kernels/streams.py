@@ -12,7 +12,7 @@ Mechanism functions take any object with a `random()` method in [0, 1): the kern
 `SFC64Stream`, tests and the Mesa agent API may pass a NumPy Generator; the rule is the same code.
 """
 import numpy as np
-from numba import njit, types
+from numba import njit, typeof, types
 from numba.experimental import structref
 from numba.extending import overload, overload_method
 
@@ -99,13 +99,32 @@ class GeneratorRecord(structref.StructRefProxy):
 
     Numba unboxes a Generator argument on every call (~13–25 µs: its bit generator's ctypes
     interface is rebuilt each time); a record is unboxed in ~2 µs. The record refers to the same
-    Generator, so kernel draws advance the very state Python draws from: same seed, same stream."""
+    Generator, so kernel draws advance the very state Python draws from: same seed, same stream.
+    Built by a cached kernel (`_generator_record`), so making one compiles nothing at run time."""
 
     def __new__(cls, gen):
-        return structref.StructRefProxy.__new__(cls, gen)
+        return _generator_record(gen)
+
+    @property
+    def gen(self):
+        return _record_generator(self)
 
 
-structref.define_proxy(GeneratorRecord, GeneratorRecordType, ["gen"])
+structref.define_boxing(GeneratorRecordType, GeneratorRecord)
+
+GENERATOR_RECORD_TYPE = GeneratorRecordType(fields=(("gen", typeof(np.random.default_rng(0))),))
+
+
+@njit(cache=True)
+def _generator_record(gen):
+    st = structref.new(GENERATOR_RECORD_TYPE)
+    st.gen = gen
+    return st
+
+
+@njit(cache=True)
+def _record_generator(rec):
+    return rec.gen
 
 
 def generator_of(rng):
