@@ -99,24 +99,48 @@ class BloodCompartment:
         """(blood, organs, expanded, entered) at time t (minutes)."""
         return self._state(t).copy()
 
-    def _state(self, t: float) -> np.ndarray:
-        """`state(t)` itself, memoised: the caller must not modify it."""
+    #: states kept (the oldest goes first); `entered(..., ahead=dt)` fills up to PREFETCH of them at once
+    MEMO_SIZE = 64
+    PREFETCH = 32
+
+    def _state(self, t: float, ahead: float | None = None) -> np.ndarray:
+        """`state(t)` itself, memoised: the caller must not modify it. On a miss with `ahead`, also the
+        states at t + ahead, t + ahead + ahead, ... (the clock's own sums) inside the segments solved so
+        far, in one go: the same evaluations a later call would make, done while the cache is warm."""
         self._extend(t)
+        memo = self._memo
         if self._memo_segs != len(self._segs):
-            self._memo.clear()
+            memo.clear()
             self._memo_segs = len(self._segs)
-        y = self._memo.get(t)
+        y = memo.get(t)
         if y is None:
-            i = max(0, bisect.bisect_right(self._t0, t) - 1)
-            y = self._eval_seg(self._segs[i], t)
-            if len(self._memo) >= 4:
-                del self._memo[next(iter(self._memo))]  # the oldest
-            self._memo[t] = y
+            y = self._evaluate(t)
+            if ahead is not None and ahead > 0:
+                end = self._segs[-1][1]  # strictly inside: a later segment may start at `end`
+                tk = t
+                for _ in range(self.PREFETCH):
+                    tk = tk + ahead
+                    if not tk < end:
+                        break
+                    if tk not in memo:
+                        self._remember(tk, self._evaluate(tk))
+            self._remember(t, y)
         return y
 
-    def entered(self, t0: float, t1: float) -> float:
-        """Cells that entered the tumor bed between t0 and t1 (patient level)."""
-        return max(0.0, float(self._state(t1)[E] - self._state(t0)[E]))
+    def _evaluate(self, t: float) -> np.ndarray:
+        i = max(0, bisect.bisect_right(self._t0, t) - 1)
+        return self._eval_seg(self._segs[i], t)
+
+    def _remember(self, t: float, y: np.ndarray) -> None:
+        memo = self._memo
+        if len(memo) >= self.MEMO_SIZE:
+            del memo[next(iter(memo))]  # the oldest
+        memo[t] = y
+
+    def entered(self, t0: float, t1: float, ahead: float | None = None) -> float:
+        """Cells that entered the tumor bed between t0 and t1 (patient level). `ahead`: the clock's
+        step, to evaluate the coming steps' ends together (`_state`); the result is the same."""
+        return max(0.0, float(self._state(t1, ahead)[E] - self._state(t0)[E]))
 
     def blood(self, t: float) -> float:
         return float(self._state(t)[B])

@@ -169,7 +169,7 @@ class Therapy:
         return np.sort(m.rng.choice(free, size=n, replace=free.size < n)).astype(np.int64)
 
     def _dosing_hook(self, m) -> None:
-        lam = self.tissue_fraction * self.blood.entered(m.now_min, m.now_min + m.dt)
+        lam = self.tissue_fraction * self.blood.entered(m.now_min, m.now_min + m.dt, ahead=m.dt)
         if lam <= 0:
             return
         n = int(m.rng.poisson(lam))
