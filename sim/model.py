@@ -308,10 +308,21 @@ class TumorImmuneModel(mesa.Model):
         `domain_watch.crowded_out` if `crowded_out`), so fewer agents than sites may come back."""
         return [self._new_agent(i) for i in self._start_nk(sites, crowded_out)]
 
-    def _add_nk_cells(self, sites: np.ndarray, crowded_out: bool = True) -> range:
-        """`add_nk` for the therapy layer: the same cells, their agents built when Mesa's registry is
-        next read (`_reserve_agents`); returns their slots."""
-        slots = self._start_nk(sites, crowded_out)
+    def _add_nk_at_vessels(self, vessels: np.ndarray, n: int) -> range:
+        """`add_nk` for the therapy layer: `n` cells at sites drawn from `vessels` with replacement, as
+        ``vessels[rng.integers(0, vessels.size, size=n)]`` draws them, placed and started in one kernel
+        call (`kernels.step.arrive_at_vessels`); their agents are built when Mesa's registry is next
+        read (`_reserve_agents`). Returns their slots."""
+        nk = self.nk
+        nk.ensure(n)
+        lat, tally = self._lattice_records()
+        placed, lost = K.arrive_at_vessels(self._kernel_rng(), vessels, int(n), nk.record, nk.used, lat, tally,
+                                           float(self.car_positive_fraction), self.now_min, self._nk_params(self.p_nk))
+        if placed < 0:
+            raise ValueError("NK sites must be lattice sites (0 <= site < n_sites)")
+        self.domain_watch.crowded_out += lost
+        slots = range(nk.used, nk.used + placed)
+        nk.used += placed
         self._reserve_agents(slots.start, slots.stop)
         return slots
 

@@ -277,3 +277,18 @@ def test_arrivals_in_one_kernel_call_match_the_steps_one_by_one():
     with pytest.raises(ValueError, match="lattice sites"):
         a._start_nk(np.array([3, a.n_sites]))
     assert a.nk.used == nk.used and np.array_equal(a.nk_count, b.nk_count)  # nothing changed
+
+
+def test_vessel_arrivals_draw_their_sites_as_numpy_does():
+    """model._add_nk_at_vessels(vessels, n) = _start_nk(vessels[rng.integers(0, vessels.size, n)])."""
+    cfg = {"domain": {"dims": 2, "size_um": [300.0, 300.0]}, "tumor": {"init": {"count": 120}},
+           "nk": {"dose": {"cells": 0}}}
+    a, b = TumorImmuneModel(cfg, rng=4), TumorImmuneModel(cfg, rng=4)
+    vessels = np.array([3, 5, 5, 17, int(np.flatnonzero(a.occ >= 0)[0]), 200], dtype=np.int64)
+    for n in (1, 7, 40, 0, 3):
+        a._add_nk_at_vessels(vessels, n)
+        b._start_nk(vessels[b.rng.integers(0, vessels.size, size=n)])
+    for name in a.nk.FIELDS:
+        assert np.array_equal(getattr(a.nk, name)[: a.nk.used], getattr(b.nk, name)[: b.nk.used]), name
+    assert a.rng.bit_generator.state == b.rng.bit_generator.state
+    assert a.domain_watch.crowded_out == b.domain_watch.crowded_out

@@ -159,6 +159,15 @@ def arrive_nk_cells(rng, nk, first, sites, lat, tally, car_fraction, born_min, p
 
 
 @njit(cache=True)
+def arrive_at_vessels(rng, vessels, n, nk, first, lat, tally, car_fraction, born_min, p):
+    """`arrive_nk_cells` at `n` sites drawn from `vessels` with replacement, as
+    ``vessels[rng.integers(0, vessels.size, size=n)]`` draws them (Numba's `Generator.integers` is
+    NumPy's algorithm on the same bit generator: the same numbers)."""
+    sites = vessels[generator_of(rng).integers(0, vessels.shape[0], n)]
+    return arrive_nk_cells(rng, nk, first, sites, lat, tally, car_fraction, born_min, p)
+
+
+@njit(cache=True)
 def nk_step(rng, now, p, nk, n_used, tumor, lat, fld, tally, centroid, born, died, cells):
     """Advance every live NK cell (slots < `n_used` of the record `nk`) by one step; returns (births,
     deaths, live cells at the start), the births' and deaths' slots written to `born`/`died`.
