@@ -76,10 +76,16 @@ class CytokineFields:
         # re-checks the fields flagged zero, so values written directly are never missed.
         self.nonzero = np.zeros(nf, dtype=np.bool_)
         self._axes = tuple(a for a, n in enumerate(self.shape) if n > 1)
+        # the grid without its one-voxel axes: what the DCTs run on (a (30, 30, 1) grid as (30, 30) is
+        # transformed ~2× faster by scipy, bit for bit the same)
+        self._core = tuple(self.shape[a] for a in self._axes)
         self._lam_1d = self._laplacian_eigenvalues()
         self._factors_dt: float | None = None
         self._factors: list[tuple[np.ndarray, np.ndarray]] = []
         self._diffusion_only: dict[tuple[int, float], np.ndarray] = {}  # mode factors e^{−Dλ dt} of a sink field
+        self._flags = np.zeros((nf, 3), dtype=np.bool_)  # scratch for field_ops.grid_flags
+        # per lattice axis: the voxel coordinate of each site coordinate (i // coarsen)
+        self._axis_voxels = tuple(np.arange(n, dtype=np.int64) // self.coarsen for n in lattice_shape)
 
     def _laplacian_eigenvalues(self) -> list[np.ndarray]:
         """Per-axis eigenvalues (1/µm²) of the discrete Neumann Laplacian, shaped to broadcast over the grid."""
@@ -108,8 +114,9 @@ class CytokineFields:
         """Set the systemic level of field ``name`` (ng/mL), the value sampled on top of the grid."""
         self.background[self.index(name)] = value
 
-    #: grids up to this many voxels transform all active fields in one call (scipy's per-call cost
-    #: dominates small grids; measured 3.6× faster at 30×30, no gain at 40³). Bit-identical either way.
+    #: grids up to this many voxels transform all active fields (values, sources and the diffusion of
+    #: sink fields) in one forward and one inverse call (scipy's per-call cost dominates small grids;
+    #: measured 3.6× faster at 30×30, no gain at 40³). Bit-identical either way.
     BATCH_MAX_VOXELS = 16384
 
     def step(self, dt_min: float, sinks: dict[int, np.ndarray] | None = None) -> None:
@@ -118,43 +125,81 @@ class CytokineFields:
         ``sinks`` maps a field index to a per-voxel uptake rate (1/min, the grid's shape or flat),
         e.g. receptor-mediated consumption by the cells in each voxel. A field without a sink is
         stepped exactly; a field with one by `_step_with_sink` (exact local reaction, then exact
-        diffusion: first-order splitting, exact for a uniform field)."""
+        diffusion: first-order splitting, exact for a uniform field). ``sinks`` may also be a
+        callable returning that mapping (or None): it is called only when some field holds a value
+        (an identically zero field stays zero whatever its uptake)."""
         dt = float(dt_min)
         if not (dt >= 0 and math.isfinite(dt)):
             raise ValueError(f"dt must be finite and >= 0, got {dt_min}")
         factors = self._step_factors(dt)
+        nf = len(self.names)
+        # per field: (a source holds a value, the sources are not all +0.0, source or value non-zero)
+        flags = field_ops.grid_flags(self.values.reshape(nf, -1), self.sources.reshape(nf, -1), self._flags)
+        if callable(sinks):
+            sinks = sinks() if flags[:, 2].any() else None
         sinks = {f: k for f, k in (sinks or {}).items() if np.any(k)}
+        small = bool(self._axes) and self.values[0].size <= self.BATCH_MAX_VOXELS
+        diffused = []  # sink fields whose diffusion joins the small-grid stack below
         for f, k in sinks.items():
-            self.nonzero[f] = bool(self.sources[f].any()) or bool(self.values[f].any())
+            self.nonzero[f] = flags[f, 2]
             if self.nonzero[f]:
-                self._step_with_sink(f, np.asarray(k, dtype=np.float64).reshape(self.shape), dt)
+                k = np.asarray(k, dtype=np.float64).reshape(self.shape)
+                if small and self.diffusion[f] > 0:
+                    self._react_with_sink(f, k, dt)
+                    diffused.append(f)
+                else:
+                    self._step_with_sink(f, k, dt)
         active, sourced = [], []
-        for f in range(len(self.names)):
+        for f in range(nf):
             if f in sinks:
                 continue
-            has_source = bool(self.sources[f].any())
-            self.nonzero[f] = has_source or bool(self.values[f].any())
+            self.nonzero[f] = flags[f, 2]
             if self.nonzero[f]:
                 active.append(f)
-                if has_source:
+                if flags[f, 0]:
                     sourced.append(f)
         if not self._axes:  # single voxel: no diffusion, modes are the values themselves
             for f in active:
                 decay, gain = factors[f]
                 self.values[f] *= decay
                 self.values[f] += gain * self.sources[f]
-        elif len(active) > 1 and self.values[0].size <= self.BATCH_MAX_VOXELS:
-            self._transform_batched(active, sourced, factors)
+        elif small:
+            if active or diffused:
+                self._transform_batched(active, sourced, factors, diffused, dt)
         else:
             for f in active:
                 self._transform_one(f, f in sourced, factors[f])
-        for f in active:
+        for f in active + diffused:
             np.maximum(self.values[f], 0.0, out=self.values[f])  # clip FFT round-off (~1e-16·max) below zero
-        self.sources[...] = 0.0
+        for f in range(nf):
+            if flags[f, 1]:  # the others are +0.0 throughout already
+                self.sources[f] = 0.0
 
     def _step_with_sink(self, f: int, k: np.ndarray, dt: float) -> None:
         """du/dt = D∇²u − (g + k(x)) u + s(x) over dt, split: each voxel's reaction solved exactly
         (u e^{−a dt} + s (1 − e^{−a dt})/a, a = g + k), then diffusion alone exactly in DCT modes."""
+        u = self._react_with_sink(f, k, dt)
+        if self._axes and self.diffusion[f] > 0:
+            uh = self._dct(u)
+            uh *= self._diffusion_factor(f, dt).reshape(self._core)
+            u[...] = self._idct(uh).reshape(u.shape)
+        np.maximum(u, 0.0, out=u)
+
+    def _dct(self, x: np.ndarray, overwrite: bool = False) -> np.ndarray:
+        """Orthonormal DCT-II over the grid axes of `x` (a grid or a stack of grids), on the grid's
+        `_core` shape (one-voxel axes dropped); the result has that shape."""
+        lead = x.shape[: x.ndim - len(self.shape)]
+        axes = tuple(range(len(lead), len(lead) + len(self._core)))
+        return fft.dctn(x.reshape(*lead, *self._core), type=2, axes=axes, norm="ortho", workers=self.workers,
+                        overwrite_x=overwrite)
+
+    def _idct(self, xh: np.ndarray) -> np.ndarray:
+        """The inverse of `_dct` (modes in the `_core` shape, overwritten), in the `_core` shape."""
+        axes = tuple(range(xh.ndim - len(self._core), xh.ndim))
+        return fft.idctn(xh, type=2, axes=axes, norm="ortho", workers=self.workers, overwrite_x=True)
+
+    def _react_with_sink(self, f: int, k: np.ndarray, dt: float) -> np.ndarray:
+        """The reaction half of `_step_with_sink`, in place; returns the field's values."""
         u, s = self.values[f], self.sources[f]
         a = self.decay_per_min[f] + k
         e = np.exp(-a * dt)
@@ -162,40 +207,50 @@ class CytokineFields:
             gain = np.where(a > 0, -np.expm1(-a * dt) / a, dt)
         u *= e
         u += gain * s
-        if self._axes and self.diffusion[f] > 0:
-            key = (f, dt)
-            if key not in self._diffusion_only:
-                lx, ly, lz = self._lam_1d
-                self._diffusion_only = {key: np.exp(-self.diffusion[f] * (lx + ly + lz) * dt)}
-            uh = fft.dctn(u, type=2, axes=self._axes, norm="ortho", workers=self.workers)
-            uh *= self._diffusion_only[key]
-            u[...] = fft.idctn(uh, type=2, axes=self._axes, norm="ortho", workers=self.workers, overwrite_x=True)
-        np.maximum(u, 0.0, out=u)
+        return u
+
+    def _diffusion_factor(self, f: int, dt: float) -> np.ndarray:
+        """Mode factors e^{−Dλ dt} of diffusion alone (a sink field's second half), cached for the last (f, dt)."""
+        key = (f, dt)
+        if key not in self._diffusion_only:
+            lx, ly, lz = self._lam_1d
+            self._diffusion_only = {key: np.exp(-self.diffusion[f] * (lx + ly + lz) * dt)}
+        return self._diffusion_only[key]
 
     def _transform_one(self, f: int, has_source: bool, factor: tuple[np.ndarray, np.ndarray]) -> None:
         """One field's exact step in DCT modes: û ← e^{−a dt} û + (1−e^{−a dt})/a · ŝ."""
         decay, gain = factor
         u, s = self.values[f], self.sources[f]
-        uh = fft.dctn(u, type=2, axes=self._axes, norm="ortho", workers=self.workers)
-        uh *= decay
+        uh = self._dct(u)
+        uh *= decay.reshape(self._core)
         if has_source:
-            sh = fft.dctn(s, type=2, axes=self._axes, norm="ortho", workers=self.workers)
-            sh *= gain
+            sh = self._dct(s)
+            sh *= gain.reshape(self._core)
             uh += sh
-        u[...] = fft.idctn(uh, type=2, axes=self._axes, norm="ortho", workers=self.workers, overwrite_x=True)
+        u[...] = self._idct(uh).reshape(u.shape)
 
-    def _transform_batched(self, active: list[int], sourced: list[int], factors) -> None:
-        """`_transform_one` for several fields at once: the same arithmetic, one transform call per stack."""
-        axes = tuple(a + 1 for a in self._axes)
-        uh = fft.dctn(self.values[active], type=2, axes=axes, norm="ortho", workers=self.workers)
-        for j, f in enumerate(active):
-            uh[j] *= factors[f][0]
+    def _transform_batched(self, active: list[int], sourced: list[int], factors, diffused: list[int] = (),
+                           dt: float | None = None) -> None:
+        """`_transform_one` of the `active` fields and the diffusion half of `_step_with_sink` of the
+        `diffused` (sink) fields, all at once: the same arithmetic, with one forward transform of the
+        stack of their values and the sources, and one inverse transform. A DCT of a stack gives each
+        slice bit for bit what a DCT of that slice alone gives (tests/test_fields.py)."""
+        fields = list(active) + list(diffused)
+        n = len(fields)
+        stack = self.values[fields]
         if sourced:
-            sh = fft.dctn(self.sources[sourced], type=2, axes=axes, norm="ortho", workers=self.workers)
-            for j, f in enumerate(sourced):
-                sh[j] *= factors[f][1]
-                uh[active.index(f)] += sh[j]
-        self.values[active] = fft.idctn(uh, type=2, axes=axes, norm="ortho", workers=self.workers, overwrite_x=True)
+            stack = np.concatenate((stack, self.sources[sourced]))
+        h = self._dct(stack, overwrite=True)  # the stack is a copy
+        core = self._core
+        for j, f in enumerate(active):
+            h[j] *= factors[f][0].reshape(core)
+        for j, f in enumerate(diffused):
+            h[len(active) + j] *= self._diffusion_factor(f, dt).reshape(core)
+        for j, f in enumerate(sourced):
+            sh = h[n + j]
+            sh *= factors[f][1].reshape(core)
+            h[active.index(f)] += sh
+        self.values[fields] = self._idct(h[:n]).reshape(n, *self.shape)
 
     def concentration(self, name: str) -> np.ndarray:
         """Total concentration (values + background, ng/mL) as a new array."""
@@ -217,6 +272,35 @@ class CytokineFields:
         fx, fy, fz = self.shape
         field_ops.deposit(self.sources[self.index(name)].reshape(-1), sites, weights,
                           float(rate_ng_ml_per_min), nx, ny, nz, fx, fy, fz, self.coarsen)
+
+    def cells_per_voxel(self, sites: np.ndarray, state: np.ndarray, n_used: int, empty: int) -> tuple[np.ndarray, int]:
+        """Cells per voxel (float64, flat) of the cells in slots < n_used whose `state` is not `empty`
+        (negative sites skipped), and how many were counted: one pass over the slots."""
+        out = np.zeros(int(np.prod(self.shape)))
+        table = self._site_voxel_table()
+        if table is not None:
+            return out, field_ops.count_live_in_voxels(out, sites, state, int(n_used), empty, table)
+        vx, vy, vz = self._axis_voxels
+        n = field_ops.count_live_per_voxel(out, sites, state, int(n_used), empty, vx, vy, vz, self.shape[1],
+                                           self.shape[2], self.lattice_shape[1], self.lattice_shape[2])
+        return out, n
+
+    #: lattices up to this many sites keep a site → voxel table (int32; 4 MB at the limit)
+    SITE_TABLE_MAX_SITES = 1 << 20
+
+    def _site_voxel_table(self) -> np.ndarray | None:
+        """The field voxel of every lattice site (`lattice.voxel_of`), for small lattices (no integer
+        division per cell when counting cells per voxel); None for large ones."""
+        t = self.__dict__.get("_site_voxel")
+        if t is None:
+            nx, ny, nz = self.lattice_shape
+            if nx * ny * nz > self.SITE_TABLE_MAX_SITES:
+                return None
+            vx, vy, vz = self._axis_voxels
+            fy, fz = self.shape[1], self.shape[2]
+            t = ((vx[:, None, None] * fy + vy[None, :, None]) * fz + vz[None, None, :]).astype(np.int32).reshape(-1)
+            self._site_voxel = t
+        return t
 
     def sample_sites(self, name: str, sites: np.ndarray) -> np.ndarray:
         """Total concentration (ng/mL) seen at each lattice site; nan for negative sites."""
@@ -243,8 +327,8 @@ class CytokineFields:
     def nonzero_now(self) -> np.ndarray:
         """`nonzero`, after re-checking the fields flagged zero (their values may have been written
         directly); a True flag is always safe, it only means the grid is read."""
-        for f in np.flatnonzero(~self.nonzero):
-            self.nonzero[f] = self.values[f].any()
+        if not self.nonzero.all():
+            field_ops.refresh_zero_flags(self.values.reshape(len(self.names), -1), self.nonzero)
         return self.nonzero
 
     def refresh_nonzero(self) -> None:

@@ -22,7 +22,8 @@ from .kernels.lattice import count_immune, moore_offsets, occupancy_bits, pack_a
 from .kernels.field_ops import count_per_voxel
 from .kernels.params import FIELD_NAMES, IL15, TGFB
 from .kernels.phenotype import lognormal_levels
-from .kernels.records import NK_COUNTS, TUMOR_STATS, FieldsType, LatticeType, TalliesType, make_record
+from .kernels.records import NK_COUNTS, TUMOR_STATS, FieldsType, LatticeType, ParamsRecords, TalliesType, make_record
+from .kernels.streams import GeneratorRecord
 from .scenario.kernel_units import nk_params, tissue_tgfb_rates, tumor_params
 from .scenario.preflight import nodule_box, preflight
 from .scenario.resolve import resolve
@@ -37,6 +38,28 @@ from .units import MIN_PER_DAY
 def _levels(v, n: int) -> np.ndarray:
     """A per-cell float32 array of n values from a scalar or an array (what the cell arrays store)."""
     return np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=np.float32), (n,)))
+
+
+class _SyncedAgentSet(mesa.agentset._HardKeyAgentSet):
+    """Mesa's agent set of the model's registry (all agents; the effector class's), brought up to date
+    by the model (`TumorImmuneModel._sync_registry`) whenever its contents are used: every method,
+    Mesa's own included, goes through `_agents`. A reference to the set held across steps therefore
+    sees what eager registration would show."""
+
+    def __init__(self, agents, random=None, sync=None):
+        self._store: dict = {}
+        self._sync = sync  # None in the copies Mesa's own methods make (`select`, ...)
+        super().__init__(agents, random=random)
+
+    @property
+    def _agents(self) -> dict:
+        if self._sync is not None:
+            self._sync()
+        return self._store
+
+    @_agents.setter
+    def _agents(self, value: dict) -> None:
+        self._store = value
 
 
 class TumorImmuneModel(mesa.Model):
@@ -97,7 +120,13 @@ class TumorImmuneModel(mesa.Model):
         self._dead_kills: list[np.ndarray] = []
         self.tumor = TumorPopulation(max(16, 2 * c.tumor.init.count))
         self.nk = NKPopulation(max(16, 2 * c.nk.dose.cells))
-        self._nk_agents: list[CARNKCell | None] = []
+        # per NK slot: its Mesa agent; an int, the agent's reserved unique_id, while it is not built yet
+        # (daughters and cells arriving from blood get theirs when the registry is next looked at:
+        # `_sync_registry`); None for a dead slot. Agents of dead cells wait in _dead_agents likewise.
+        self._nk_agents: list[CARNKCell | int | None] = []
+        self._n_pending = 0
+        self._dead_agents: list = []
+        self._all_agents = _SyncedAgentSet(self._all_agents, random=self.random, sync=self._sync_registry)
         self.domain_watch = DomainWatch(self.n_sites, c.name)  # boundary contact and fill (sim/domain_watch.py)
         # Time-varying parameter effects (drug occupancy, ligand shedding, systemic IL-15) are declared
         # modulators, evaluated once per step from p_nk_base. Events that add, remove or mark cells
@@ -190,7 +219,8 @@ class TumorImmuneModel(mesa.Model):
         first = t.used
         if n:
             lat, tally = self._lattice_records()
-            K.start_tumor_cells(self.rng, self.now_min, self.p_tumor, t.record, lat, tally, first, sites,
+            K.start_tumor_cells(self._kernel_rng(), self.now_min, self._tumor_params(self.p_tumor), t.record, lat,
+                                tally, first, sites,
                                 _levels(antigen, n), _levels(mhc, n), _levels(ligand, n))
         t.used += n
         return np.arange(first, first + n)
@@ -278,28 +308,39 @@ class TumorImmuneModel(mesa.Model):
         `domain_watch.crowded_out` if `crowded_out`), so fewer agents than sites may come back."""
         return [self._new_agent(i) for i in self._start_nk(sites, crowded_out)]
 
+    def _add_nk_at_vessels(self, vessels: np.ndarray, n: int) -> range:
+        """`add_nk` for the therapy layer: `n` cells at sites drawn from `vessels` with replacement, as
+        ``vessels[rng.integers(0, vessels.size, size=n)]`` draws them, placed and started in one kernel
+        call (`kernels.step.arrive_at_vessels`); their agents are built when Mesa's registry is next
+        read (`_reserve_agents`). Returns their slots."""
+        nk = self.nk
+        nk.ensure(n)
+        lat, tally = self._lattice_records()
+        placed, lost = K.arrive_at_vessels(self._kernel_rng(), vessels, int(n), nk.record, nk.used, lat, tally,
+                                           float(self.car_positive_fraction), self.now_min, self._nk_params(self.p_nk))
+        if placed < 0:
+            raise ValueError("NK sites must be lattice sites (0 <= site < n_sites)")
+        self.domain_watch.crowded_out += lost
+        slots = range(nk.used, nk.used + placed)
+        nk.used += placed
+        self._reserve_agents(slots.start, slots.stop)
+        return slots
+
     def _start_nk(self, sites: np.ndarray, crowded_out: bool = True) -> range:
         """Start fresh CAR-NK cells in the arrays (no agents yet), placed by volume exclusion; returns their slots."""
-        nk, p = self.nk, self.p_nk
+        nk = self.nk
         sites = np.asarray(sites, dtype=np.int64).reshape(-1)
-        if sites.size:
-            if sites.min() < 0 or sites.max() >= self.n_sites:
-                raise ValueError("NK sites must be lattice sites (0 <= site < n_sites)")
-            nx, ny, nz = (int(v) for v in self.shape)
-            placed = place_immune_cells(self.rng, sites, self.occ_bits, self.nk_count, p.immune_cap, self.offsets,
-                                        nx, ny, nz)
-            sites = placed[placed >= 0]
-            if crowded_out:
-                self.domain_watch.crowded_out += int(placed.size - sites.size)
-        n = sites.size
-        nk.ensure(n)
-        car = np.full(n, p.car_expression, dtype=np.float32)  # CAR+ share of the product (therapy layer)
-        if self.car_positive_fraction < 1.0:
-            car[self.rng.random(n) >= self.car_positive_fraction] = 0.0
-        if n:  # the daughters' start-up rule: direction, memory fate, full granules and DR capacity
-            K.start_nk_cells(self.rng, nk.record, nk.used, sites, car, self.now_min, p)
+        nk.ensure(sites.size)
+        lat, tally = self._lattice_records()
+        # placement, CAR+ share, the start-up rule (direction, memory fate, full granules and DR
+        # capacity) and run-wide ids in one kernel call (`kernels.step.arrive_nk_cells`)
+        n, lost = K.arrive_nk_cells(self._kernel_rng(), nk.record, nk.used, sites, lat, tally,
+                                    float(self.car_positive_fraction), self.now_min, self._nk_params(self.p_nk))
+        if n < 0:
+            raise ValueError("NK sites must be lattice sites (0 <= site < n_sites)")
+        if crowded_out:
+            self.domain_watch.crowded_out += lost
         idx = range(nk.used, nk.used + n)
-        self._assign_nk_ids(np.arange(nk.used, nk.used + n))
         nk.used += n
         return idx
 
@@ -333,13 +374,26 @@ class TumorImmuneModel(mesa.Model):
         self._retire_agents(idx)
 
     def _retire_agents(self, idx: np.ndarray) -> None:
-        """Keep dead NK cells' kills for the statistics and deregister their Mesa agents."""
+        """Keep dead NK cells' kills for the statistics and deregister their Mesa agents, at once if
+        the registry is observed, else at its next read (`_sync_registry`); a cell whose agent was not
+        built yet just gives up its reserved id."""
         self._dead_kills.append(self.nk.kills[idx].copy())
-        for i in idx:
-            a = self._nk_agents[i]
-            if a is not None:
+        agents = self._nk_agents
+        observed = None
+        for i in idx.tolist():
+            a = agents[i]
+            if a is None:
+                continue
+            agents[i] = None
+            if type(a) is int:
+                self._n_pending -= 1
+                continue
+            if observed is None:
+                observed = self._registry_observed()
+            if observed:
                 mesa.Agent.remove(a)  # deregister only: the cell is already dead in the arrays
-                self._nk_agents[i] = None
+            else:
+                self._dead_agents.append(a)  # deregistered when the registry is next looked at
 
     def remove_tumor(self, idx: np.ndarray) -> None:
         """Remove tumor cells now (what `TumorCell.remove()` does): each goes through the tumor kernel's
@@ -364,7 +418,8 @@ class TumorImmuneModel(mesa.Model):
         for _ in range(2):  # doomed → dead (leaves the totals), dead → cleared (frees the site)
             due = idx[t.state[idx] != K.T_EMPTY].astype(np.uint32)
             if due.size:
-                t.used, t.n_free = K.tumor_step(self.rng, self.now_min, 0.0, self.p_tumor, t.record, t.used, t.n_free,
+                t.used, t.n_free = K.tumor_step(self._kernel_rng(), self.now_min, 0.0, self._tumor_params(self.p_tumor),
+                                                t.record, t.used, t.n_free,
                                                 lat, fld, tally, due)
 
     def _effector_class(self) -> type:
@@ -372,6 +427,77 @@ class TumorImmuneModel(mesa.Model):
 
     def _new_agent(self, i: int) -> CARNKCell:
         return self._bind_agent(i, self._effector_class()(self, i))
+
+    # ---- Mesa's registry, kept in step lazily: agents of cells born in the kernels or arriving from
+    # blood are built, and those of dead cells deregistered, when the registry is next looked at
+    def _reserve_agents(self, first: int, end: int) -> None:
+        """The NK cells just started in slots first..end-1 get their agents' unique_ids now, in slot
+        order (what registering them now would give them), and the agents when Mesa's registry is next
+        looked at (`_sync_registry`), unless someone listens to it (`_registry_observed`): then at once."""
+        n = end - first
+        if n <= 0:
+            return
+        agents = self._nk_agents
+        if len(agents) < end:
+            agents.extend([None] * (end - len(agents)))
+        uid = self.agent_id_counter
+        agents[first:end] = range(uid, uid + n)
+        self.agent_id_counter = uid + n
+        self._n_pending += n
+        if self._registry_observed():
+            self._sync_registry()
+
+    def _registry_observed(self) -> bool:
+        """Whether a late registry update could be seen: a subscriber to the model's "agents" signals
+        (AGENT_ADDED/REMOVED are then emitted at birth and death), a signal batch being captured, or
+        a data registry tracking the effector class."""
+        return (self._batch_context is not None or any(k[0] == "agents" and v for k, v in self.subscribers.items())
+                or bool(getattr(self._effector_class(), "_datasets", None)))
+
+    def _sync_registry(self) -> None:
+        """Bring Mesa's registry up to date: deregister the agents of cells that died, then build and
+        register the agents of the cells that have none yet, in slot (= birth) order, each with its
+        reserved unique_id. The registry then holds what registering at birth and deregistering at
+        death gives (contents, order, ids). Called on every read of the registry (`_SyncedAgentSet`,
+        `agents_by_type`, `agent_types`) and before any other agent registers."""
+        d = self.__dict__
+        dead = d.get("_dead_agents")
+        if dead:
+            d["_dead_agents"] = []
+            for a in dead:
+                mesa.Agent.remove(a)  # deregister only (KeyError suppressed if the user removed it already)
+        if not d.get("_n_pending"):
+            return
+        self._n_pending = 0
+        cls, agents, counter = self._effector_class(), self._nk_agents, self.agent_id_counter
+        try:
+            for i, a in enumerate(agents):
+                if type(a) is int:
+                    self.agent_id_counter = a
+                    agents[i] = cls(self, i)
+        finally:
+            self.agent_id_counter = counter
+
+    def register_agent(self, agent) -> None:
+        """Mesa's `register_agent`, after `_sync_registry` (so the registry keeps birth order); the
+        effector class's agent set is made a `_SyncedAgentSet` when Mesa creates it."""
+        self._sync_registry()
+        super().register_agent(agent)
+        t = type(agent)
+        s = self._agents_by_type[t]
+        if type(s) is not _SyncedAgentSet and t is self._effector_class():
+            self._agents_by_type[t] = _SyncedAgentSet(s, random=self.random, sync=self._sync_registry)
+
+    @property
+    def agents_by_type(self):
+        """Mesa's registry by agent type (`mesa.Model.agents_by_type`), synced first."""
+        self._sync_registry()
+        return mesa.Model.agents_by_type.fget(self)
+
+    @property
+    def agent_types(self) -> list[type]:
+        self._sync_registry()
+        return mesa.Model.agent_types.fget(self)
 
     def _bind_agent(self, i: int, a: CARNKCell) -> CARNKCell:
         while len(self._nk_agents) <= i:
@@ -404,10 +530,34 @@ class TumorImmuneModel(mesa.Model):
             self._lat_records = old
         return old[1], old[2]
 
-    def _fields_record(self):
-        """The kernels' field record, with the zero-field flags re-checked (`CytokineFields.nonzero_now`)."""
+    def _kernel_rng(self) -> GeneratorRecord:
+        """The model's Generator as the kernels take it: a `GeneratorRecord` holding `self.rng` (the same
+        stream, unboxed ~10× faster than the Generator itself), rebuilt if `self.rng` is replaced."""
+        r = self.__dict__.get("_rng_record")
+        if r is None or r[0] is not self.rng:
+            r = self._rng_record = (self.rng, GeneratorRecord(self.rng))
+        return r[1]
+
+    def _nk_params(self, p):
+        """The record of the NK kernel parameters `p` (`records.ParamsRecords`: cached, refilled in place)."""
+        cache = self.__dict__.get("_nk_params_records")
+        if cache is None:
+            cache = self._nk_params_records = ParamsRecords()
+        return cache(p)
+
+    def _tumor_params(self, p):
+        """The record of the tumor kernel parameters `p` (like `_nk_params`)."""
+        cache = self.__dict__.get("_tumor_params_records")
+        if cache is None:
+            cache = self._tumor_params_records = ParamsRecords()
+        return cache(p)
+
+    def _fields_record(self, recheck: bool = True):
+        """The kernels' field record, with the zero-field flags re-checked (`CytokineFields.nonzero_now`)
+        unless `recheck` is False (for a kernel that does not read the flags)."""
         f = self.fields
-        f.nonzero_now()
+        if recheck:
+            f.nonzero_now()
         key = (f.values, f.sources, f.background, f.nonzero, self.dt / (self._field_every * self.dt))
         old = getattr(self, "_fld_record", None)
         if old is None or any(a is not b for a, b in zip(key[:-1], old[0][:-1])) or key[-1] != old[0][-1]:
@@ -488,23 +638,23 @@ class TumorImmuneModel(mesa.Model):
         for hook in self.hooks:
             hook(self)
         nk, t = self.nk, self.tumor
-        self._nk_moves = np.zeros(3, dtype=np.int64)  # births, deaths, live cells stepped (step_nk adds to it)
+        self._nk_moves = [0, 0, 0]  # births, deaths, live cells stepped (step_nk adds to it)
         self.step_nk()
-        nb, nd, live_before = (int(v) for v in self._nk_moves)
-        lat, tally = self._lattice_records()
-        fld = self._fields_record()
+        nb, nd, live_before = self._nk_moves
         if k % self._tumor_every == 0:
+            lat, tally = self._lattice_records()
+            fld = self._fields_record(recheck=False)  # tumor_step reads the grid, never the zero flags
             t.ensure(8 * max(1, int(self.tumor_stats.live * 0.05)) + 64)
             t_now, t_dt = self.now_min - (self._tumor_every - 1) * self.dt, self._tumor_every * self.dt
             due, n_live_due = K.due_cells(t.used, t.state, t.timer, t_now + t_dt)
             # room for the worst case, every due live cell dividing once (free slots are reused first)
             t.ensure(max(0, n_live_due - t.n_free) + 64)
-            t.used, t.n_free = K.tumor_step(self.rng, t_now, t_dt, self.p_tumor, t.record, t.used, t.n_free, lat, fld,
-                                            tally, due)
+            t.used, t.n_free = K.tumor_step(self._kernel_rng(), t_now, t_dt, self._tumor_params(self.p_tumor), t.record,
+                                            t.used, t.n_free, lat, fld, tally, due)
             self.domain_watch.update(self.tstats, self.now_min + self.dt)
         if k % self._field_every == 0:
             self._secrete_tissue_sources()
-            self.fields.step(self._field_every * self.dt, self._field_sinks())
+            self.fields.step(self._field_every * self.dt, self._field_sinks)  # sinks counted only if a field is non-zero
         self.now_min += self.dt
         if nk.used > 1024 and nk.used > 2 * (live_before + nb - nd):
             self._compact_nk()
@@ -528,8 +678,8 @@ class TumorImmuneModel(mesa.Model):
         died = np.empty(nk.used + 1, dtype=np.int64)
         lat, tally = self._lattice_records()
         fld = self._fields_record()
-        nb, nd, live_before = K.nk_step(self.rng, self.now_min, self.p_nk, nk.record, nk.used, t.record, lat, fld,
-                                        tally, self.centroid(), born, died, cells)
+        nb, nd, live_before = K.nk_step(self._kernel_rng(), self.now_min, self._nk_params(self.p_nk), nk.record, nk.used,
+                                        t.record, lat, fld, tally, self.centroid(), born, died, cells)
         self.nk_exposure_min += live_before * self.dt
         if nd:
             self._retire_agents(died[:nd])
@@ -537,11 +687,12 @@ class TumorImmuneModel(mesa.Model):
             self._assign_nk_ids(born[:nb])
             first = nk.used
             nk.used += nb
-            for i in range(first, nk.used):
-                self._new_agent(i)
+            self._reserve_agents(first, nk.used)
         moves = getattr(self, "_nk_moves", None)
         if moves is not None:
-            moves += (nb, nd, live_before)
+            moves[0] += nb
+            moves[1] += nd
+            moves[2] += live_before
 
     def _secrete_tissue_sources(self) -> None:
         """TGF-β from live tumor cells and stroma, accumulated per voxel (cost ∝ voxels, not cells)."""
@@ -556,20 +707,18 @@ class TumorImmuneModel(mesa.Model):
         if self.il15_uptake_per_cell <= 0:
             return None
         nk = self.nk
-        sites = nk.site[: nk.used][nk.state[: nk.used] != K.NK_EMPTY]
-        if sites.size == 0:
+        k, n = self.fields.cells_per_voxel(nk.site, nk.state, nk.used, K.NK_EMPTY)
+        if n == 0:
             return None
-        k = np.zeros(int(np.prod(self.fshape)))
-        nx, ny, nz = self.shape
-        count_per_voxel(k, sites, nx, ny, nz, *self.fshape, self.config.domain.field_coarsen)
         k *= self.il15_uptake_per_cell
         return {IL15: k}
 
     def _compact_nk(self) -> None:
         keep = self.nk.compact()
-        agents = [self._nk_agents[i] for i in keep]
+        agents = [self._nk_agents[i] for i in keep.tolist()]
         for new, a in enumerate(agents):
-            a.idx = new
+            if type(a) is not int:  # a pending agent is built for its new slot
+                a.idx = new
         self._nk_agents = agents
 
     # run_for(n) and run_until(t) are Mesa's own: n steps (model.time counts steps, one per dt).

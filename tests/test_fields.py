@@ -57,6 +57,60 @@ def test_batched_transform_is_bit_identical_to_one_field_at_a_time(shape, monkey
     assert list(batched.nonzero) == list(single.nonzero) == [True, True, False, True]
 
 
+@pytest.mark.parametrize("shape", [(30, 30, 1), (31, 17, 1), (12, 10, 8), (1, 1, 1)])
+def test_sink_fields_join_the_batched_transform_bit_identically(shape, monkeypatch):
+    """On small grids the diffusion half of a sink field's step goes into the same stacked transform
+    as the other fields (and every transform runs without the one-voxel axes); the result equals
+    the per-field path bit for bit."""
+    rng = np.random.default_rng(3)
+    sink = {1: rng.random(shape) * 0.05, 2: rng.random(shape) * 0.05}  # c has a sink but stays zero
+
+    def build():
+        f = CytokineFields(shape, 10.0, 1, ("a", "b", "c", "d"), [1000.0, 500.0, 0.0, 800.0],
+                           [300.0, 45.0, 60.0, math.inf], [0.0, 0.1, 0.0, 0.0])
+        r = np.random.default_rng(5)
+        f.values[0] = r.random(shape)
+        f.values[1] = r.random(shape)
+        f.sources[1] = r.random(shape)
+        f.sources[3] = r.random(shape)
+        return f
+
+    batched, single = build(), build()
+    monkeypatch.setattr(single, "BATCH_MAX_VOXELS", 0)
+    for _ in range(3):
+        batched.step(10.0, sink)
+        single.step(10.0, lambda: sink)
+        batched.sources[1] = single.sources[1] = 0.25
+    assert np.array_equal(batched.values.view(np.uint64), single.values.view(np.uint64))
+    assert list(batched.nonzero) == list(single.nonzero) == [True, True, False, True]
+
+
+def test_stacked_and_squeezed_dcts_match_one_grid_at_a_time():
+    """What the small-grid path relies on: scipy's DCT of a stack, or of a grid without its one-voxel
+    axes, gives each grid bit for bit what its own transform gives."""
+    from scipy import fft
+
+    rng = np.random.default_rng(1)
+    for shape in [(30, 30), (31, 17), (45, 45), (12, 10, 8)]:
+        stack = rng.random((4, *shape))
+        axes = tuple(range(1, len(shape) + 1))
+        for f in (fft.dctn, fft.idctn):
+            whole = f(stack, type=2, axes=axes, norm="ortho")
+            for j in range(4):
+                one = f(stack[j][..., None], type=2, axes=tuple(range(len(shape))), norm="ortho")[..., 0]
+                assert np.array_equal(whole[j].view(np.uint64), one.view(np.uint64))
+
+
+def test_sinks_are_not_counted_while_every_field_is_zero():
+    f = make((20, 20, 1))
+    calls = []
+    f.step(10.0, lambda: calls.append(1) or {0: np.ones((20, 20, 1))})
+    assert calls == []
+    f.sources[0, 3, 3] = 1.0
+    f.step(10.0, lambda: calls.append(1) or {0: np.ones((20, 20, 1))})
+    assert calls == [1] and f.values.any()
+
+
 @pytest.mark.parametrize("dt", [0.1, 10.0, 1000.0])
 def test_uniform_field_decays_exactly_for_any_dt(dt):
     """A uniform field only decays, e^{−ln2 t/T½}, for tiny and huge steps alike (unconditional stability)."""
@@ -366,3 +420,31 @@ def test_model_tgfb_independent_of_field_coarsen(dims, edge, count):
         assert mass == pytest.approx(mass1, rel=1e-12)
         assert mean == pytest.approx(mean1, rel=1e-12)
         assert abs(seen / seen1 - 1) <= (c * c - 1) * h ** 2 / 12 * abs(lap1) / seen1
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 4096, 4097, 20000])
+def test_zero_scan_agrees_with_ndarray_any(n):
+    """field_ops.zero_scan: (any value, as ndarray.any sees it; any bit set, i.e. not all +0.0)."""
+    rng = np.random.default_rng(n)
+    for special in (None, 0.0, -0.0, np.nan, 5e-324, -1.0, np.inf):
+        x = np.zeros(n)
+        if special is not None and n:
+            x[rng.integers(0, n)] = special
+        got = field_ops.zero_scan(x.view(np.uint64))
+        assert got == (bool(x.any()), bool(x.view(np.uint64).any()))
+
+
+@pytest.mark.parametrize("shape, coarsen", [((60, 60, 1), 2), ((37, 23, 11), 3), ((16, 16, 16), 1)])
+def test_cells_per_voxel_table_and_division_paths_agree(shape, coarsen, monkeypatch):
+    rng = np.random.default_rng(1)
+    sites = rng.integers(-1, int(np.prod(shape)), 5000).astype(np.int32)
+    state = rng.integers(-1, 3, 5000).astype(np.int8)
+    f = CytokineFields(shape, 20.0, coarsen, ("a",), [100.0], [60.0], [0.0])
+    table, n_table = f.cells_per_voxel(sites, state, 4000, -1)
+    g = CytokineFields(shape, 20.0, coarsen, ("a",), [100.0], [60.0], [0.0])
+    monkeypatch.setattr(g, "SITE_TABLE_MAX_SITES", 0)
+    division, n_division = g.cells_per_voxel(sites, state, 4000, -1)
+    live = sites[:4000][(state[:4000] != -1) & (sites[:4000] >= 0)]
+    want = np.zeros(f.values[0].size)
+    field_ops.count_per_voxel(want, live, *shape, *f.shape, coarsen)
+    assert np.array_equal(table, division) and np.array_equal(table, want) and n_table == n_division == live.size

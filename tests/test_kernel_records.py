@@ -118,3 +118,41 @@ def test_statistics_by_name_are_views_of_the_kernel_arrays():
     assert m.counters[K.C_TRIG] == 5
     with pytest.raises(AttributeError):
         ts.kills
+
+
+@njit
+def _draw_through(rng):
+    return stream_from(rng).random()
+
+
+def test_a_generator_record_draws_from_the_generator_it_holds():
+    """A kernel given `GeneratorRecord(g)` draws what it would from `g` itself, and advances `g`."""
+    from sim.kernels.streams import GeneratorRecord
+
+    a, b = np.random.default_rng(11), np.random.default_rng(11)
+    rec = GeneratorRecord(a)
+    got = [_draw_through(rec), a.random(), _draw_through(rec)]
+    want = [_draw_through(b), b.random(), _draw_through(b)]
+    assert got == want
+    assert a.bit_generator.state == b.bit_generator.state
+
+
+@njit
+def _param_sum(p):
+    return p.dt + p.immune_cap + p.rejection_per_min
+
+
+def test_parameter_records_match_their_tuples_and_are_refilled_in_place():
+    from sim.kernels.records import ParamsRecords
+
+    m = TumorImmuneModel({"domain": {"dims": 2, "size_um": [200.0, 200.0]}, "tumor": {"init": {"count": 10}}}, rng=1)
+    cache = ParamsRecords()
+    p = m.p_nk
+    r = cache(p)
+    assert cache(p) is r and _param_sum(r) == _param_sum(p)
+    q = p._replace(rejection_per_min=0.25)
+    assert cache(q) is r  # same field types: the record is refilled
+    assert _param_sum(r) == _param_sum(q)
+    s = q._replace(immune_cap=2.5)  # another type: a new record
+    r2 = cache(s)
+    assert r2 is not r and _param_sum(r2) == _param_sum(s)

@@ -218,3 +218,63 @@ def test_removing_a_tumor_cell_ends_the_conjugates_with_it():
     TumorCell(m, j).remove()
     assert m.nk.state[busy[0]] == K.NK_FREE and m.nk.target[busy[0]] == -1
     assert m.tumor.state[j] == K.T_EMPTY
+
+
+def _registry(m):
+    return [(a.unique_id, a.idx, int(m.nk.cell_id[a.idx])) for a in m.agents]
+
+
+def test_agents_of_daughters_and_arrivals_are_built_when_looked_at_as_if_at_birth():
+    """Cells born in the kernel or arriving from blood get their agents, and dead cells' agents leave,
+    when Mesa's registry is read (also through a reference to an agent set kept across steps); the
+    registry (order, unique_ids) and the run are what registering each at birth and deregistering at
+    death gives, which is what happens while someone listens to the registry's signals."""
+    from mesa.experimental.mesa_signals import ModelSignals
+
+    cfg = {"domain": {"dims": 2, "size_um": [600.0, 600.0]}, "tumor": {"init": {"count": 200}},
+           "nk": {"dose": {"cells": 40}, "il15": {"mode": "secreted"}},
+           "dosing": {"infusions": [{"day": 0, "dose": 1e7}], "tissue_fraction": 2e-5}}
+    lazy, eager = TumorImmuneModel(cfg, rng=5), TumorImmuneModel(cfg, rng=5)
+    added = []
+
+    def handler(signal):
+        added.append(signal)
+
+    eager.observe("agents", ModelSignals.AGENT_ADDED, handler)
+    held = lazy.agents_by_type[CARNKCell]  # a reference kept across steps sees the registry up to date
+    held_all = lazy.agents
+    removed = 0
+    for k in range(240):
+        lazy.step()
+        eager.step()
+        assert not eager._n_pending and not eager._dead_agents  # in step at once while observed
+        removed += bool(lazy._dead_agents)
+        if k % 60 == 59:
+            assert len(held) == len(held_all) == lazy.nk_live()  # reading the registry builds them
+            assert all(lazy.nk.state[a.idx] != K.NK_EMPTY for a in held)
+    for _ in range(60):  # end with agents not built yet
+        lazy.step()
+        eager.step()
+        if lazy._n_pending:
+            break
+    assert lazy._n_pending > 0 and removed and len(added) > 40
+    assert _registry(lazy) == _registry(eager)
+    assert lazy.agent_id_counter == eager.agent_id_counter
+    assert len(lazy.agents_by_type[CARNKCell]) == lazy.nk_live() == eager.nk_live()
+    assert np.array_equal(lazy.counters, eager.counters) and np.array_equal(lazy.nk.site, eager.nk.site)
+
+
+def test_an_agent_created_by_hand_registers_after_the_pending_ones():
+    m = TumorImmuneModel({"domain": {"dims": 2, "size_um": [400.0, 400.0]}, "tumor": {"init": {"count": 50}},
+                          "nk": {"dose": {"cells": 0}},
+                          "dosing": {"infusions": [{"day": 0, "dose": 1e7}], "tissue_fraction": 2e-5}}, rng=2)
+    for _ in range(60):
+        m.step()
+    pending = m._n_pending
+    assert pending > 0
+    a = CARNKCell(m)  # registers: the cells that arrived before it first
+    assert m._n_pending == 0
+    reg = _registry(m)
+    assert reg[-1][0] == a.unique_id == max(u for u, _, _ in reg)
+    assert [u for u, _, _ in reg] == sorted(u for u, _, _ in reg)
+    assert len(m.agents) == m.nk_live()

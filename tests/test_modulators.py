@@ -58,3 +58,19 @@ def test_one_modulator_per_target():
         mod.declare(Modulator("b", "nk.nkg2d", "scale", lambda t: 1.0, source="y"))
     with pytest.raises(ValueError, match="unknown modulator rule"):
         Modulator("c", "nk.cd16", "double", lambda t: 1.0)
+
+
+def test_unchanged_modulator_values_give_the_same_parameter_tuple():
+    """Evaluation returns the previous tuple when the changes are identical (so the kernels' record
+    is reused); a value of another type or sign of zero is a change."""
+    from sim.kernels.params import NKParams
+    from sim.therapy.modulators import Modulation, Modulator
+
+    base = NKParams(*range(len(NKParams._fields)))._replace(rejection_per_min=1.0)
+    vals = iter([0.0, 0.0, -0.0, 0, 0.5])
+    mod = Modulation()
+    mod.declare(Modulator("rej", "nk.rejection_per_min", "set", lambda t: next(vals)))
+    ps = [mod.evaluate(0.0, base, None) for _ in range(5)]
+    assert ps[1] is ps[0] and ps[2] is not ps[1] and ps[3] is not ps[2] and ps[4] is not ps[3]
+    assert [type(p.rejection_per_min) for p in ps] == [float, float, float, int, float]
+    assert str(ps[2].rejection_per_min) == "-0.0"

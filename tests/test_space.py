@@ -242,3 +242,53 @@ def test_a_tumor_seeded_on_the_boundary_is_flagged_but_warns_only_when_it_fills_
     with pytest.warns(DomainEdgeWarning, match="fills") as rec:
         api.run(cfg, seed=4)
     assert len(rec) == 1
+
+
+def test_arrivals_in_one_kernel_call_match_the_steps_one_by_one():
+    """kernels.step.arrive_nk_cells (model._start_nk) = place_immune_cells, then rng.random(n) for the
+    CAR− share, then start_nk_cells and fresh ids: the same cells, draws and counts."""
+    from sim.kernels.lattice import place_immune_cells
+
+    cfg = {"domain": {"dims": 2, "size_um": [300.0, 300.0]}, "tumor": {"init": {"count": 120}},
+           "nk": {"dose": {"cells": 0}}}
+    a, b = TumorImmuneModel(cfg, rng=8), TumorImmuneModel(cfg, rng=8)
+    for m in (a, b):
+        m.car_positive_fraction = 0.55
+    sites = np.concatenate([np.flatnonzero(a.occ >= 0)[:30], np.full(12, 5), np.arange(40, 60)])  # tumor, crowded, free
+    slots = a._start_nk(sites)
+    # b: the same steps one at a time
+    nk, p = b.nk, b.p_nk
+    nx, ny, nz = b.shape
+    placed = place_immune_cells(b.rng, sites.astype(np.int64), b.occ_bits, b.nk_count, p.immune_cap, b.offsets, nx, ny, nz)
+    where = placed[placed >= 0]
+    car = np.full(where.size, p.car_expression, dtype=np.float32)
+    car[b.rng.random(where.size) >= 0.55] = 0.0
+    nk.ensure(where.size)
+    K.start_nk_cells(b.rng, nk.record, 0, where, car, b.now_min, p)
+    b._assign_nk_ids(np.arange(where.size))
+    nk.used = where.size
+    assert len(slots) == where.size < sites.size
+    for name in nk.FIELDS:
+        assert np.array_equal(getattr(a.nk, name)[: nk.used], getattr(nk, name)[: nk.used]), name
+    assert np.array_equal(a.nk_count, b.nk_count) and np.array_equal(a.next_ids, b.next_ids)
+    assert a.rng.bit_generator.state == b.rng.bit_generator.state
+    assert a.domain_watch.crowded_out == sites.size - where.size
+    assert 0 < (a.nk.car[: nk.used] == 0).sum() < nk.used
+    with pytest.raises(ValueError, match="lattice sites"):
+        a._start_nk(np.array([3, a.n_sites]))
+    assert a.nk.used == nk.used and np.array_equal(a.nk_count, b.nk_count)  # nothing changed
+
+
+def test_vessel_arrivals_draw_their_sites_as_numpy_does():
+    """model._add_nk_at_vessels(vessels, n) = _start_nk(vessels[rng.integers(0, vessels.size, n)])."""
+    cfg = {"domain": {"dims": 2, "size_um": [300.0, 300.0]}, "tumor": {"init": {"count": 120}},
+           "nk": {"dose": {"cells": 0}}}
+    a, b = TumorImmuneModel(cfg, rng=4), TumorImmuneModel(cfg, rng=4)
+    vessels = np.array([3, 5, 5, 17, int(np.flatnonzero(a.occ >= 0)[0]), 200], dtype=np.int64)
+    for n in (1, 7, 40, 0, 3):
+        a._add_nk_at_vessels(vessels, n)
+        b._start_nk(vessels[b.rng.integers(0, vessels.size, size=n)])
+    for name in a.nk.FIELDS:
+        assert np.array_equal(getattr(a.nk, name)[: a.nk.used], getattr(b.nk, name)[: b.nk.used]), name
+    assert a.rng.bit_generator.state == b.rng.bit_generator.state
+    assert a.domain_watch.crowded_out == b.domain_watch.crowded_out

@@ -71,6 +71,24 @@ def test_blood_entry_il15_and_suicide_scale():
     assert y2[E] == pytest.approx(y1[E], rel=1e-6)
 
 
+def test_blood_entries_evaluated_ahead_are_the_same_numbers():
+    """entered(t0, t1, ahead=dt) evaluates the coming steps' states together (memo); every value equals
+    the one evaluated on demand, across infusions, 7-day segments and a suicide-switch scale()."""
+    kw = dict(infusions=[(0.0, 1e6), (4 * 1440.0, 5e5)], k_out=math.log(2) / 60, k_back=math.log(2) / 1440,
+              k_inf=0.5 / 1440, half_life_min=3 * 1440.0, il15_extension=3.0, il15_ec50=0.5, prolif_rate=1e-3,
+              max_divisions=4, il15=lambda t: 1.0 + math.sin(t / 500.0), chunk_min=1440.0)
+    plain, ahead = BloodCompartment(**kw), BloodCompartment(**kw)
+    dt, t, got, want = 2.0, 0.0, [], []
+    for k in range(6000):  # 8.3 days: segments end every day, at the second infusion and at the scale()
+        if k == 2500:
+            plain.scale(t, 0.3)
+            ahead.scale(t, 0.3)
+        want.append((plain.entered(t, t + dt), plain.divisions_so_far(t)))
+        got.append((ahead.entered(t, t + dt, ahead=dt), ahead.divisions_so_far(t)))
+        t += dt
+    assert got == want and len(ahead._segs) == len(plain._segs) >= 9
+
+
 def test_blood_expansion_is_capped_by_the_division_budget():
     """IL-15-driven expansion in blood stops once the lineage budget (2^max_divisions − 1) is spent."""
     bc = BloodCompartment(infusions=[(0.0, 1e6)], k_out=math.log(2) / 60, k_back=math.log(2) / 1440, k_inf=0.0,

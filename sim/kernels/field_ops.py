@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .lattice import voxel_of
+from .lattice import site_coords, voxel_of
 
 
 @njit(cache=True)
@@ -44,6 +44,35 @@ def count_per_voxel(out, sites, nx, ny, nz, fx, fy, fz, coarsen):
 
 
 @njit(cache=True)
+def count_live_per_voxel(out, sites, state, n_used, empty, vx, vy, vz, fy, fz, ny, nz):
+    """`count_per_voxel` of the sites of the cells in slots < n_used whose state is not `empty`, in
+    one pass over the slots (no mask or gathered copy); the voxel from per-axis tables (vx = the
+    voxel coordinate of each x, ...; one integer division per cell). Returns how many were counted."""
+    n = 0
+    for i in range(n_used):
+        if state[i] != empty:
+            s = sites[i]
+            if s >= 0:
+                x, y, z = site_coords(s, ny, nz)
+                out[(vx[x] * fy + vy[y]) * fz + vz[z]] += 1.0
+                n += 1
+    return n
+
+
+@njit(cache=True)
+def count_live_in_voxels(out, sites, state, n_used, empty, site_voxel):
+    """`count_live_per_voxel` with the voxel of each site read from a table (`site_voxel[s]`)."""
+    n = 0
+    for i in range(n_used):
+        if state[i] != empty:
+            s = sites[i]
+            if s >= 0:
+                out[site_voxel[s]] += 1.0
+                n += 1
+    return n
+
+
+@njit(cache=True)
 def sample(values, site, background, nx, ny, nz, fx, fy, fz, coarsen):
     """Total concentration (field + background, ng/mL) a cell at ``site`` senses."""
     return values[site_to_voxel(site, nx, ny, nz, fx, fy, fz, coarsen)] + background
@@ -58,6 +87,55 @@ def sample_many(values, sites, background, nx, ny, nz, fx, fy, fz, coarsen, out)
             out[n] = np.nan
         else:
             out[n] = values[site_to_voxel(s, nx, ny, nz, fx, fy, fz, coarsen)] + background
+    return out
+
+
+ZERO_SCAN_CHUNK = 4096  # words OR-ed between early-exit tests
+
+
+@njit(cache=True, inline="always")
+def _or_words(u):
+    a = np.uint64(0)
+    for k in range(u.shape[0]):  # a plain reduction: LLVM vectorises it
+        a |= u[k]
+    return a
+
+
+@njit(cache=True)
+def zero_scan(u):
+    """Of float64s seen as their bits (`u`, a uint64 view): (whether any value is other than ±0 —
+    NaN counts as a value, like ``ndarray.any``; whether any bit is set — i.e. not every value is +0.0).
+    One OR over the words, chunk by chunk (shifting the OR left drops the sign bits, so -0.0 is no
+    value), stopping at the first chunk that holds a value."""
+    n = u.shape[0]
+    acc = np.uint64(0)
+    i = 0
+    while i < n:
+        j = i + ZERO_SCAN_CHUNK if i + ZERO_SCAN_CHUNK < n else n
+        acc |= _or_words(u[i:j])
+        if acc << np.uint64(1) != 0:
+            return True, True
+        i = j
+    return acc << np.uint64(1) != 0, acc != 0
+
+
+@njit(cache=True)
+def refresh_zero_flags(values, nonzero):
+    """For each field f flagged zero (`nonzero[f]` False), set the flag if `values[f]` holds a value
+    (`zero_scan`; values are (fields, voxels), C order). What `values[f].any()` gives, 3–4× faster."""
+    for f in range(values.shape[0]):
+        if not nonzero[f]:
+            nonzero[f] = zero_scan(values[f].view(np.uint64))[0]
+
+
+@njit(cache=True)
+def grid_flags(values, sources, out):
+    """Per field f of (fields, voxels) grids: out[f] = (sources[f] holds a value, sources[f] has a
+    bit set (is not all +0.0), values[f] holds a value) — `zero_scan` on each; values[f] is scanned
+    only when sources[f] holds no value."""
+    for f in range(values.shape[0]):
+        out[f, 0], out[f, 1] = zero_scan(sources[f].view(np.uint64))
+        out[f, 2] = out[f, 0] or zero_scan(values[f].view(np.uint64))[0]
     return out
 
 

@@ -3,6 +3,7 @@ import numpy as np
 from numba import njit
 
 from .rates import uniform_index
+from .streams import generator_of
 
 
 def moore_offsets(dims: int) -> np.ndarray:
@@ -228,12 +229,13 @@ def place_immune_cells(rng, sites, bits, count, cap, offsets, nx, ny, nz):
     """Where arriving immune cells (an infusion, a vessel's entries) stand: each at its `sites[k]` if it
     may enter there, else at a random neighbour it may enter, else nowhere (-1); the counts of the
     chosen sites are raised in order, so later cells see earlier ones. Draws from `rng` only for a
-    cell whose own site is full or holds a tumor cell."""
+    cell whose own site is full or holds a tumor cell (`rng`: a Generator or a `GeneratorRecord`)."""
+    g = generator_of(rng)
     out = np.empty(sites.shape[0], np.int64)
     for k in range(sites.shape[0]):
         s = sites[k]
         if not immune_can_enter(bits, count, s, cap):
-            s = random_room_neighbour(rng, s, offsets, bits, count, cap, nx, ny, nz)
+            s = random_room_neighbour(g, s, offsets, bits, count, cap, nx, ny, nz)
         if s >= 0:
             count[s] += 1
         out[k] = s

@@ -69,11 +69,17 @@ class TalliesType(_Record):
     """Numba type of the running-totals record."""
 
 
+@structref.register
+class ParamsType(_Record):
+    """Numba type of a kernel-parameter record (`params_record`: the fields of an NKParams or
+    TumorParams tuple)."""
+
+
 class Record(structref.StructRefProxy):
     """Python handle of a record: passed to kernels as is (its fields are read in jit code only)."""
 
 
-for _t in (NKCellsType, TumorCellsType, LatticeType, FieldsType, TalliesType):
+for _t in (NKCellsType, TumorCellsType, LatticeType, FieldsType, TalliesType, ParamsType):
     structref.define_boxing(_t, Record)
 
 
@@ -108,3 +114,53 @@ def make_record(type_class, **values):
     the field types are those of the values (arrays keep their dtype and layout)."""
     fields = tuple((name, typeof(v)) for name, v in values.items())
     return _new_record(type_class(fields), tuple(values.values()))
+
+
+_PARAMS_TYPES: dict = {}
+
+
+def params_record(p):
+    """The kernel parameters `p` (`params.NKParams` or `TumorParams`) as a record with the same field
+    names, types and values: the kernels read `p.name` from either, but Numba unboxes a record
+    argument in ~2 µs and a 46-field named tuple in ~11 µs (field by field, on every call)."""
+    key = (type(p), tuple(map(_type_key, p)))
+    t = _PARAMS_TYPES.get(key)
+    if t is None:
+        t = _PARAMS_TYPES[key] = ParamsType(tuple((name, typeof(v)) for name, v in zip(p._fields, p)))
+    return _new_record(t, tuple(p))
+
+
+def _type_key(v):
+    """What `typeof(v)` depends on: the Python type, and for an int whether it fits an int64."""
+    return type(v) if type(v) is not int or -(1 << 63) <= v < (1 << 63) else (int, v)
+
+
+@njit(cache=True)
+def _refill(rec, values):
+    _fill(rec, values)
+
+
+class ParamsRecords:
+    """`params_record` of the latest parameter tuple it was called with, cached: the same tuple object
+    gives the same record; a new tuple with the same field types is copied into that record in place
+    (~3 µs, `_refill`), one with other types gets a new record. Calling it with each step's
+    parameters (`model.p_nk` under modulators) therefore costs a few µs, not a record build."""
+
+    def __init__(self):
+        self._src = None
+        self._key = None
+        self._ints: tuple = ()  # positions of the int fields (whose Numba type depends on the value)
+        self._rec = None
+
+    def __call__(self, p):
+        if p is self._src:
+            return self._rec
+        key = (type(p), tuple(map(type, p)))
+        if key == self._key and all(-(1 << 63) <= p[i] < (1 << 63) for i in self._ints):
+            _refill(self._rec, tuple(p))
+        else:
+            self._rec = params_record(p)
+            self._key = key
+            self._ints = tuple(i for i, v in enumerate(p) if type(v) is int)
+        self._src = p
+        return self._rec

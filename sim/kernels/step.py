@@ -15,8 +15,8 @@ from numba import njit
 from .growth import division_acceptance, next_division_delay
 from .killing import PATH_GRANULE, PATH_NONE, choose_kill_path, is_exhausted, regenerate_granules
 from .lattice import (
-    immune_can_enter, immune_move, neighbour_at, occupied, random_free_neighbour, random_room_neighbour, scan_neighbours,
-    set_occupied, site_coords, voxel_of,
+    immune_can_enter, immune_move, neighbour_at, occupied, place_immune_cells, random_free_neighbour,
+    random_room_neighbour, scan_neighbours, set_occupied, site_coords, voxel_of,
 )
 from .motility import hop, maybe_turn, moves_this_step, random_direction, turn_probability
 from .order import shuffled  # noqa: F401  (re-exported: the random-sequential order)
@@ -33,7 +33,7 @@ from .records import (  # noqa: F401  (the statistics layout, re-exported for th
     C_CONJ, C_KILL0, C_NKBIRTH, C_NKDEATH, C_NKEGRESS, C_TRIG, NK_COUNTS, S_AGNEG, S_AGPOS, S_BIRTHS, S_DEATHS, S_EDGE, S_LIVE, S_SX,
     S_SY, S_SZ, TUMOR_STATS,
 )
-from .streams import stream_from
+from .streams import generator_of, stream_from
 from .recognition import (
     ROUTE_CAR, activating_signals, effective_mhc, kill_route, net_signal, tgfb_suppression, trigger_probability,
 )
@@ -118,6 +118,53 @@ def start_nk_cells(rng, nk, first, sites, car, born_min, p):
     r = stream_from(rng)
     for k in range(sites.shape[0]):
         start_nk_cell(r, nk, first + k, sites[k], p.max_granules, 0, car[k], born_min, p)
+
+
+@njit(cache=True)
+def arrive_nk_cells(rng, nk, first, sites, lat, tally, car_fraction, born_min, p):
+    """Infused cells arriving at `sites` (`model._start_nk`), in one call: placed by volume exclusion
+    (`lattice.place_immune_cells`), each placed cell CAR− with probability 1 − `car_fraction` (one
+    uniform per placed cell, drawn only if `car_fraction` < 1), started by `start_nk_cells` in slots
+    first, first + 1, ... (the caller has made room for every site) and given fresh run-wide ids
+    (`tally.ids[1]`). The same draws from `rng`, in the same order, as those steps one by one.
+    Returns (cells placed, cells that found no room), or (-1, 0), changing nothing, if a site lies
+    outside the lattice."""
+    nx, ny, nz = lat.shape
+    n_sites = nx * ny * nz
+    for k in range(sites.shape[0]):
+        if sites[k] < 0 or sites[k] >= n_sites:
+            return -1, 0
+    placed = place_immune_cells(rng, sites, lat.occ_bits, lat.nk_count, p.immune_cap, lat.offsets, nx, ny, nz)
+    n = 0
+    for k in range(placed.shape[0]):
+        if placed[k] >= 0:
+            placed[n] = placed[k]
+            n += 1
+    car = np.empty(n, np.float32)
+    car[:] = p.car_expression  # CAR+ share of the product (therapy layer)
+    if car_fraction < 1.0:
+        g = generator_of(rng)
+        for k in range(n):
+            if g.random() >= car_fraction:
+                car[k] = 0.0
+    if n > 0:  # the daughters' start-up rule: direction, memory fate, full granules and DR capacity
+        r = stream_from(rng)
+        for k in range(n):
+            start_nk_cell(r, nk, first + k, placed[k], p.max_granules, 0, car[k], born_min, p)
+        ids = tally.ids
+        for k in range(n):
+            nk.cell_id[first + k] = ids[1] + k
+        ids[1] += n
+    return n, sites.shape[0] - n
+
+
+@njit(cache=True)
+def arrive_at_vessels(rng, vessels, n, nk, first, lat, tally, car_fraction, born_min, p):
+    """`arrive_nk_cells` at `n` sites drawn from `vessels` with replacement, as
+    ``vessels[rng.integers(0, vessels.size, size=n)]`` draws them (Numba's `Generator.integers` is
+    NumPy's algorithm on the same bit generator: the same numbers)."""
+    sites = vessels[generator_of(rng).integers(0, vessels.shape[0], n)]
+    return arrive_nk_cells(rng, nk, first, sites, lat, tally, car_fraction, born_min, p)
 
 
 @njit(cache=True)

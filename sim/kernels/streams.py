@@ -12,9 +12,9 @@ Mechanism functions take any object with a `random()` method in [0, 1): the kern
 `SFC64Stream`, tests and the Mesa agent API may pass a NumPy Generator; the rule is the same code.
 """
 import numpy as np
-from numba import njit, types
+from numba import njit, typeof, types
 from numba.experimental import structref
-from numba.extending import overload_method
+from numba.extending import overload, overload_method
 
 SFC64_WARMUP = 12  # rounds discarded after seeding, as numpy.random.SFC64 does
 
@@ -86,9 +86,64 @@ def seeded_stream(a, b, c):
     return st
 
 
+@structref.register
+class GeneratorRecordType(types.StructRef):
+    """Numba type of `GeneratorRecord`: one field, `gen`, a NumPy Generator."""
+
+    def preprocess_fields(self, fields):
+        return tuple((name, types.unliteral(t)) for name, t in fields)
+
+
+class GeneratorRecord(structref.StructRefProxy):
+    """A NumPy Generator held in a record, to pass to a kernel in its place (`generator_of`).
+
+    Numba unboxes a Generator argument on every call (~13–25 µs: its bit generator's ctypes
+    interface is rebuilt each time); a record is unboxed in ~2 µs. The record refers to the same
+    Generator, so kernel draws advance the very state Python draws from: same seed, same stream.
+    Built by a cached kernel (`_generator_record`), so making one compiles nothing at run time."""
+
+    def __new__(cls, gen):
+        return _generator_record(gen)
+
+    @property
+    def gen(self):
+        return _record_generator(self)
+
+
+structref.define_boxing(GeneratorRecordType, GeneratorRecord)
+
+GENERATOR_RECORD_TYPE = GeneratorRecordType(fields=(("gen", typeof(np.random.default_rng(0))),))
+
+
+@njit(cache=True)
+def _generator_record(gen):
+    st = structref.new(GENERATOR_RECORD_TYPE)
+    st.gen = gen
+    return st
+
+
+@njit(cache=True)
+def _record_generator(rec):
+    return rec.gen
+
+
+def generator_of(rng):
+    """The NumPy Generator a kernel was given: `rng` itself, or the one a `GeneratorRecord` holds."""
+    return rng.gen if isinstance(rng, GeneratorRecord) else rng
+
+
+@overload(generator_of, inline="always")
+def _generator_of(rng):
+    if isinstance(rng, GeneratorRecordType):
+        return lambda rng: rng.gen
+    return lambda rng: rng
+
+
 @njit(cache=True)
 def stream_from(rng):
-    """A fresh kernel stream seeded with three 63-bit words drawn from the NumPy Generator `rng`."""
+    """A fresh kernel stream seeded with three 63-bit words drawn from the NumPy Generator `rng`
+    (or the one a `GeneratorRecord` holds)."""
+    g = generator_of(rng)
     hi = np.int64(9223372036854775807)
-    return seeded_stream(np.uint64(rng.integers(0, hi)), np.uint64(rng.integers(0, hi)),
-                         np.uint64(rng.integers(0, hi)))
+    return seeded_stream(np.uint64(g.integers(0, hi)), np.uint64(g.integers(0, hi)),
+                         np.uint64(g.integers(0, hi)))

@@ -66,7 +66,10 @@ class BloodCompartment:
         self._t0: list[float] = []  # segment start times
         self._segs: list = []  # (t0, t1, dense solution)
         self._next_inf = 0
-        self._memo: tuple = (None, 0, None)  # (t, segments, state): the model asks for each step's end twice
+        # states at the last few times asked for, valid while the segments are unchanged: a step asks
+        # for its start (the previous step's end) and its end, and the arrivals for the start again
+        self._memo: dict[float, np.ndarray] = {}
+        self._memo_segs = -1
         y0 = np.zeros(6 if self.mem_f > 0 else 4)
         self._start_segment(0.0, y0)
 
@@ -130,35 +133,67 @@ class BloodCompartment:
     def state(self, t: float) -> np.ndarray:
         """(blood, organs, expanded, entered[, memory in blood, memory in organs]) at time t (minutes);
         blood and organs here are the short-lived pool (`blood()` adds the memory pool)."""
+        return self._state(t).copy()
+
+    #: states kept (the oldest goes first); `entered(..., ahead=dt)` fills up to PREFETCH of them at once
+    MEMO_SIZE = 64
+    PREFETCH = 32
+
+    def _state(self, t: float, ahead: float | None = None) -> np.ndarray:
+        """`state(t)` itself, memoised: the caller must not modify it. On a miss with `ahead`, also the
+        states at t + ahead, t + ahead + ahead, ... (the clock's own sums) inside the segments solved so
+        far, in one go: the same evaluations a later call would make, done while the cache is warm."""
         self._extend(t)
-        mt, mn, my = self._memo
-        if mt == t and mn == len(self._segs):
-            return my.copy()
-        i = max(0, bisect.bisect_right(self._t0, t) - 1)
-        y = self._eval_seg(self._segs[i], t)
-        self._memo = (t, len(self._segs), y.copy())
+        memo = self._memo
+        if self._memo_segs != len(self._segs):
+            memo.clear()
+            self._memo_segs = len(self._segs)
+        y = memo.get(t)
+        if y is None:
+            y = self._evaluate(t)
+            if ahead is not None and ahead > 0:
+                end = self._segs[-1][1]  # strictly inside: a later segment may start at `end`
+                tk = t
+                for _ in range(self.PREFETCH):
+                    tk = tk + ahead
+                    if not tk < end:
+                        break
+                    if tk not in memo:
+                        self._remember(tk, self._evaluate(tk))
+            self._remember(t, y)
         return y
 
-    def entered(self, t0: float, t1: float) -> float:
-        """Cells that entered the tumor bed between t0 and t1 (patient level)."""
-        return max(0.0, float(self.state(t1)[E] - self.state(t0)[E]))
+    def _evaluate(self, t: float) -> np.ndarray:
+        i = max(0, bisect.bisect_right(self._t0, t) - 1)
+        return self._eval_seg(self._segs[i], t)
+
+    def _remember(self, t: float, y: np.ndarray) -> None:
+        memo = self._memo
+        if len(memo) >= self.MEMO_SIZE:
+            del memo[next(iter(memo))]  # the oldest
+        memo[t] = y
+
+    def entered(self, t0: float, t1: float, ahead: float | None = None) -> float:
+        """Cells that entered the tumor bed between t0 and t1 (patient level). `ahead`: the clock's
+        step, to evaluate the coming steps' ends together (`_state`); the result is the same."""
+        return max(0.0, float(self._state(t1, ahead)[E] - self._state(t0)[E]))
 
     def blood(self, t: float) -> float:
         """CAR cells circulating at time t (both pools)."""
-        y = self.state(t)
+        y = self._state(t)
         return float(y[B] + (y[BM] if self.mem_f > 0 else 0.0))
 
     def divisions_so_far(self, t: float) -> int:
         """Mean lineage divisions used by expansion (for the division counter of arriving cells)."""
         if self.infused <= 0:
             return 0
-        return int(min(self.max_divisions, round(math.log2(1.0 + self.state(t)[X] / self.infused))))
+        return int(min(self.max_divisions, round(math.log2(1.0 + self._state(t)[X] / self.infused))))
 
     def scale(self, t: float, factor: float) -> None:
         """Multiply circulating cells by `factor` from time t on (suicide switch)."""
         self.events.append((float(t), float(factor)))
         y = self.state(t)
-        self._memo = (None, 0, None)
+        self._memo_segs = -1  # forget the memo: the segments change below
         i = max(0, bisect.bisect_right(self._t0, t) - 1)
         del self._segs[i + 1:]
         del self._t0[i + 1:]

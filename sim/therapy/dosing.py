@@ -171,17 +171,18 @@ class Therapy:
         return np.sort(m.rng.choice(free, size=n, replace=free.size < n)).astype(np.int64)
 
     def _dosing_hook(self, m) -> None:
-        lam = self.tissue_fraction * self.blood.entered(m.now_min, m.now_min + m.dt)
+        lam = self.tissue_fraction * self.blood.entered(m.now_min, m.now_min + m.dt, ahead=m.dt)
         if lam <= 0:
             return
         n = int(m.rng.poisson(lam))
         if n == 0:
             return
-        sites = self.vessels[m.rng.integers(0, self.vessels.size, size=n)]
-        # a vessel overgrown by tumor, or crowded, releases its cells into a neighbour with room; a cell
-        # that finds none does not enter this section (volume exclusion, model.add_nk)
+        # n vessels drawn with replacement (vessels[rng.integers(0, vessels.size, n)]); a vessel overgrown
+        # by tumor, or crowded, releases its cells into a neighbour with room; a cell that finds none
+        # does not enter this section (volume exclusion, model.add_nk; the agents are built when
+        # Mesa's registry is next read)
         first = m.nk.used
-        m.add_nk(sites)
+        m._add_nk_at_vessels(self.vessels, n)
         n = m.nk.used - first
         m.nk.divisions[first:first + n] = self.blood.divisions_so_far(m.now_min)
         self.arrived += n

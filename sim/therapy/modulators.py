@@ -7,6 +7,7 @@ result cannot depend on the order components were installed in; at most one modu
 Each modulator's value is a column of timeseries.parquet."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -38,12 +39,27 @@ class Modulator:
             raise ValueError(f"modulator target must be nk.<param> or background.<field>, got {self.target!r}")
 
 
+def _identical(a: dict, b: dict | None) -> bool:
+    """Whether two parameter changes are the same values of the same types (0.0 and -0.0 differ; a
+    NaN never matches, so it only costs a fresh tuple)."""
+    if b is None or a.keys() != b.keys():
+        return False
+    for k, v in a.items():
+        w = b[k]
+        if type(v) is not type(w) or not v == w:
+            return False
+        if v == 0 and isinstance(v, float) and math.copysign(1.0, v) != math.copysign(1.0, w):
+            return False
+    return True
+
+
 class Modulation:
     """The model's declared modulators and their values at the current step."""
 
     def __init__(self):
         self.modulators: list[Modulator] = []
         self.values: dict[str, float] = {}
+        self._last: tuple = (None, None, None)  # (base, changes, parameters) of the last evaluation
 
     def declare(self, m: Modulator) -> None:
         if any(x.target == m.target for x in self.modulators):
@@ -68,7 +84,14 @@ class Modulation:
                 changes[name] = RULES[m.rule](getattr(base_nk, name), v, m.gain)
             else:
                 backgrounds(name, RULES[m.rule](0.0, v, m.gain))
-        return base_nk._replace(**changes) if changes else base_nk
+        if not changes:
+            return base_nk
+        last_base, last_changes, last_p = self._last
+        if base_nk is last_base and _identical(changes, last_changes):
+            return last_p  # the same values: the same tuple (the kernels' parameter record is then reused)
+        p = base_nk._replace(**changes)
+        self._last = (base_nk, changes, p)
+        return p
 
     def reporters(self) -> dict:
         """Timeseries columns: each modulator's value at the output time."""
