@@ -59,8 +59,10 @@ def _log_slope(days: np.ndarray, y: np.ndarray, d0: float, d1: float, floor: flo
 
 
 def _half_life(slope: float) -> float:
-    """Half-life (days) of a declining log slope; +inf where it does not decline."""
-    return float(np.log(2.0) / -slope) if slope < 0 else float("inf") if slope >= 0 else float("nan")
+    """Half-life (days) of a declining log slope; +inf where it does not decline, nan without a fit."""
+    if not np.isfinite(slope):
+        return float("nan")
+    return float(np.log(2.0) / -slope) if slope < 0 else float("inf")
 
 
 def kinetic_metrics(curve: dict) -> dict:
@@ -111,7 +113,6 @@ def _figure(ens: dict, path: Path) -> None:
         if tg.get("detectable_day_365"):
             ax.plot([365], [DETECTION_COPIES_PER_UG * 3], marker="v", color="C2", ls="none", ms=8, label="published: detectable at 12 months")
         med = np.median(c, 0)
-        mm = e["metrics"][0]
         ip = int(np.argmin(abs(d - np.median([x["peak_day"] for x in e["metrics"]]))))
         if "doubling_days" in tg:  # the published slopes drawn through the model's peak
             tt = np.array([max(1.0, d[ip] - 6 * tg["doubling_days"]), d[ip]])

@@ -1,7 +1,10 @@
 """Builders for small, controlled models shared by the tests."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import yaml
 from sim.model import TumorImmuneModel
 
 #: A scenario with no growth, no NK loss and no motion: mechanisms can be tested in isolation.
@@ -27,6 +30,14 @@ def tiny_sweep_base(seed: int) -> dict:
         "nk": {"dose": {"cells": 20, "placement": "rim"}},
         "output": {"snapshots": False, "figure": False},
     }
+
+
+def write_sweep(tmp_path: Path, sweep: dict, name: str = "s.yaml", base: dict | None = None, *,
+                default_base: dict) -> Path:
+    """A sweep file: `base` (else the test module's `default_base`) with `sweep` as its sweep: block."""
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump({**(base or default_base), "sweep": sweep}, sort_keys=False))
+    return p
 
 
 def deep_merge(a: dict, b: dict) -> dict:

@@ -3,34 +3,28 @@
 design point, its own labelled rows in the tables, and never seen by the sensitivity indices
 (`control: "maybe"` is refused in test_sweep_designs with the other bad sweep blocks)."""
 import json
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from sim.scenario.resolve import is_untreated, resolve, untreated_effective, untreated_overrides
+from sim.output import read_parquet as read
 from sim.sweep import run_sweep
 from sim.sweep.runner import is_done
 from sim.sweep.spec import load_sweep
 from sim.sweep.testing import FakeRunner
 
-from helpers import tiny_sweep_base
+from helpers import tiny_sweep_base, write_sweep
 
 BASE = tiny_sweep_base(seed=7)
 GRID = {"parameters": {"nk.persistence.half_life_days": [3, 14], "nk.il15.mode": ["none", "secreted"]}, "replicates": 3}
 
 
-def write(tmp_path: Path, sweep: dict, name: str = "s.yaml", base: dict | None = None) -> Path:
-    p = tmp_path / name
-    p.write_text(yaml.safe_dump({**(base or BASE), "sweep": sweep}, sort_keys=False))
-    return p
+write = partial(write_sweep, default_base=BASE)
 
 
-def read(p: Path) -> pd.DataFrame:
-    import pyarrow.parquet as pq
-
-    return pq.read_table(p, use_threads=False).to_pandas()
 
 
 def sweep(tmp_path: Path, block: dict, name: str, base: dict | None = None) -> Path:

@@ -1,5 +1,6 @@
 """Sweep designs, replicate seeds, run ids and the sweep block's validation (no simulations)."""
 import re
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from sim.sweep import designs as D
 from sim.sweep.seeds import canonical_json, design_seed, replicate_seeds, run_id
 from sim.sweep.spec import load_sweep
 
+from helpers import write_sweep
+
 BASE = {
     "name": "tiny", "seed": 7,
     "domain": {"dims": 2, "size_um": [400.0, 400.0]},
@@ -23,10 +26,7 @@ BASE = {
 }
 
 
-def write(tmp_path: Path, sweep: dict, name: str = "s.yaml", base: dict | None = None) -> Path:
-    p = tmp_path / name
-    p.write_text(yaml.safe_dump({**(base or BASE), "sweep": sweep}, sort_keys=False))
-    return p
+write = partial(write_sweep, default_base=BASE)
 
 
 # ------------------------------------------------------------------------------------ designs

@@ -7,34 +7,27 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
-import yaml
 
+from sim.output import read_parquet as read
 from sim.sweep import run_sweep
 from sim.sweep.runner import is_done
 from sim.sweep.spec import load_sweep
 from sim.sweep.testing import FakeRunner
 
-from helpers import tiny_sweep_base
+from helpers import tiny_sweep_base, write_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = tiny_sweep_base(seed=7)
 
 
-def write(tmp_path: Path, sweep: dict, name: str = "s.yaml", base: dict | None = None) -> Path:
-    p = tmp_path / name
-    p.write_text(yaml.safe_dump({**(base or BASE), "sweep": sweep}, sort_keys=False))
-    return p
+write = partial(write_sweep, default_base=BASE)
 
 
-def read(p: Path) -> pd.DataFrame:
-    import pyarrow.parquet as pq
-
-    return pq.read_table(p, use_threads=False).to_pandas()
 
 
 GRID = {"parameters": {"nk.il15.mode": ["none", "secreted"], "nk.persistence.half_life_days": [3, 7, 14]}, "replicates": 4}

@@ -270,19 +270,13 @@ def nk_step(rng, now, p, nk, n_used, tumor, lat, fld, tally, centroid, born, die
             last_il15 = il15
             last_t_half = t_half
             p_die = death_probability(t_half, il15, p.il15_extension, p.il15_ec50, dt, p.rejection_per_min)
-        if r.random() < p_die:
+        dies = r.random() < p_die
+        if dies or leaves_tissue(r, n_state[i] == NK_FREE, p_egress):  # no egress draw for a cell that died
             n_state[i] = NK_EMPTY
             count[s] -= 1
             died[nd] = i
             nd += 1
-            counters[C_NKDEATH] += 1
-            continue
-        if leaves_tissue(r, n_state[i] == NK_FREE, p_egress):
-            n_state[i] = NK_EMPTY
-            count[s] -= 1
-            died[nd] = i
-            nd += 1
-            counters[C_NKEGRESS] += 1
+            counters[C_NKDEATH if dies else C_NKEGRESS] += 1
             continue
         n_gran[i] = regenerate_granules(n_gran[i], p.max_granules, p.regen_min, dt)
         if p.il15_rate > 0.0:

@@ -36,13 +36,16 @@ def tgfbr2_suppression(p: NKParams, c: Scenario) -> NKParams:
     return p
 
 
-def egress_per_min(c: Scenario) -> float:
-    """Rate at which free effector cells leave the section for blood: the blood compartment's organ → blood
-    return rate (the tumor bed is one of the organs, `therapy/blood.py`) where cells come from blood
-    (`dosing.infusions`); 0 for cells placed in the tissue with no blood compartment to return to."""
-    if not c.dosing.infusions:
-        return 0.0
+def organ_return_per_min(c: Scenario) -> float:
+    """The blood compartment's organ → blood return rate (k_back, `therapy/blood.py`)."""
     return LN2 / (c.dosing.blood.return_half_life_h * 60.0)
+
+
+def egress_per_min(c: Scenario) -> float:
+    """Rate at which free effector cells leave the section for blood: the organ return rate (the tumor bed
+    is one of the organs) where cells come from blood (`dosing.infusions`); 0 for cells placed in the
+    tissue with no blood compartment to return to."""
+    return organ_return_per_min(c) if c.dosing.infusions else 0.0
 
 
 def cart_effector(p: NKParams, c: Scenario, voxel_volume_ml: float) -> NKParams:

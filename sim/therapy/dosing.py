@@ -14,7 +14,7 @@ import numpy as np
 from ..kernels.step import NK_EMPTY
 from .blood import BloodCompartment
 from .clinical_units import car_per_ul, transgene_copies_per_ug
-from ..scenario.kernel_units import with_lot
+from ..scenario.kernel_units import organ_return_per_min, with_lot
 from .modulators import Modulator
 from .products import draw_lot
 from .rejection import hazard_per_min, rejected
@@ -129,7 +129,7 @@ class Therapy:
         self.tissue_fraction = d.tissue_fraction
         self.blood = BloodCompartment(
             infusions=infusions, k_out=LN2 / (d.blood.distribution_half_life_h * 60.0),
-            k_back=LN2 / (d.blood.return_half_life_h * 60.0), k_inf=rate / MIN_PER_DAY,
+            k_back=organ_return_per_min(c), k_inf=rate / MIN_PER_DAY,
             half_life_min=p.half_life_min, il15_extension=p.il15_extension, il15_ec50=p.il15_ec50,
             prolif_rate=p.prolif_rate, max_divisions=p.max_divisions,
             il15=lambda t: self.il15_systemic(t) + p.il15_autocrine,
