@@ -248,6 +248,16 @@ def _seed(text: str) -> int:
     return v
 
 
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {text!r}")
+    return v
+
+
 def _memory_size(text: str) -> int:
     from .scenario.preflight import parse_size
 
@@ -324,7 +334,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="compare the model with published work (figures + JSON)")
     v.add_argument("which", choices=["kuznetsov", "depillis", "cytotoxicity", "kinetics", "all"])
     v.add_argument("--out", help="output folder (default results/validation)")
-    v.add_argument("--replicates", type=int, help="replicates per condition")
+    v.add_argument("--replicates", type=_positive_int, help="replicates per condition (≥ 1)")
     v.set_defaults(func=_cmd_validate)
     for name, (module, add_arguments, handler, help_text) in _PLUGINS.items():
         sp = sub.add_parser(name, help=help_text)

@@ -236,6 +236,17 @@ def test_bad_cli_argument_is_refused_in_one_line(case, tmp_path, capsys):
     _nothing_written(tmp_path, {f.name})
 
 
+@pytest.mark.parametrize("which", ["kinetics", "depillis"])
+@pytest.mark.parametrize("value", ["0", "-1", "2.5"])
+def test_validate_refuses_a_bad_replicate_count_in_one_line(which, value, tmp_path, capsys):
+    """`nksim validate --replicates` must be a whole number ≥ 1 (0 or negative used to end in a traceback)."""
+    with pytest.raises(SystemExit) as e:
+        main(["validate", which, "--replicates", value, "--out", str(tmp_path / "out")])
+    assert e.value.code == 2
+    _one_line_error(capsys.readouterr().err, "--replicates")
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("case", sorted(SWEEP_CASES))
 def test_oversized_sweep_is_refused_before_it_starts(case, tmp_path, capsys):
     block, needle = SWEEP_CASES[case]
