@@ -46,8 +46,8 @@ def test_uniform_index_is_uniform(k):
 def test_random_direction_is_uniform_on_the_circle_and_sphere(dims):
     rng = np.random.default_rng(3)
     d = np.zeros((4000, 3))
-    for row in d:
-        random_direction(rng, dims, row)
+    for k in range(d.shape[0]):
+        random_direction(rng, dims, d, k)
     assert np.allclose(np.linalg.norm(d, axis=1), 1.0)
     if dims == 2:
         assert np.all(d[:, 2] == 0.0)

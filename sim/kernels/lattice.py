@@ -28,6 +28,13 @@ def site_coords(site, ny, nz):
 
 
 @njit(cache=True, inline='always')
+def offset_at(offsets, u):
+    """Row `u` of the Moore offsets as a tuple: a row view would cost two atomic reference-count
+    updates per neighbour scanned."""
+    return offsets[u, 0], offsets[u, 1], offsets[u, 2]
+
+
+@njit(cache=True, inline='always')
 def neighbour_at(x, y, z, off, nx, ny, nz):
     """The site at offset `off` from (x, y, z), or -1 outside the domain."""
     x2 = x + off[0]
@@ -150,7 +157,7 @@ def scan_neighbours(rng, site, x, y, z, offsets, bits, flag, nx, ny, nz):
         u = start + t
         if u >= k:
             u -= k
-        off = offsets[u]
+        off = offset_at(offsets, u)
         if inside:
             s2 = site + (off[0] * ny + off[1]) * nz + off[2]
         else:
@@ -212,7 +219,7 @@ def random_room_neighbour(rng, site, offsets, bits, count, cap, nx, ny, nz):
         u = start + t
         if u >= k:
             u -= k
-        off = offsets[u]
+        off = offset_at(offsets, u)
         if inside:
             s2 = site + (off[0] * ny + off[1]) * nz + off[2]
         else:

@@ -9,9 +9,10 @@ from .rates import hazard_probability
 
 
 @njit(cache=True, inline='always')
-def random_direction(rng, dims, out):
-    """Write a uniformly random unit vector (2D or 3D) into `out`: a point uniform in the unit disk
-    (ball), drawn by rejection from the enclosing square (cube), then normalised."""
+def random_direction(rng, dims, out, i):
+    """Write a uniformly random unit vector (2D or 3D) into row `i` of `out` (n, 3): a point uniform in
+    the unit disk (ball), drawn by rejection from the enclosing square (cube), then normalised. A row
+    index, not a row view: a view costs two atomic reference-count updates in the NK step's loop."""
     while True:
         a = 2.0 * rng.random() - 1.0
         b = 2.0 * rng.random() - 1.0
@@ -20,9 +21,9 @@ def random_direction(rng, dims, out):
         if 1e-12 < n2 <= 1.0:
             break
     inv = 1.0 / math.sqrt(n2)
-    out[0] = a * inv
-    out[1] = b * inv
-    out[2] = c * inv
+    out[i, 0] = a * inv
+    out[i, 1] = b * inv
+    out[i, 2] = c * inv
 
 
 @njit(cache=True, inline='always')
@@ -32,10 +33,11 @@ def turn_probability(persistence_min, dt_min):
 
 
 @njit(cache=True, inline='always')
-def maybe_turn(rng, direction, p_turn, dims):
-    """Draw a new direction with probability `p_turn` (from `turn_probability`, computed once per step)."""
+def maybe_turn(rng, directions, i, p_turn, dims):
+    """Draw a new direction for row `i` of `directions` with probability `p_turn` (from
+    `turn_probability`, computed once per step)."""
     if rng.random() < p_turn:
-        random_direction(rng, dims, direction)
+        random_direction(rng, dims, directions, i)
 
 
 @njit(cache=True, inline='always')
@@ -54,8 +56,8 @@ def axis_step(moves, d):
 
 
 @njit(cache=True, inline='always')
-def hop(rng, site, x, y, z, direction, centroid, bias, bits, count, cap, nx, ny, nz):
-    """One lattice hop from `site` (at x, y, z) along the biased direction, by stochastic rounding per
+def hop(rng, site, x, y, z, directions, i, centroid, bias, bits, count, cap, nx, ny, nz):
+    """One lattice hop from `site` (at x, y, z) along the biased direction (row `i` of `directions`), by stochastic rounding per
     axis; returns the new (site, x, y, z), the old ones if the rounding gives no move, or site -1 if a
     tumor cell, a full site (`lattice.immune_can_enter`: `cap` immune cells per site, `count` per site)
     or the domain edge blocks the way: a move into a full site is refused, like one into a tumor cell.
@@ -65,9 +67,9 @@ def hop(rng, site, x, y, z, direction, centroid, bias, bits, count, cap, nx, ny,
     cz = centroid[2] - z
     norm = math.sqrt(cx * cx + cy * cy + cz * cz)
     b = bias / norm if norm > 1e-9 else 0.0  # bias times the unit bearing
-    d0 = (1.0 - bias) * direction[0] + b * cx
-    d1 = (1.0 - bias) * direction[1] + b * cy
-    d2 = (1.0 - bias) * direction[2] + b * cz
+    d0 = (1.0 - bias) * directions[i, 0] + b * cx
+    d1 = (1.0 - bias) * directions[i, 1] + b * cy
+    d2 = (1.0 - bias) * directions[i, 2] + b * cz
     m = max(abs(d0), max(abs(d1), abs(d2)))
     if m < 1e-12:
         return site, x, y, z

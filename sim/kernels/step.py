@@ -15,7 +15,7 @@ from numba import njit
 from .growth import division_acceptance, next_division_delay
 from .killing import PATH_GRANULE, PATH_NONE, choose_kill_path, is_exhausted, regenerate_granules
 from .lattice import (
-    immune_can_enter, immune_move, neighbour_at, occupied, place_immune_cells, random_free_neighbour,
+    immune_can_enter, immune_move, neighbour_at, occupied, offset_at, place_immune_cells, random_free_neighbour,
     random_room_neighbour, scan_neighbours, set_occupied, site_coords, voxel_of,
 )
 from .motility import hop, maybe_turn, moves_this_step, random_direction, turn_probability
@@ -96,7 +96,7 @@ def start_nk_cell(rng, nk, c, site, granules, divisions, car, born_min, p):
     `lattice.place_immune_cells` for infused cells): a random direction, full death-receptor capacity, no target, stimulations or kills, and its memory
     fate (CAR-T memory fraction). Draws: the direction, then the memory fate."""
     nk.site[c] = site
-    random_direction(rng, p.dims, nk.direction[c])
+    random_direction(rng, p.dims, nk.direction, c)
     nk.state[c] = NK_FREE
     nk.target[c] = -1
     nk.timer[c] = 0.0
@@ -347,11 +347,11 @@ def nk_step(rng, now, p, nk, n_used, tumor, lat, fld, tally, centroid, born, die
                 n_timer[i] = now + p.release_min
             continue
         # motility
-        maybe_turn(r, n_dir[i], p_turn, p.dims)
+        maybe_turn(r, n_dir, i, p_turn, p.dims)
         for _ in range(moves_this_step(r, p.sites_per_step)):
-            s2, x, y, z = hop(r, s, x, y, z, n_dir[i], centroid, p.tumor_bias, bits, count, cap, nx, ny, nz)
+            s2, x, y, z = hop(r, s, x, y, z, n_dir, i, centroid, p.tumor_bias, bits, count, cap, nx, ny, nz)
             if s2 < 0:
-                random_direction(r, p.dims, n_dir[i])
+                random_direction(r, p.dims, n_dir, i)
                 break
             if s2 != s:
                 immune_move(count, s, s2)
@@ -485,7 +485,7 @@ def tumor_step(rng, now, dt, p, tumor, t_used, n_free, lat, fld, tally, due):
             n_free += 1
             x, y, z = site_coords(s, ny, nz)
             for k in range(offsets.shape[0]):
-                s3 = neighbour_at(x, y, z, offsets[k], nx, ny, nz)
+                s3 = neighbour_at(x, y, z, offset_at(offsets, k), nx, ny, nz)
                 if s3 >= 0 and occupied(bits, s3):
                     q = occ[s3]
                     if q >= 0 and t_state[q] == T_ALIVE and t_timer[q] == np.inf:
