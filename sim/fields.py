@@ -50,6 +50,24 @@ def _dct_ortho(x: np.ndarray, axes: tuple[int, ...], inverse: bool, workers: int
     return _raw_dct(x, 3 if inverse else 2, axes, 1, x, _fft_workers(workers), None)
 
 
+def _rows(rows) -> slice | np.ndarray:
+    """Row indices as a slice when they are a run (a view, and a plain copy), else an index array."""
+    rows = list(rows)
+    if not rows:
+        return slice(0, 0)
+    if rows == list(range(rows[0], rows[-1] + 1)):
+        return slice(rows[0], rows[-1] + 1)
+    return np.asarray(rows, dtype=np.intp)
+
+
+def _gather(src: np.ndarray, rows, out: np.ndarray) -> None:
+    """`out[...] = src[rows]` without a temporary."""
+    if isinstance(rows, slice):
+        np.copyto(out, src[rows])
+    else:
+        np.take(src, rows, axis=0, out=out, mode="clip")
+
+
 class CytokineFields:
     """Diffusing, decaying cytokine fields on a (possibly coarsened) voxel grid."""
 
@@ -149,15 +167,15 @@ class CytokineFields:
         factors = self._step_factors(dt)
         nf = len(self.names)
         # per field: (a source holds a value, the sources are not all +0.0, source or value non-zero)
-        flags = field_ops.grid_flags(self.values.reshape(nf, -1), self.sources.reshape(nf, -1), self._flags)
+        flags = field_ops.grid_flags(self.values.reshape(nf, -1), self.sources.reshape(nf, -1), self._flags).tolist()
         if callable(sinks):
-            sinks = sinks() if flags[:, 2].any() else None
-        sinks = {f: k for f, k in (sinks or {}).items() if np.any(k)}
+            sinks = sinks() if any(fl[2] for fl in flags) else None
+        sinks = {f: k for f, k in (sinks or {}).items() if (k.any() if isinstance(k, np.ndarray) else np.any(k))}
         small = bool(self._axes) and self.values[0].size <= self.BATCH_MAX_VOXELS
         diffused = []  # sink fields whose diffusion joins the small-grid stack below
         for f, k in sinks.items():
-            self.nonzero[f] = flags[f, 2]
-            if self.nonzero[f]:
+            self.nonzero[f] = flags[f][2]
+            if flags[f][2]:
                 k = np.asarray(k, dtype=np.float64).reshape(self.shape)
                 if small and self.diffusion[f] > 0:
                     self._react_with_sink(f, k, dt)
@@ -168,10 +186,10 @@ class CytokineFields:
         for f in range(nf):
             if f in sinks:
                 continue
-            self.nonzero[f] = flags[f, 2]
-            if self.nonzero[f]:
+            self.nonzero[f] = flags[f][2]
+            if flags[f][2]:
                 active.append(f)
-                if flags[f, 0]:
+                if flags[f][0]:
                     sourced.append(f)
         if not self._axes:  # single voxel: no diffusion, modes are the values themselves
             for f in active:
@@ -187,9 +205,8 @@ class CytokineFields:
                 self._transform_one(f, f in sourced, factors[f])
         for f in active:
             np.maximum(self.values[f], 0.0, out=self.values[f])  # clip FFT round-off (~1e-16·max) below zero
-        for f in range(nf):
-            if flags[f, 1]:  # the others are +0.0 throughout already
-                self.sources[f] = 0.0
+        if any(fl[1] for fl in flags):  # else every source is +0.0 throughout already
+            self.sources.fill(0.0)
 
     def _step_with_sink(self, f: int, k: np.ndarray, dt: float) -> None:
         """du/dt = D∇²u − (g + k(x)) u + s(x) over dt, split: each voxel's reaction solved exactly
@@ -220,16 +237,17 @@ class CytokineFields:
         u, s = self.values[f], self.sources[f]
         a, x, e, gain = self._scratch(4)
         np.add(self.decay_per_min[f], k, out=a)
-        np.negative(a, out=x)
-        x *= dt  # −a·dt
+        np.multiply(a, -dt, out=x)  # −a·dt
         np.exp(x, out=e)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            np.expm1(x, out=gain)
+        np.expm1(x, out=gain)
+        if a.min() > 0.0:  # (1 − e^{−a dt})/a
+            gain /= a
             np.negative(gain, out=gain)
-            gain /= a  # (1 − e^{−a dt})/a, and dt where a is not > 0:
-        up = a > 0.0
-        if not up.all():
-            np.copyto(gain, dt, where=~up)
+        else:  # and dt where a is not > 0
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gain /= a
+            np.negative(gain, out=gain)
+            np.copyto(gain, dt, where=~(a > 0.0))
         u *= e
         gain *= s
         u += gain
@@ -269,7 +287,7 @@ class CytokineFields:
         transform of the stack of their values and the sources, and one inverse transform (in a stack
         kept between steps, with the mode factors stacked once per combination). A DCT of a stack gives
         each slice bit for bit what a DCT of that slice alone gives (tests/test_fields.py)."""
-        gather, scatter, mult, gain, into = self._batch_plan(tuple(active), tuple(sourced), tuple(diffused), factors, dt)
+        rows, src_rows, mult, gain, into = self._batch_plan(tuple(active), tuple(sourced), tuple(diffused), factors, dt)
         n, m = len(mult), len(mult) + len(gain)
         nf, core = len(self.names), self._core
         vals = self.values.reshape(nf, *core)
@@ -277,9 +295,9 @@ class CytokineFields:
         if buf is None:
             buf = self._stack = np.empty((2 * nf, *core))
         h = buf[:m]
-        np.take(vals, gather, axis=0, out=h[:n], mode="clip")
+        _gather(vals, rows, h[:n])
         if m > n:
-            np.take(self.sources.reshape(nf, *core), np.asarray(sourced), axis=0, out=h[n:], mode="clip")
+            _gather(self.sources.reshape(nf, *core), src_rows, h[n:])
         axes = tuple(range(1, 1 + len(core)))
         _dct_ortho(h, axes, False, self.workers)
         u = h[:n]
@@ -293,12 +311,12 @@ class CytokineFields:
                 u[into] = u[into] + sh
         _dct_ortho(u, axes, True, self.workers)
         np.maximum(u, 0.0, out=u)  # clip FFT round-off (~1e-16·max) below zero
-        vals[scatter] = u
+        vals[rows] = u
 
     def _batch_plan(self, active: tuple, sourced: tuple, diffused: tuple, factors, dt):
-        """For `_transform_batched`: the value rows to stack (an index array, and a slice or the array
-        to write them back), the stacked mode factors of those rows and of the sources, and where each
-        source's modes go (a slice when they are a run of rows); cached per combination and dt."""
+        """For `_transform_batched`: the value rows to stack and the source rows (each a slice when
+        they are a run of rows, else an index array), the stacked mode factors of those rows and of
+        the sources, and where each source's modes go; cached per combination and dt."""
         key = (active, sourced, diffused, dt)
         plans = self.__dict__.setdefault("_plans", {})
         plan = plans.get(key)
@@ -306,14 +324,11 @@ class CytokineFields:
             if len(plans) > 64:
                 plans.clear()
             core = self._core
-            fields = active + diffused
             mult = np.stack([factors[f][0].reshape(core) for f in active]
                             + [self._diffusion_factor(f, dt).reshape(core) for f in diffused])
             gain = np.stack([factors[f][1].reshape(core) for f in sourced]) if sourced else mult[:0]
-            gather = np.asarray(fields, dtype=np.intp)
-            run = lambda rows: slice(rows[0], rows[-1] + 1) if list(rows) == list(range(rows[0], rows[-1] + 1)) else np.asarray(rows)
-            into = run([active.index(f) for f in sourced]) if sourced else slice(0, 0)
-            plan = plans[key] = (gather, run(fields), mult, gain, into)
+            plan = plans[key] = (_rows(active + diffused), _rows(sourced), mult, gain,
+                                 _rows([active.index(f) for f in sourced]))
         return plan
 
     def concentration(self, name: str) -> np.ndarray:
@@ -340,7 +355,7 @@ class CytokineFields:
     def cells_per_voxel(self, sites: np.ndarray, state: np.ndarray, n_used: int, empty: int) -> tuple[np.ndarray, int]:
         """Cells per voxel (float64, flat) of the cells in slots < n_used whose `state` is not `empty`
         (negative sites skipped), and how many were counted: one pass over the slots."""
-        out = np.zeros(int(np.prod(self.shape)))
+        out = np.zeros(self.values[0].size)
         table = self._site_voxel_table()
         if table is not None:
             return out, field_ops.count_live_in_voxels(out, sites, state, int(n_used), empty, table)
