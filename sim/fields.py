@@ -34,6 +34,39 @@ from scipy import fft
 
 from sim.kernels import field_ops
 
+try:  # scipy's own DCT engine, called without the per-call dispatch of scipy.fft.dctn (~30 µs a call)
+    from scipy.fft._duccfft.helper import _workers as _fft_workers
+    from scipy.fft._duccfft.pyduccfft import dct as _raw_dct
+except ImportError:  # another scipy layout: the public functions (bit for bit the same transform)
+    _raw_dct = None
+
+
+def _dct_ortho(x: np.ndarray, axes: tuple[int, ...], inverse: bool, workers: int | None) -> np.ndarray:
+    """Orthonormal DCT-II (inverse: DCT-III) of float64 `x` over `axes`, in place: exactly what
+    `fft.dctn`/`fft.idctn(x, type=2, norm="ortho", overwrite_x=True)` compute, with less overhead."""
+    if _raw_dct is None:
+        f = fft.idctn if inverse else fft.dctn
+        return f(x, type=2, axes=axes, norm="ortho", workers=workers, overwrite_x=True)
+    return _raw_dct(x, 3 if inverse else 2, axes, 1, x, _fft_workers(workers), None)
+
+
+def _rows(rows) -> slice | np.ndarray:
+    """Row indices as a slice when they are a run (a view, and a plain copy), else an index array."""
+    rows = list(rows)
+    if not rows:
+        return slice(0, 0)
+    if rows == list(range(rows[0], rows[-1] + 1)):
+        return slice(rows[0], rows[-1] + 1)
+    return np.asarray(rows, dtype=np.intp)
+
+
+def _gather(src: np.ndarray, rows, out: np.ndarray) -> None:
+    """`out[...] = src[rows]` without a temporary."""
+    if isinstance(rows, slice):
+        np.copyto(out, src[rows])
+    else:
+        np.take(src, rows, axis=0, out=out, mode="clip")
+
 
 class CytokineFields:
     """Diffusing, decaying cytokine fields on a (possibly coarsened) voxel grid."""
@@ -134,15 +167,15 @@ class CytokineFields:
         factors = self._step_factors(dt)
         nf = len(self.names)
         # per field: (a source holds a value, the sources are not all +0.0, source or value non-zero)
-        flags = field_ops.grid_flags(self.values.reshape(nf, -1), self.sources.reshape(nf, -1), self._flags)
+        flags = field_ops.grid_flags(self.values.reshape(nf, -1), self.sources.reshape(nf, -1), self._flags).tolist()
         if callable(sinks):
-            sinks = sinks() if flags[:, 2].any() else None
-        sinks = {f: k for f, k in (sinks or {}).items() if np.any(k)}
+            sinks = sinks() if any(fl[2] for fl in flags) else None
+        sinks = {f: k for f, k in (sinks or {}).items() if (k.any() if isinstance(k, np.ndarray) else np.any(k))}
         small = bool(self._axes) and self.values[0].size <= self.BATCH_MAX_VOXELS
         diffused = []  # sink fields whose diffusion joins the small-grid stack below
         for f, k in sinks.items():
-            self.nonzero[f] = flags[f, 2]
-            if self.nonzero[f]:
+            self.nonzero[f] = flags[f][2]
+            if flags[f][2]:
                 k = np.asarray(k, dtype=np.float64).reshape(self.shape)
                 if small and self.diffusion[f] > 0:
                     self._react_with_sink(f, k, dt)
@@ -153,10 +186,10 @@ class CytokineFields:
         for f in range(nf):
             if f in sinks:
                 continue
-            self.nonzero[f] = flags[f, 2]
-            if self.nonzero[f]:
+            self.nonzero[f] = flags[f][2]
+            if flags[f][2]:
                 active.append(f)
-                if flags[f, 0]:
+                if flags[f][0]:
                     sourced.append(f)
         if not self._axes:  # single voxel: no diffusion, modes are the values themselves
             for f in active:
@@ -165,15 +198,15 @@ class CytokineFields:
                 self.values[f] += gain * self.sources[f]
         elif small:
             if active or diffused:
-                self._transform_batched(active, sourced, factors, diffused, dt)
+                self._transform_batched(active, sourced, factors, diffused, dt)  # clips as well
+            active = []
         else:
             for f in active:
                 self._transform_one(f, f in sourced, factors[f])
-        for f in active + diffused:
+        for f in active:
             np.maximum(self.values[f], 0.0, out=self.values[f])  # clip FFT round-off (~1e-16·max) below zero
-        for f in range(nf):
-            if flags[f, 1]:  # the others are +0.0 throughout already
-                self.sources[f] = 0.0
+        if any(fl[1] for fl in flags):  # else every source is +0.0 throughout already
+            self.sources.fill(0.0)
 
     def _step_with_sink(self, f: int, k: np.ndarray, dt: float) -> None:
         """du/dt = D∇²u − (g + k(x)) u + s(x) over dt, split: each voxel's reaction solved exactly
@@ -190,24 +223,42 @@ class CytokineFields:
         `_core` shape (one-voxel axes dropped); the result has that shape."""
         lead = x.shape[: x.ndim - len(self.shape)]
         axes = tuple(range(len(lead), len(lead) + len(self._core)))
-        return fft.dctn(x.reshape(*lead, *self._core), type=2, axes=axes, norm="ortho", workers=self.workers,
-                        overwrite_x=overwrite)
+        x = x.reshape(*lead, *self._core)
+        return _dct_ortho(x if overwrite else x.copy(), axes, False, self.workers)
 
     def _idct(self, xh: np.ndarray) -> np.ndarray:
         """The inverse of `_dct` (modes in the `_core` shape, overwritten), in the `_core` shape."""
         axes = tuple(range(xh.ndim - len(self._core), xh.ndim))
-        return fft.idctn(xh, type=2, axes=axes, norm="ortho", workers=self.workers, overwrite_x=True)
+        return _dct_ortho(xh, axes, True, self.workers)
 
     def _react_with_sink(self, f: int, k: np.ndarray, dt: float) -> np.ndarray:
-        """The reaction half of `_step_with_sink`, in place; returns the field's values."""
+        """The reaction half of `_step_with_sink`, in place (in scratch grids: no allocations); returns
+        the field's values."""
         u, s = self.values[f], self.sources[f]
-        a = self.decay_per_min[f] + k
-        e = np.exp(-a * dt)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            gain = np.where(a > 0, -np.expm1(-a * dt) / a, dt)
+        a, x, e, gain = self._scratch(4)
+        np.add(self.decay_per_min[f], k, out=a)
+        np.multiply(a, -dt, out=x)  # −a·dt
+        np.exp(x, out=e)
+        np.expm1(x, out=gain)
+        if a.min() > 0.0:  # (1 − e^{−a dt})/a
+            gain /= a
+            np.negative(gain, out=gain)
+        else:  # and dt where a is not > 0
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gain /= a
+            np.negative(gain, out=gain)
+            np.copyto(gain, dt, where=~(a > 0.0))
         u *= e
-        u += gain * s
+        gain *= s
+        u += gain
         return u
+
+    def _scratch(self, n: int) -> np.ndarray:
+        """`n` scratch grids of the grid's shape, kept between steps."""
+        buf = self.__dict__.get("_scratch_grids")
+        if buf is None or len(buf) < n:
+            buf = self._scratch_grids = np.empty((n, *self.shape))
+        return buf[:n]
 
     def _diffusion_factor(self, f: int, dt: float) -> np.ndarray:
         """Mode factors e^{−Dλ dt} of diffusion alone (a sink field's second half), cached for the last (f, dt)."""
@@ -232,25 +283,53 @@ class CytokineFields:
     def _transform_batched(self, active: list[int], sourced: list[int], factors, diffused: list[int] = (),
                            dt: float | None = None) -> None:
         """`_transform_one` of the `active` fields and the diffusion half of `_step_with_sink` of the
-        `diffused` (sink) fields, all at once: the same arithmetic, with one forward transform of the
-        stack of their values and the sources, and one inverse transform. A DCT of a stack gives each
-        slice bit for bit what a DCT of that slice alone gives (tests/test_fields.py)."""
-        fields = list(active) + list(diffused)
-        n = len(fields)
-        stack = self.values[fields]
-        if sourced:
-            stack = np.concatenate((stack, self.sources[sourced]))
-        h = self._dct(stack, overwrite=True)  # the stack is a copy
-        core = self._core
-        for j, f in enumerate(active):
-            h[j] *= factors[f][0].reshape(core)
-        for j, f in enumerate(diffused):
-            h[len(active) + j] *= self._diffusion_factor(f, dt).reshape(core)
-        for j, f in enumerate(sourced):
-            sh = h[n + j]
-            sh *= factors[f][1].reshape(core)
-            h[active.index(f)] += sh
-        self.values[fields] = self._idct(h[:n]).reshape(n, *self.shape)
+        `diffused` (sink) fields, all at once, then the clip at 0: the same arithmetic, with one forward
+        transform of the stack of their values and the sources, and one inverse transform (in a stack
+        kept between steps, with the mode factors stacked once per combination). A DCT of a stack gives
+        each slice bit for bit what a DCT of that slice alone gives (tests/test_fields.py)."""
+        rows, src_rows, mult, gain, into = self._batch_plan(tuple(active), tuple(sourced), tuple(diffused), factors, dt)
+        n, m = len(mult), len(mult) + len(gain)
+        nf, core = len(self.names), self._core
+        vals = self.values.reshape(nf, *core)
+        buf = self.__dict__.get("_stack")
+        if buf is None:
+            buf = self._stack = np.empty((2 * nf, *core))
+        h = buf[:m]
+        _gather(vals, rows, h[:n])
+        if m > n:
+            _gather(self.sources.reshape(nf, *core), src_rows, h[n:])
+        axes = tuple(range(1, 1 + len(core)))
+        _dct_ortho(h, axes, False, self.workers)
+        u = h[:n]
+        u *= mult
+        if m > n:
+            sh = h[n:]
+            sh *= gain
+            if isinstance(into, slice):
+                u[into] += sh
+            else:
+                u[into] = u[into] + sh
+        _dct_ortho(u, axes, True, self.workers)
+        np.maximum(u, 0.0, out=u)  # clip FFT round-off (~1e-16·max) below zero
+        vals[rows] = u
+
+    def _batch_plan(self, active: tuple, sourced: tuple, diffused: tuple, factors, dt):
+        """For `_transform_batched`: the value rows to stack and the source rows (each a slice when
+        they are a run of rows, else an index array), the stacked mode factors of those rows and of
+        the sources, and where each source's modes go; cached per combination and dt."""
+        key = (active, sourced, diffused, dt)
+        plans = self.__dict__.setdefault("_plans", {})
+        plan = plans.get(key)
+        if plan is None:
+            if len(plans) > 64:
+                plans.clear()
+            core = self._core
+            mult = np.stack([factors[f][0].reshape(core) for f in active]
+                            + [self._diffusion_factor(f, dt).reshape(core) for f in diffused])
+            gain = np.stack([factors[f][1].reshape(core) for f in sourced]) if sourced else mult[:0]
+            plan = plans[key] = (_rows(active + diffused), _rows(sourced), mult, gain,
+                                 _rows([active.index(f) for f in sourced]))
+        return plan
 
     def concentration(self, name: str) -> np.ndarray:
         """Total concentration (values + background, ng/mL) as a new array."""
@@ -276,7 +355,7 @@ class CytokineFields:
     def cells_per_voxel(self, sites: np.ndarray, state: np.ndarray, n_used: int, empty: int) -> tuple[np.ndarray, int]:
         """Cells per voxel (float64, flat) of the cells in slots < n_used whose `state` is not `empty`
         (negative sites skipped), and how many were counted: one pass over the slots."""
-        out = np.zeros(int(np.prod(self.shape)))
+        out = np.zeros(self.values[0].size)
         table = self._site_voxel_table()
         if table is not None:
             return out, field_ops.count_live_in_voxels(out, sites, state, int(n_used), empty, table)

@@ -53,6 +53,16 @@ def _identical(a: dict, b: dict | None) -> bool:
     return True
 
 
+def _replaced(base, changes: dict):
+    """`base._replace(**changes)` (a namedtuple with some fields changed), built from a list of its
+    values: the same tuple, without `_replace`'s pass over every field name."""
+    fields = base._fields
+    vals = list(base)
+    for k, v in changes.items():
+        vals[fields.index(k)] = v
+    return base._make(vals)
+
+
 class Modulation:
     """The model's declared modulators and their values at the current step."""
 
@@ -76,22 +86,33 @@ class Modulation:
     def evaluate(self, t_min: float, base_nk, backgrounds) -> object:
         """The kernel parameters at time t from the static base; field backgrounds are set in place."""
         changes = {}
-        for m in self.modulators:
-            v = m.course(t_min)
-            self.values[m.name] = v
-            kind, name = m.target.split(".", 1)
-            if kind == "nk":
-                changes[name] = RULES[m.rule](getattr(base_nk, name), v, m.gain)
+        values = self.values
+        for name, course, to_nk, target, rule, gain in self._plan():
+            v = course(t_min)
+            values[name] = v
+            if to_nk:
+                changes[target] = rule(getattr(base_nk, target), v, gain)
             else:
-                backgrounds(name, RULES[m.rule](0.0, v, m.gain))
+                backgrounds(target, rule(0.0, v, gain))
         if not changes:
             return base_nk
         last_base, last_changes, last_p = self._last
         if base_nk is last_base and _identical(changes, last_changes):
             return last_p  # the same values: the same tuple (the kernels' parameter record is then reused)
-        p = base_nk._replace(**changes)
+        p = _replaced(base_nk, changes)
         self._last = (base_nk, changes, p)
         return p
+
+    def _plan(self) -> list[tuple]:
+        """Per modulator, what `evaluate` needs of it: (name, course, whether it targets a kernel
+        parameter, the parameter or field name, the rule's function, gain); parsed once, not per step."""
+        plan = self.__dict__.get("_parsed")
+        if plan is None or len(plan) != len(self.modulators):
+            plan = self._parsed = []
+            for m in self.modulators:
+                kind, target = m.target.split(".", 1)
+                plan.append((m.name, m.course, kind == "nk", target, RULES[m.rule], m.gain))
+        return plan
 
     def reporters(self) -> dict:
         """Timeseries columns: each modulator's value at the output time."""
