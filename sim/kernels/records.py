@@ -15,6 +15,9 @@ that population's record without touching a kernel signature.
     Tallies      the running totals: tumor (float64[9], `TUMOR_STATS`; at_boundary counts live tumor
                  cells on boundary sites), nk (int64[8], `NK_COUNTS`)
                  and vox_tumor (live tumor cells per field voxel)
+    NKStep       everything `nk_step` takes but the clock, the slot count and the cells to step: rng
+                 (`streams.GeneratorRecord`), p, nk, tumor, lat, fld, tally and the born/died slot
+                 buffers, in one argument (`model._nk_step_record`: Numba types each argument on every call)
 
 Why structref: inside a kernel a record costs nothing once its arrays are read into locals at the
 top (measured: an nk_step-like loop runs at the speed of positional arrays), and a function taking
@@ -70,6 +73,11 @@ class TalliesType(_Record):
 
 
 @structref.register
+class NKStepType(_Record):
+    """Numba type of the NK step's argument record (the records and buffers `nk_step` reads)."""
+
+
+@structref.register
 class ParamsType(_Record):
     """Numba type of a kernel-parameter record (`params_record`: the fields of an NKParams or
     TumorParams tuple)."""
@@ -79,7 +87,7 @@ class Record(structref.StructRefProxy):
     """Python handle of a record: passed to kernels as is (its fields are read in jit code only)."""
 
 
-for _t in (NKCellsType, TumorCellsType, LatticeType, FieldsType, TalliesType, ParamsType):
+for _t in (NKCellsType, TumorCellsType, LatticeType, FieldsType, TalliesType, NKStepType, ParamsType):
     structref.define_boxing(_t, Record)
 
 
@@ -114,6 +122,16 @@ def make_record(type_class, **values):
     the field types are those of the values (arrays keep their dtype and layout)."""
     fields = tuple((name, typeof(v)) for name, v in values.items())
     return _new_record(type_class(fields), tuple(values.values()))
+
+
+@njit(cache=True)
+def tumor_centroid(tstats, nx, ny, nz):
+    """Centroid of the live tumor cells from the running sums in `tstats` (lattice coordinates, a
+    tuple); the centre of an nx × ny × nz lattice when none are left."""
+    n = tstats[S_LIVE]
+    if n <= 0:
+        return (nx - 1) / 2.0, (ny - 1) / 2.0, (nz - 1) / 2.0
+    return tstats[S_SX] / n, tstats[S_SY] / n, tstats[S_SZ] / n
 
 
 _PARAMS_TYPES: dict = {}
