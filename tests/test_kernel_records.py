@@ -158,6 +158,10 @@ def test_parameter_records_match_their_tuples_and_are_refilled_in_place():
     q = p._replace(rejection_per_min=0.25)
     assert cache(q) is r  # same field types: the record is refilled
     assert _param_sum(r) == _param_sum(q)
+    q2 = q._replace(dt=q.dt * 0.5, rejection_per_min=0.5)  # two floats written in place
+    q3 = q2._replace(dt=q.dt, rejection_per_min=0.125, attach_rate=q.attach_rate * 2)  # three: refilled
+    for x in (q2, q3, p):
+        assert cache(x) is r and _param_sum(r) == _param_sum(x)
     s = q._replace(immune_cap=2.5)  # another type: a new record
     r2 = cache(s)
     assert r2 is not r and _param_sum(r2) == _param_sum(s)
