@@ -5,6 +5,7 @@ It wires things together and holds no biology: every rule lives in `sim/kernels/
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 import mesa
@@ -22,7 +23,9 @@ from .kernels.lattice import count_immune, moore_offsets, occupancy_bits, pack_a
 from .kernels.field_ops import count_per_voxel
 from .kernels.params import FIELD_NAMES, IL15, TGFB
 from .kernels.phenotype import lognormal_levels
-from .kernels.records import NK_COUNTS, TUMOR_STATS, FieldsType, LatticeType, ParamsRecords, TalliesType, make_record
+from .kernels.records import (
+    NK_COUNTS, TUMOR_STATS, FieldsType, LatticeType, NKStepType, ParamsRecords, TalliesType, make_record, tumor_centroid,
+)
 from .kernels.streams import GeneratorRecord
 from .scenario.kernel_units import nk_params, tissue_tgfb_rates, tumor_params
 from .scenario.preflight import nodule_box, preflight
@@ -583,10 +586,7 @@ class TumorImmuneModel(mesa.Model):
 
     def centroid(self) -> np.ndarray:
         """Centroid of live tumor cells (lattice coordinates); the domain centre when none are left."""
-        n = self.tstats[K.S_LIVE]
-        if n <= 0:
-            return self._centre()
-        return self.tstats[K.S_SX : K.S_SZ + 1] / n
+        return np.array(tumor_centroid(self.tstats, *self.shape))
 
     def tumor_count(self) -> int:
         return int(self.tumor_stats.live)
@@ -672,14 +672,12 @@ class TumorImmuneModel(mesa.Model):
     def _advance_nk(self, cells: np.ndarray) -> None:
         """One NK step (`kernels.step.nk_step`) of the live cells in slots `cells` (empty: all, shuffled);
         registers the daughters' agents and retires the dead."""
-        nk, t = self.nk, self.tumor
-        nk.ensure(nk.used + 1)  # an NK cell divides at most once per step
-        born = np.empty(nk.used + 1, dtype=np.int64)
-        died = np.empty(nk.used + 1, dtype=np.int64)
-        lat, tally = self._lattice_records()
-        fld = self._fields_record()
-        nb, nd, live_before = K.nk_step(self._kernel_rng(), self.now_min, self._nk_params(self.p_nk), nk.record, nk.used,
-                                        t.record, lat, fld, tally, self.centroid(), born, died, cells)
+        nk = self.nk
+        used = nk.used
+        if 2 * used + 1 > nk.site.shape[0]:  # room for a daughter per cell (what nk.ensure(used + 1) checks)
+            nk.ensure(used + 1)  # an NK cell divides at most once per step
+        step, born, died = self._nk_step_record(used + 1)
+        nb, nd, live_before = K.nk_step(step, self.now_min, used, cells)
         self.nk_exposure_min += live_before * self.dt
         if nd:
             self._retire_agents(died[:nd])
@@ -693,6 +691,27 @@ class TumorImmuneModel(mesa.Model):
             moves[0] += nb
             moves[1] += nd
             moves[2] += live_before
+
+    def _nk_step_record(self, room: int):
+        """`nk_step`'s argument record (`records.NKStepType`) and its born/died buffers (at least `room`
+        slots, grown ×1.5), rebuilt only when a record or array it refers to was replaced: one
+        argument to type per call instead of a dozen, and no per-call buffers."""
+        f = self.fields
+        key = (self.rng, self._nk_params(self.p_nk), self.nk._record, self.tumor._record, self.occ, self.occ_bits,
+               self.alive_bits, self.nk_count, self.offsets, self.tstats, self.counters, self.vox_tumor,
+               self.next_ids, f.values, f.sources, f.background, f.nonzero, self.dt, self._field_every)
+        old = self.__dict__.get("_nk_step")
+        if old is not None and room <= old[2].shape[0] and all(map(operator.is_, key, old[0])):
+            return old[1:]
+        lat, tally = self._lattice_records()
+        size = room if old is None else max(room, int(1.5 * old[2].shape[0]))
+        born, died = (np.empty(size, dtype=np.int64) for _ in range(2))
+        rec = make_record(NKStepType, rng=self._kernel_rng(), p=key[1], nk=self.nk.record, tumor=self.tumor.record,
+                          lat=lat, fld=self._fields_record(recheck=False), tally=tally, born=born, died=died)
+        # the key again: building the records may have replaced what it held (nk._record, None before)
+        key = key[:2] + (self.nk._record, self.tumor._record) + key[4:]
+        self._nk_step = (key, rec, born, died)
+        return rec, born, died
 
     def _secrete_tissue_sources(self) -> None:
         """TGF-β from live tumor cells and stroma, accumulated per voxel (cost ∝ voxels, not cells)."""

@@ -52,9 +52,14 @@ def test_model_records_are_rebuilt_only_when_an_array_changes():
     lat, tally = m._lattice_records()
     fld = m._fields_record()
     m.step()
+    step = m._nk_step_record(1)[0]
     assert m._lattice_records() == (lat, tally) and m._fields_record() is fld
+    assert m._nk_step_record(m.nk.used + 1)[0] is step
     m.tstats = m.tstats.copy()  # e.g. a checkpoint tool replacing an array
     assert m._lattice_records()[1] is not tally
+    assert m._nk_step_record(1)[0] is not step
+    m.nk.ensure(10 * m.nk.capacity)  # reallocates the NK arrays
+    assert m._nk_step_record(1)[0] is not m._nk_step_record(10 * m.nk.capacity)[0]
     for _ in range(5):
         m.step()
     assert m.tumor_count() == m.tstats[K.S_LIVE]
@@ -153,6 +158,19 @@ def test_parameter_records_match_their_tuples_and_are_refilled_in_place():
     q = p._replace(rejection_per_min=0.25)
     assert cache(q) is r  # same field types: the record is refilled
     assert _param_sum(r) == _param_sum(q)
+    q2 = q._replace(dt=q.dt * 0.5, rejection_per_min=0.5)  # two floats written in place
+    q3 = q2._replace(dt=q.dt, rejection_per_min=0.125, attach_rate=q.attach_rate * 2)  # three: refilled
+    for x in (q2, q3, p):
+        assert cache(x) is r and _param_sum(r) == _param_sum(x)
     s = q._replace(immune_cap=2.5)  # another type: a new record
     r2 = cache(s)
     assert r2 is not r and _param_sum(r2) == _param_sum(s)
+
+
+def test_centroid_is_the_mean_live_tumor_position():
+    m = TumorImmuneModel({"domain": {"size_um": [400.0, 400.0]}, "tumor": {"init": {"count": 50}}}, rng=1)
+    st = m.tumor.state[: m.tumor.used]
+    xyz = m._coords(m.tumor.site[: m.tumor.used][st == K.T_ALIVE]).astype(np.float64)
+    assert np.array_equal(m.centroid(), xyz.sum(axis=0) / len(xyz))
+    m.tstats[K.S_LIVE] = 0
+    assert np.array_equal(m.centroid(), (np.array(m.shape, dtype=np.float64) - 1) / 2.0)

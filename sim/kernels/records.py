@@ -15,6 +15,9 @@ that population's record without touching a kernel signature.
     Tallies      the running totals: tumor (float64[9], `TUMOR_STATS`; at_boundary counts live tumor
                  cells on boundary sites), nk (int64[8], `NK_COUNTS`)
                  and vox_tumor (live tumor cells per field voxel)
+    NKStep       everything `nk_step` takes but the clock, the slot count and the cells to step: rng
+                 (`streams.GeneratorRecord`), p, nk, tumor, lat, fld, tally and the born/died slot
+                 buffers, in one argument (`model._nk_step_record`: Numba types each argument on every call)
 
 Why structref: inside a kernel a record costs nothing once its arrays are read into locals at the
 top (measured: an nk_step-like loop runs at the speed of positional arrays), and a function taking
@@ -26,6 +29,9 @@ re-assigned, e.g. by `ensure`); building one is a cached kernel call of a few µ
 The statistics arrays stay plain arrays (the kernels index them by the constants below, the fastest
 form); callers read them by name through `sim.state.Tally` (`model.tumor_stats.live`, ...).
 """
+from itertools import compress
+from operator import is_not
+
 from numba import njit, typeof, types
 from numba.experimental import structref
 from numba.extending import intrinsic
@@ -70,6 +76,11 @@ class TalliesType(_Record):
 
 
 @structref.register
+class NKStepType(_Record):
+    """Numba type of the NK step's argument record (the records and buffers `nk_step` reads)."""
+
+
+@structref.register
 class ParamsType(_Record):
     """Numba type of a kernel-parameter record (`params_record`: the fields of an NKParams or
     TumorParams tuple)."""
@@ -79,7 +90,7 @@ class Record(structref.StructRefProxy):
     """Python handle of a record: passed to kernels as is (its fields are read in jit code only)."""
 
 
-for _t in (NKCellsType, TumorCellsType, LatticeType, FieldsType, TalliesType, ParamsType):
+for _t in (NKCellsType, TumorCellsType, LatticeType, FieldsType, TalliesType, NKStepType, ParamsType):
     structref.define_boxing(_t, Record)
 
 
@@ -116,6 +127,16 @@ def make_record(type_class, **values):
     return _new_record(type_class(fields), tuple(values.values()))
 
 
+@njit(cache=True)
+def tumor_centroid(tstats, nx, ny, nz):
+    """Centroid of the live tumor cells from the running sums in `tstats` (lattice coordinates, a
+    tuple); the centre of an nx × ny × nz lattice when none are left."""
+    n = tstats[S_LIVE]
+    if n <= 0:
+        return (nx - 1) / 2.0, (ny - 1) / 2.0, (nz - 1) / 2.0
+    return tstats[S_SX] / n, tstats[S_SY] / n, tstats[S_SZ] / n
+
+
 _PARAMS_TYPES: dict = {}
 
 
@@ -140,10 +161,33 @@ def _refill(rec, values):
     _fill(rec, values)
 
 
+@intrinsic
+def _store_float(typingctx, rec, k, value):
+    """Store the float `value` in the `k`-th field of `rec` (in field order), if that field is a float64."""
+    if not isinstance(rec, types.StructRef) or not isinstance(k, types.Integer) or value != types.float64:
+        return None
+    slots = [(i, name) for i, (name, t) in enumerate(rec.field_dict.items()) if t == types.float64]
+
+    def codegen(context, builder, sig, args):
+        r, kk, v = args
+        for i, name in slots:
+            with builder.if_then(builder.icmp_signed("==", kk, context.get_constant(sig.args[1], i))):
+                context.get_setattr(name, types.void(sig.args[0], types.float64))(builder, (r, v))
+        return context.get_dummy_value()
+
+    return types.void(rec, k, value), codegen
+
+
+@njit(cache=True)
+def _set_float(rec, k, value):
+    _store_float(rec, k, value)
+
+
 class ParamsRecords:
     """`params_record` of the latest parameter tuple it was called with, cached: the same tuple object
-    gives the same record; a new tuple with the same field types is copied into that record in place
-    (~3 µs, `_refill`), one with other types gets a new record. Calling it with each step's
+    gives the same record; a new tuple of the same class differing in at most two float fields has
+    those written in place (`_set_float`), one with the same field types is copied into that record
+    in place (`_refill`), one with other types gets a new record. Calling it with each step's
     parameters (`model.p_nk` under modulators) therefore costs a few µs, not a record build."""
 
     def __init__(self):
@@ -153,8 +197,16 @@ class ParamsRecords:
         self._rec = None
 
     def __call__(self, p):
-        if p is self._src:
+        src = self._src
+        if p is src:
             return self._rec
+        if type(p) is type(src):  # a modulated copy: usually one float differs (~2 µs instead of ~7)
+            changed = list(compress(range(len(p)), map(is_not, p, src)))
+            if len(changed) <= 2 and all(type(p[i]) is float and type(src[i]) is float for i in changed):
+                for i in changed:
+                    _set_float(self._rec, i, p[i])
+                self._src = p
+                return self._rec
         key = (type(p), tuple(map(type, p)))
         if key == self._key and all(-(1 << 63) <= p[i] < (1 << 63) for i in self._ints):
             _refill(self._rec, tuple(p))

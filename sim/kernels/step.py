@@ -22,7 +22,7 @@ from .motility import hop, maybe_turn, moves_this_step, random_direction, turn_p
 from .order import shuffled  # noqa: F401  (re-exported: the random-sequential order)
 from .params import IFNG, IL15, TGFB
 from .escape import daughter_antigen
-from .field_ops import field_at
+from .field_ops import field_at, refresh_zero_flags
 from .memory import prefetch
 from .persistence import (
     activation_induced_death, antigen_driven_division_probability, cell_half_life, death_probability,
@@ -31,7 +31,7 @@ from .persistence import (
 from .rates import hazard_probability
 from .records import (  # noqa: F401  (the statistics layout, re-exported for the kernels' callers)
     C_CONJ, C_KILL0, C_NKBIRTH, C_NKDEATH, C_NKEGRESS, C_TRIG, NK_COUNTS, S_AGNEG, S_AGPOS, S_BIRTHS, S_DEATHS, S_EDGE, S_LIVE, S_SX,
-    S_SY, S_SZ, TUMOR_STATS,
+    S_SY, S_SZ, TUMOR_STATS, tumor_centroid,
 )
 from .streams import generator_of, stream_from
 from .recognition import (
@@ -168,9 +168,10 @@ def arrive_at_vessels(rng, vessels, n, nk, first, lat, tally, car_fraction, born
 
 
 @njit(cache=True)
-def nk_step(rng, now, p, nk, n_used, tumor, lat, fld, tally, centroid, born, died, cells):
-    """Advance every live NK cell (slots < `n_used` of the record `nk`) by one step; returns (births,
-    deaths, live cells at the start), the births' and deaths' slots written to `born`/`died`.
+def nk_step(step, now, n_used, cells):
+    """Advance every live NK cell (slots < `n_used` of the record `step.nk`) by one step; returns
+    (births, deaths, live cells at the start), the births' and deaths' slots written to `step.born`/
+    `step.died`. `step` is the `records.NKStepType` record of the rng, parameters and state records.
 
     `cells` empty: every live cell, in a fresh random order (the batch step). Otherwise only the live
     cells among the slots `cells`, in that order (a Mesa agent's `step()`: one cell, same rules).
@@ -178,7 +179,22 @@ def nk_step(rng, now, p, nk, n_used, tumor, lat, fld, tally, centroid, born, die
     Daughters go to the slots from `n_used` on (the caller makes room for one per cell) and inherit
     their mother's CAR level (`nk.car`: CAR+ and CAR− cells of one product) and granules.
     `fld.nonzero[f]` says whether field f may hold a value (`CytokineFields.nonzero`): grid reads of
-    an identically zero field, and the voxel lookup when nothing needs it, are skipped."""
+    an identically zero field, and the voxel lookup when nothing needs it, are skipped; the flags of
+    fields flagged zero are re-checked first (a field written directly is seen at once). The tumor
+    centroid the cells are biased toward comes from the running sums (`records.tumor_centroid`)."""
+    # one assignment per record: unpacked as one tuple (numba 0.68), the writes of the inlined
+    # start_nk_cell through `nk` were lost (daughters never appeared)
+    rng = step.rng
+    p = step.p
+    nk = step.nk
+    tumor = step.tumor
+    lat = step.lat
+    fld = step.fld
+    tally = step.tally
+    born = step.born
+    died = step.died
+    refresh_zero_flags(fld.values, fld.nonzero)
+    centroid = tumor_centroid(tally.tumor, lat.shape[0], lat.shape[1], lat.shape[2])
     r = stream_from(rng)  # the kernel's own inlined stream, seeded from the model's Generator
     # the records' arrays as locals: the loop below runs on plain arrays
     n_site, n_dir, n_state, n_target, n_timer = nk.site, nk.direction, nk.state, nk.target, nk.timer
