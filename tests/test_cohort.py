@@ -113,12 +113,29 @@ def test_solid_recist_categories_on_constructed_trajectories():
     grow = read_out(ts(days, np.linspace(1000, 1600, days.size)), c, 2)  # √1.6 = 1.26: PD once ≥ +20 %
     # first assessment (day 7) is SD, so SD is the best response; PD by day 28
     assert grow["best_response"] == "SD" and grow["response"] == "PD" and grow["progressed"]
-    assert grow["pfs_days"] == pytest.approx(days[np.argmax(np.sqrt(np.linspace(1, 1.6, days.size)) >= 1.2)])
+    # progression is found at a visit: the first weekly assessment at ≥ +20 % (day 21: √(1 + 0.6·21/28) = 1.20)
+    assert grow["pfs_days"] == pytest.approx(21.0)
     # PR then regrowth ≥ 20 % over the nadir: best response stays PR, the day-28 response is PD
     relapse = read_out(ts(days, np.r_[np.linspace(1000, 300, 15), np.linspace(300, 900, 14)]), c, 2)
     assert relapse["best_response"] == "PR" and relapse["response"] == "PD" and relapse["progressed"]
     # 3D: diameter ∝ cells^(1/3)
     assert read_out(ts(days, np.linspace(1000, 400, days.size)), c, 3)["best_response"] == "SD"
+
+
+def test_progression_is_judged_against_the_nadir_seen_at_visits():
+    """RECIST 1.1 measures progression from the smallest burden recorded on study, i.e. at baseline and
+    at the assessments, not from a minimum between visits that no clinician observed. Here burden
+    falls to 1 % on day 4 and is 5 % at the day-7 visit (5× the unseen nadir, 95 % below baseline):
+    a PR at day 7, then stable to day 28, never PD; PFS is censored at the end."""
+    c = Criteria(disease="heme", assessment_day=28, assess_every_days=7)
+    days = np.arange(0, 29)
+    cells = np.r_[[1000, 600, 200, 50, 10, 20, 35], np.full(22, 50)]
+    r = read_out(ts(days, cells), c, 2)
+    assert r["best_response"] == "PR" and r["response"] == "PR" and not r["progressed"]
+    assert r["pfs_days"] == pytest.approx(28.0)
+    # regrowth ≥ 20 % over the day-7 visit is PD at the next visit (day 14), and PFS is that visit
+    grow = read_out(ts(days, np.r_[cells[:8], np.full(21, 61)]), c, 2)
+    assert grow["best_response"] == "PR" and grow["response"] == "PD" and grow["pfs_days"] == pytest.approx(14.0)
 
 
 def test_heme_categories_use_the_detection_limit_and_50_percent():

@@ -5,9 +5,10 @@ baseline, the MRD convention), PR at ≥ 50 % reduction, PD when B rises ≥ 20 
 else SD. Solid lesions, RECIST-like on the lesion diameter, taken as ∝ B^(1/d) for a d-dimensional
 section (one lesion, so the "sum of diameters" is its diameter): CR when no tumor cell is left, PR at
 ≥ 30 % decrease, PD at ≥ 20 % increase over the nadir, else SD. Response is read at each assessment
-(every `assess_every_days` up to `assessment_day`); best overall response is the best category before
-the first PD. Progression-free time: the first output time at which progression holds (censored at
-the end of the run). Thresholds are keys of `cohort.criteria` with their sources."""
+visit (every `assess_every_days` up to `assessment_day`); best overall response is the best category
+before the first PD; PD is judged against the smallest burden recorded at baseline and earlier visits.
+Progression-free time: the first visit (visits go on every `assess_every_days` to the end of the run)
+at which progression holds, censored at the end of the run. Thresholds are keys of `cohort.criteria` with their sources."""
 from __future__ import annotations
 
 import math
@@ -34,7 +35,7 @@ def category(b: float, b0: float, nadir: float, tumor_cells: float, c: Criteria)
     if c.disease == "heme":
         if b <= c.detection_limit * b0:
             return "CR"
-        if nadir > 0 and b >= (1.0 + c.progression_increase) * nadir and b > b0 * c.detection_limit:
+        if b >= (1.0 + c.progression_increase) * nadir:  # from a CR (nadir 0) any detectable disease is PD
             return "PD"
         return "PR" if b <= (1.0 - c.heme_pr_reduction) * b0 else "SD"
     if tumor_cells <= 0:
@@ -44,29 +45,38 @@ def category(b: float, b0: float, nadir: float, tumor_cells: float, c: Criteria)
     return "PR" if b <= (1.0 - c.recist_pr_decrease) * b0 else "SD"
 
 
+def visit_days(every: float, until: float) -> np.ndarray:
+    """Assessment visits every `every` days up to `until`, the last one at `until` even off the grid."""
+    days = np.arange(every, until + 1e-9, every)
+    if days.size == 0 or days[-1] < until - 1e-9:
+        days = np.append(days, until)
+    return days
+
+
 def read_out(ts: pd.DataFrame, c: Criteria, dims: int) -> dict:
-    """Best change, response at the assessment day, best overall response and progression-free time."""
+    """Best change, response at the assessment day, best overall response and progression-free time.
+
+    Response and progression are judged at the visits, against the smallest burden recorded on study
+    (baseline and earlier visits: RECIST 1.1's nadir), not against minima between visits that no one
+    observed. Visits continue every `assess_every_days` after the assessment day for progression."""
     t_day = ts["time_h"].to_numpy(dtype=float) / 24.0
     cells = ts["tumor"].to_numpy(dtype=float)
     b = burden(cells, c.disease, dims)
     b0 = b[0]
-    nadir_so_far = np.minimum.accumulate(b)
-    # progression is judged against the nadir before this time point (the previous minimum)
-    prev_nadir = np.concatenate([[b0], nadir_so_far[:-1]])
-    progressed = (b >= (1.0 + c.progression_increase) * prev_nadir) & (t_day > 0)
-    if c.disease == "heme":
-        progressed &= b > c.detection_limit * b0
-    first = int(np.argmax(progressed)) if progressed.any() else -1
-    pfs_day = float(t_day[first]) if first >= 0 else float(t_day[-1])
-    assessments = np.arange(c.assess_every_days, c.assessment_day + 1e-9, c.assess_every_days)
-    if assessments.size == 0 or assessments[-1] < c.assessment_day - 1e-9:
-        assessments = np.append(assessments, c.assessment_day)
-    cats = []
-    for a in assessments:
-        i = int(np.searchsorted(t_day, a - 1e-9))
-        if i >= t_day.size:
-            break
-        cats.append(category(b[i], b0, float(prev_nadir[i]), cells[i], c))
+    n_assess = visit_days(c.assess_every_days, c.assessment_day).size
+    days = np.union1d(visit_days(c.assess_every_days, c.assessment_day),
+                      visit_days(c.assess_every_days, max(c.assessment_day, float(t_day[-1]))))
+    visits = np.searchsorted(t_day, days - 1e-9)
+    visits = visits[visits < t_day.size]  # visits after the end of the series are not made
+    cats, first_pd, nadir = [], -1, b0
+    for k, i in enumerate(visits):
+        cat = category(b[i], b0, float(nadir), cells[i], c)
+        if k < n_assess:
+            cats.append(cat)
+        if cat == "PD" and first_pd < 0:
+            first_pd = int(i)
+        nadir = min(nadir, b[i])
+    pfs_day = float(t_day[first_pd]) if first_pd >= 0 else float(t_day[-1])
     before_pd = []
     for k in cats:
         before_pd.append(k)
@@ -76,11 +86,11 @@ def read_out(ts: pd.DataFrame, c: Criteria, dims: int) -> dict:
     change = (b / b0 - 1.0) if b0 > 0 else np.zeros_like(b)
     upto = (t_day > 0) & (t_day <= c.assessment_day + 1e-9)  # post-baseline measurements only
     return {
-        "response": cats[-1] if cats and len(cats) == assessments.size else "NE",
+        "response": cats[-1] if cats and len(cats) == n_assess else "NE",
         "best_response": best,
         "best_change": float(change[upto].min()) if upto.any() else math.nan,
         "change_at_assessment": float(change[upto][-1]) if upto.any() else math.nan,
-        "progressed": bool(first >= 0),
+        "progressed": bool(first_pd >= 0),
         "pfs_days": pfs_day,
         "responder": best in ("CR", "PR"),
         "burden_baseline": float(cells[0]),
