@@ -78,6 +78,7 @@ def validate_cytotoxicity(out: str | Path, replicates: int = 3, hours: float = 1
              for i, prod in enumerate(("car", "nt")) for j, tg in enumerate(("pos", "neg"))
              for et in ET_RATIOS for r in range(replicates)]
     perf = [run_well(1.0, "car", "pos", seed=1 + r, hours=hours, extra={"nk.killing.perforin": False}) for r in range(replicates)]
+    excess = [run_well(0.2, "car", "pos", seed=501 + r, hours=hours) for r in range(replicates)]  # targets in excess
     rows = []
     for w in wells:
         for t, l in zip(w["time_h"], w["lysis_pct"]):
@@ -90,17 +91,19 @@ def validate_cytotoxicity(out: str | Path, replicates: int = 3, hours: float = 1
              for p in ("car", "nt") for tg in ("pos", "neg") for et in ET_RATIOS}
     sc = {"car_1to1": single_cell_stats(pooled_hist([w for w in wells if w["product"] == "car" and w["targets"] == "pos" and w["et"] == 1.0])),
           "nt_1to1": single_cell_stats(pooled_hist([w for w in wells if w["product"] == "nt" and w["targets"] == "pos" and w["et"] == 1.0])),
-          "perforin_deficient_1to1": single_cell_stats(pooled_hist(perf))}
+          "perforin_deficient_1to1": single_cell_stats(pooled_hist(perf)),
+          "car_1to5": single_cell_stats(pooled_hist(excess))}
     hists = {"car": pooled_hist([w for w in wells if w["product"] == "car" and w["targets"] == "pos" and w["et"] == 1.0]),
              "nt": pooled_hist([w for w in wells if w["product"] == "nt" and w["targets"] == "pos" and w["et"] == 1.0]),
              "perforin−": pooled_hist(perf)}
-    _plot(df, hists, out / "cytotoxicity.png", replicates)
+    _plot(df, hists, out / "cytotoxicity.png", replicates, sc["car_1to5"]["fraction_no_kill"])
     report = {"replicates": replicates, "hours": hours, "lysis_pct": lysis, "single_cell": sc,
               "kills_per_nk_hist_1to1": {k: v.tolist() for k, v in hists.items()},
               "summary": {"CAR-NK lysis % at 4 h, Ag+, E:T 1/2.5/5/10": [round(lysis[f"car/pos/{e:g}:1"]["4h"], 1) for e in ET_RATIOS],
                           "NT-NK lysis % at 4 h, Ag+, E:T 1/2.5/5/10": [round(lysis[f"nt/pos/{e:g}:1"]["4h"], 1) for e in ET_RATIOS],
                           "CAR/NT lysis % at 4 h, Ag−, E:T 1": [round(lysis["car/neg/1:1"]["4h"], 1), round(lysis["nt/neg/1:1"]["4h"], 1)],
                           "CAR-NK 1:1, 12 h: no kill / serial (≥2) / serial share": [round(sc["car_1to1"][k], 2) for k in ("fraction_no_kill", "fraction_serial", "serial_share_of_kills")],
+                          "CAR-NK 1:5 (targets in excess), 12 h: no kill": round(sc["car_1to5"]["fraction_no_kill"], 2),
                           "perforin-deficient max kills per NK": sc["perforin_deficient_1to1"]["max_kills"]}}
     write_json_atomic(out / "cytotoxicity.json", report)
     return report
@@ -128,7 +131,7 @@ def replot(folder: str | Path, path: str | Path | None = None) -> Path:
     rep = json.loads((folder / "cytotoxicity.json").read_text())
     hists = {k: np.asarray(v, dtype=np.int64) for k, v in rep["kills_per_nk_hist_1to1"].items()}
     out = Path(path) if path is not None else folder / "cytotoxicity.png"
-    _plot(df, hists, out, int(rep.get("replicates", 3)))
+    _plot(df, hists, out, int(rep.get("replicates", 3)), rep["single_cell"].get("car_1to5", {}).get("fraction_no_kill"))
     return out
 
 
@@ -139,9 +142,11 @@ def _antigen() -> str:
         return "antigen"
 
 
-def cytotoxicity_figure(df: pd.DataFrame, hists: dict, replicates: int, antigen: str | None = None):
+def cytotoxicity_figure(df: pd.DataFrame, hists: dict, replicates: int, antigen: str | None = None,
+                        excess_no_kill: float | None = None):
     """Lysis against time (antigen+ and antigen− targets), lysis against E:T at 4 h, kills per NK and the
-    single-cell fractions, with the published points of `published_points()` overlaid (black, ±1 SD)."""
+    single-cell fractions (plus the no-kill fraction with targets in excess, E:T 1:5, if given), with the
+    published points of `published_points()` overlaid (black, ±1 SD)."""
     from matplotlib.figure import Figure  # no pyplot: library code never picks the backend
 
     ag = antigen or _antigen()
@@ -180,6 +185,8 @@ def cytotoxicity_figure(df: pd.DataFrame, hists: dict, replicates: int, antigen:
     for j, (k, h) in enumerate(hists.items()):
         f = h / max(h.sum(), 1)
         ax[3].bar(np.arange(f.size) + (j - 1) * w, f, width=w, label={"car": "CAR-NK", "nt": "NT NK"}.get(k, k))
+    excess = sc_pub[sc_pub["condition"] != "et1"]
+    sc_pub = sc_pub[sc_pub["condition"] == "et1"]
     nk0 = sc_pub[sc_pub["observable"] == "fraction_no_kill"]
     if len(nk0):
         ax[3].errorbar([0 - w], nk0["value"], yerr=nk0["uncertainty"], mfc="w", label="published, no kill (±1 SD)", **pub_kw)
@@ -195,6 +202,14 @@ def cytotoxicity_figure(df: pd.DataFrame, hists: dict, replicates: int, antigen:
     have = [i for i, (k, _, _) in enumerate(obs) if k in pv.index]
     ax[4].errorbar(x[have], [pv.loc[obs[i][0], "value"] for i in have], yerr=[pv.loc[obs[i][0], "uncertainty"] for i in have],
                    mfc="w", label="published (Vanherberghen 2013,\nencoded by nksim; ±1 SD)", **pub_kw)
+    if excess_no_kill is not None:  # the same statement with targets in excess: non-killers are intrinsic
+        xe = len(obs)
+        ax[4].bar([xe], [excess_no_kill], 0.55, color="tab:cyan", label="model CAR-NK, 1:5 (targets in excess)")
+        ex = excess[excess["observable"] == "fraction_no_kill"]
+        if len(ex):
+            ax[4].errorbar([xe], ex["value"], yerr=ex["uncertainty"], mfc="w", **pub_kw)
+        x = np.append(x, xe)
+        obs.append(("", "never kill,\n1:5", excess_no_kill))
     ax[4].set_xticks(x, [t for _, t, _ in obs], fontsize=7)
     ax[4].set(ylim=(0, 1), ylabel="fraction", title="single-cell fractions vs published")
     ax[4].legend(frameon=False, fontsize=6.5, loc="upper right")
@@ -203,6 +218,6 @@ def cytotoxicity_figure(df: pd.DataFrame, hists: dict, replicates: int, antigen:
     return fig
 
 
-def _plot(df: pd.DataFrame, hists: dict, path: Path, replicates: int) -> None:
-    fig = cytotoxicity_figure(df, hists, replicates)
+def _plot(df: pd.DataFrame, hists: dict, path: Path, replicates: int, excess_no_kill: float | None = None) -> None:
+    fig = cytotoxicity_figure(df, hists, replicates, excess_no_kill=excess_no_kill)
     fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.08)

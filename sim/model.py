@@ -786,6 +786,7 @@ class TumorImmuneModel(mesa.Model):
             "nk_xyz": self._coords(nk.site[nlive]).astype(np.int32),
             "nk_state": nk.state[nlive],  # 0 free, 1 killing, 2 bound (conjugate that did not trigger)
             "nk_car": nk.car[nlive],
+            "nk_responsiveness": nk.resp[nlive],
             "nk_granules": nk.granules[nlive],
             "nk_stimulations": nk.stims[nlive],
             "nk_divisions": nk.divisions[nlive],

@@ -77,7 +77,8 @@ class TumorPopulation(Population):
 
 
 class NKPopulation(Population):
-    """CAR-NK cells: site, direction, conjugate state, granules, stimulation and kill counts, and a
+    """CAR-NK cells: site, direction, conjugate state, granules, stimulation and kill counts, CAR level,
+    intrinsic responsiveness (`resp`, the factor on the net signal), and a
     run-wide `cell_id` (assigned by the model to infused cells and daughters; it moves with the cell
     when `compact` renumbers the slots)."""
 
@@ -87,7 +88,8 @@ class NKPopulation(Population):
         "timer": (np.float32, 0.0, ()), "route": (np.int8, 0, ()), "granules": (np.float32, 0.0, ()),
         "dr_left": (np.float32, 0.0, ()), "stims": (np.int32, 0, ()), "kills": (np.int32, 0, ()),
         "divisions": (np.int32, 0, ()), "born_min": (np.float32, 0.0, ()), "direction": (np.float32, 0.0, (3,)),
-        "car": (np.float32, 0.0, ()), "memory": (np.int8, 0, ()), "cell_id": (np.int64, -1, ()),
+        "car": (np.float32, 0.0, ()), "resp": (np.float32, 1.0, ()), "memory": (np.int8, 0, ()),
+        "cell_id": (np.int64, -1, ()),
     }
 
     def compact(self) -> np.ndarray:

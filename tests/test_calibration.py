@@ -170,9 +170,9 @@ def test_the_shipped_calibration_file_and_tables_validate():
     from pathlib import Path
 
     plan = load_calibration(Path(__file__).resolve().parents[1] / "scenarios" / "calibrate_invitro.yaml")
-    assert plan.names == ["nk.activation.half_activation", "nk.killing.kill_time_min"]
-    assert plan.condition_hours == {"et1": 12.0, "et10": 4.0}
-    assert plan.condition_layers["et10"]["nk.dose.cells"] == 2500
-    assert len(plan.data) == 5 and (plan.data["uncertainty"] > 0).all()
+    assert plan.names == ["nk.activation.half_activation", "nk.activation.responsiveness_sd", "nk.killing.kill_time_min"]
+    assert plan.condition_hours == {"et1": 12.0, "et10": 4.0, "et0.2": 12.0}
+    assert plan.condition_layers["et10"]["nk.dose.cells"] == 2500 and plan.condition_layers["et0.2"]["nk.dose.cells"] == 50
+    assert len(plan.data) == 6 and (plan.data["uncertainty"] > 0).all()
     with pytest.raises(ScenarioError):
         load_calibration(Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.yaml")  # no calibrate: block

@@ -221,6 +221,12 @@ def test_cytotoxicity_figure_overlays_the_published_points(tmp_path):
     assert n_err >= 5
     _plot(pd.DataFrame(rows), hists, tmp_path / "cytotoxicity.png", 3)
     _check_images([tmp_path / "cytotoxicity.png"])
+    # with the no-kill fraction of a well with targets in excess: a fourth bar and its published point
+    fig = cytotoxicity_figure(pd.DataFrame(rows), hists, 3, antigen="CD19", excess_no_kill=0.45)
+    labels = [t.get_text() for t in fig.axes[4].get_xticklabels()]
+    assert len(labels) == 4 and "1:5" in labels[-1]
+    _plot(pd.DataFrame(rows), hists, tmp_path / "cytotoxicity_excess.png", 3, 0.45)
+    _check_images([tmp_path / "cytotoxicity_excess.png"])
 
 
 def test_a_sweep_point_without_cells_is_the_untreated_control(tmp_path):

@@ -94,6 +94,11 @@ class CARNKCell(mesa.Agent):
         return float(self.model.nk.car[self.idx])
 
     @property
+    def responsiveness(self) -> float:
+        """Intrinsic responsiveness of this cell: the factor on its net signal (inherited by daughters)."""
+        return float(self.model.nk.resp[self.idx])
+
+    @property
     def divisions(self) -> int:
         return int(self.model.nk.divisions[self.idx])
 
@@ -143,6 +148,7 @@ class CARNKCell(mesa.Agent):
         return K.conjugate_outcome(
             m.p_nk, self.local(TGFB), tumor.local(IFNG), tumor.antigen, tumor.mhc_base, tumor.ligand,
             tumor.coating, self.exhausted, self.granules, float(m.nk.dr_left[self.idx]), float(m.nk.car[self.idx]),
+            float(m.nk.resp[self.idx]),
         )
 
     def half_life_days(self) -> float:

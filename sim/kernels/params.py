@@ -19,6 +19,7 @@ NKParams = namedtuple(
         "stim_division_prob", "memory_fraction", "memory_half_life_min", "rejection_per_min",
         "exhausted_half_life_factor", "aicd_per_trigger",
         "immune_cap",  # volume exclusion: immune cells one site holds (nk.crowding, lattice.immune_can_enter)
+        "responsiveness_sd",  # per-cell intrinsic responsiveness: log-SD of its lognormal (recognition.intrinsic_responsiveness)
         "egress_per_min",  # recirculation: free cells leave the tumor bed back to blood (dosing.blood.return_half_life_h)
     ],
 )

@@ -1,5 +1,7 @@
 """Recognition and signal integration: CAR, NKG2D, CD16 (ADCC) versus KIR/NKG2A on MHC-I,
 modulated by TGF-β and IFN-γ. Returns the parts separately so kills can be attributed."""
+import math
+
 from numba import njit
 
 from .rates import saturation
@@ -39,6 +41,20 @@ def net_signal(car, innate, adcc, inhibitory, mhc, inhibitory_block, activation_
     if net <= 0.0:
         return 0.0
     return net * (1.0 - activation_suppression)
+
+
+@njit(cache=True, inline='always')
+def intrinsic_responsiveness(rng, log_sd):
+    """A cell's intrinsic responsiveness, the factor on its net signal: lognormal with mean 1 and
+    log-scale SD `log_sd` (two uniforms, Box–Muller), inherited by daughters. NK cells differ in
+    responsiveness (education, maturation), so some never kill while serial killers make most kills
+    (Vanherberghen 2013). No draw, and exactly 1, when `log_sd` ≤ 0."""
+    if log_sd <= 0.0:
+        return 1.0
+    u1 = rng.random()
+    u2 = rng.random()
+    z = math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(2.0 * math.pi * u2)
+    return math.exp(log_sd * z - 0.5 * log_sd * log_sd)
 
 
 @njit(cache=True, inline='always')

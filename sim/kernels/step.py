@@ -35,7 +35,8 @@ from .records import (  # noqa: F401  (the statistics layout, re-exported for th
 )
 from .streams import generator_of, stream_from
 from .recognition import (
-    ROUTE_CAR, activating_signals, effective_mhc, kill_route, net_signal, tgfb_suppression, trigger_probability,
+    ROUTE_CAR, activating_signals, effective_mhc, intrinsic_responsiveness, kill_route, net_signal, tgfb_suppression,
+    trigger_probability,
 )
 
 # NK states
@@ -61,16 +62,18 @@ def contact_site_at(rng, site, x, y, z, offsets, alive_bits, nx, ny, nz):
 
 
 @njit(cache=True, inline='always')
-def conjugate_outcome(p, tgfb, ifng_at_target, antigen, mhc, ligand, coat, exhausted, granules, dr_left, car_level):
+def conjugate_outcome(p, tgfb, ifng_at_target, antigen, mhc, ligand, coat, exhausted, granules, dr_left, car_level,
+                      responsiveness):
     """Signal integration for one NK–tumor conjugate: (trigger probability, kill route, kill path).
 
-    `car_level` is this cell's CAR surface level (p.car_expression for CAR+ cells, 0 for CAR− cells)."""
+    `car_level` is this cell's CAR surface level (p.car_expression for CAR+ cells, 0 for CAR− cells);
+    `responsiveness` its intrinsic factor on the net signal (`recognition.intrinsic_responsiveness`)."""
     nkg2d_sup = tgfb_suppression(tgfb, p.tgfb_ic50, p.tgfb_nkg2d_max, p.tgfb_resistant)
     act_sup = tgfb_suppression(tgfb, p.tgfb_ic50, p.tgfb_activation_max, p.tgfb_resistant)
     car, innate, adcc = activating_signals(car_level, p.car_affinity, antigen, p.nkg2d, ligand, nkg2d_sup, p.cd16, coat)
     mhc_eff = effective_mhc(mhc, ifng_at_target, p.mhc_max_fold, p.tumor_ifng_ec50)
     net = net_signal(car, innate, adcc, p.inhibitory, mhc_eff, p.inhibitory_block, act_sup)
-    prob = 0.0 if exhausted else trigger_probability(net, p.half_activation, p.hill)
+    prob = 0.0 if exhausted else trigger_probability(net * responsiveness, p.half_activation, p.hill)
     return prob, kill_route(car, innate, adcc), choose_kill_path(p.perforin, granules, dr_left)
 
 
@@ -90,11 +93,12 @@ def doom_tumor(j, now, delay, t_state, t_timer, t_site, alive_bits):
 
 
 @njit(cache=True, inline='always')
-def start_nk_cell(rng, nk, c, site, granules, divisions, car, born_min, p):
+def start_nk_cell(rng, nk, c, site, granules, divisions, car, resp, born_min, p):
     """Slot `c` of the NK record becomes a fresh free cell at `site` (a daughter, or an infused cell),
     where the caller has already counted it (`lat.nk_count`: the division in `nk_step`, or
     `lattice.place_immune_cells` for infused cells): a random direction, full death-receptor capacity, no target, stimulations or kills, and its memory
-    fate (CAR-T memory fraction). Draws: the direction, then the memory fate."""
+    fate (CAR-T memory fraction); `resp` is its intrinsic responsiveness (a daughter inherits her
+    mother's). Draws: the direction, then the memory fate."""
     nk.site[c] = site
     random_direction(rng, p.dims, nk.direction, c)
     nk.state[c] = NK_FREE
@@ -107,6 +111,7 @@ def start_nk_cell(rng, nk, c, site, granules, divisions, car, born_min, p):
     nk.kills[c] = 0
     nk.divisions[c] = divisions
     nk.car[c] = car
+    nk.resp[c] = resp
     nk.memory[c] = memory_fate(rng, p.memory_fraction)
     nk.born_min[c] = born_min
 
@@ -114,10 +119,12 @@ def start_nk_cell(rng, nk, c, site, granules, divisions, car, born_min, p):
 @njit(cache=True)
 def start_nk_cells(rng, nk, first, sites, car, born_min, p):
     """`start_nk_cell` for infused cells at `sites`, in slots first, first + 1, ...: a full granule
-    stock, no divisions, CAR level `car[k]`. Draws from a kernel stream seeded from `rng`."""
+    stock, no divisions, CAR level `car[k]`, a fresh intrinsic responsiveness. Draws from a kernel
+    stream seeded from `rng`: per cell the responsiveness (if it varies), then `start_nk_cell`'s."""
     r = stream_from(rng)
     for k in range(sites.shape[0]):
-        start_nk_cell(r, nk, first + k, sites[k], p.max_granules, 0, car[k], born_min, p)
+        resp = intrinsic_responsiveness(r, p.responsiveness_sd)
+        start_nk_cell(r, nk, first + k, sites[k], p.max_granules, 0, car[k], resp, born_min, p)
 
 
 @njit(cache=True)
@@ -147,10 +154,11 @@ def arrive_nk_cells(rng, nk, first, sites, lat, tally, car_fraction, born_min, p
         for k in range(n):
             if g.random() >= car_fraction:
                 car[k] = 0.0
-    if n > 0:  # the daughters' start-up rule: direction, memory fate, full granules and DR capacity
+    if n > 0:  # `start_nk_cells`' rule: responsiveness, direction, memory fate, full granules and DR capacity
         r = stream_from(rng)
         for k in range(n):
-            start_nk_cell(r, nk, first + k, placed[k], p.max_granules, 0, car[k], born_min, p)
+            resp = intrinsic_responsiveness(r, p.responsiveness_sd)
+            start_nk_cell(r, nk, first + k, placed[k], p.max_granules, 0, car[k], resp, born_min, p)
         ids = tally.ids
         for k in range(n):
             nk.cell_id[first + k] = ids[1] + k
@@ -199,7 +207,7 @@ def nk_step(step, now, n_used, cells):
     # the records' arrays as locals: the loop below runs on plain arrays
     n_site, n_dir, n_state, n_target, n_timer = nk.site, nk.direction, nk.state, nk.target, nk.timer
     n_route, n_gran, n_dr, n_stims, n_kills = nk.route, nk.granules, nk.dr_left, nk.stims, nk.kills
-    n_divs, n_mem, n_car = nk.divisions, nk.memory, nk.car
+    n_divs, n_mem, n_car, n_resp = nk.divisions, nk.memory, nk.car, nk.resp
     t_antigen, t_mhc, t_ligand, t_coat = tumor.antigen, tumor.mhc, tumor.ligand, tumor.coat
     t_state, t_timer, t_site = tumor.state, tumor.timer, tumor.site
     occ, bits, alive_bits, offsets = lat.occ, lat.occ_bits, lat.alive_bits, lat.offsets
@@ -312,7 +320,7 @@ def nk_step(step, now, n_used, cells):
                 count[s2] += 1
                 c = n_used + nb
                 n_divs[i] += 1
-                start_nk_cell(r, nk, c, s2, n_gran[i], n_divs[i], n_car[i], now + dt, p)
+                start_nk_cell(r, nk, c, s2, n_gran[i], n_divs[i], n_car[i], n_resp[i], now + dt, p)
                 born[nb] = c
                 nb += 1
                 counters[C_NKBIRTH] += 1
@@ -345,7 +353,7 @@ def nk_step(step, now, n_used, cells):
             vt = voxel_of(sc, ny, nz, fy, fz, coarsen) if fnonzero[IFNG] else 0
             ifng_t = field_at(fvals, fbg, IFNG, vt, fnonzero)
             prob, route, path = conjugate_outcome(p, tgfb, ifng_t, t_antigen[j], t_mhc[j], t_ligand[j], t_coat[j],
-                                                  exhausted, n_gran[i], n_dr[i], n_car[i])
+                                                  exhausted, n_gran[i], n_dr[i], n_car[i], n_resp[i])
             n_target[i] = j
             if path != PATH_NONE and r.random() < prob:
                 counters[C_TRIG] += 1

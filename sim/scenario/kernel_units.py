@@ -83,6 +83,7 @@ def nk_params(c: Scenario, voxel_volume_ml: float) -> NKParams:
         inhibitory_block=0.0,
         attach_rate=nk.activation.attach_rate_per_min, half_activation=nk.activation.half_activation,
         hill=nk.activation.hill, release_min=nk.activation.release_min,
+        responsiveness_sd=nk.activation.responsiveness_sd,
         perforin=bool(nk.killing.perforin), kill_min=nk.killing.kill_time_min,
         max_granules=nk.killing.granules, regen_min=nk.killing.granule_regen_h * 60.0,
         dr_kill_min=nk.killing.death_receptor_kill_time_min, dr_capacity=nk.killing.death_receptor_capacity,

@@ -60,6 +60,7 @@ class Activation(_Block):
     attach_rate_per_min: Float = P(0.2, "1/min", "Ghaffarizadeh 2018 (PhysiCell attachment rate)", "rate of forming a conjugate on contact", ge=0)
     half_activation: Float = P(1.5, "signal", "calibrated to Vanherberghen 2013 (≈ half of NK never kill in a 12 h 1:1 assay; was 0.5 assumed, which gave 0.36); tests/test_cytotoxicity.py", "net signal giving half-maximal triggering", gt=0)
     hill: Float = P(2.0, "-", "assumed", "steepness of the triggering curve", gt=0)
+    responsiveness_sd: Float = P(0.0, "log-SD", "assumed", "cell-to-cell spread of intrinsic responsiveness (lognormal, mean 1, inherited by daughters; 0 = identical cells)", ge=0, le=3)
     release_min: Float = P(10.0, "min", "assumed", "time spent on a non-triggering conjugate", ge=0)
 
 
