@@ -252,3 +252,28 @@ def test_cohort_resume_after_kill_9_is_byte_identical(tmp_path):
     ref = tmp_path / "ref"
     assert main(["cohort", str(f), "--out", str(ref), "--scheduler", "inline", "--no-progress"]) == 0
     assert (out / "patients.parquet").read_bytes() == (ref / "patients.parquet").read_bytes()
+
+
+def test_median_pfs_is_kaplan_meier_and_censored_patients_are_not_progressions():
+    """Four patients: two progress on days 7 and 14, two are censored at day 28. The plain median of
+    the times (21 d) would count the censored as events; Kaplan–Meier gives S = 3/4 after day 7 and
+    3/4 · 2/3 = 1/2 after day 14, so the median is 14 d. With one progression of four it is not reached."""
+    from sim.cohort.tables import km_median
+
+    assert km_median([7, 14, 28, 28], [True, True, False, False]) == pytest.approx(14.0)
+    assert km_median([7, 28, 28, 28], [True, False, False, False]) == float("inf")
+
+
+def test_antigen_negative_progression_is_read_from_the_tumor_ag_neg_series():
+    """A relapse whose tumor is mostly antigen-negative at the first PD visit is an antigen-negative
+    progression; an antigen-positive regrowth is not."""
+    c = Criteria(disease="heme", assessment_day=28, assess_every_days=7)
+    days = np.arange(0, 29)
+    cells = np.r_[np.linspace(1000, 100, 8), np.linspace(100, 400, 21)]
+    neg = ts(days, cells).assign(tumor_ag_neg=np.maximum(cells - 60.0, 0.0))  # the regrowth is antigen-negative
+    r = read_out(neg, c, 2)
+    assert r["progressed"] and r["antigen_negative_progression"]
+    assert 0.5 <= r["antigen_negative_share_at_progression"] <= 1.0
+    pos = read_out(ts(days, cells).assign(tumor_ag_neg=0.01 * cells), c, 2)
+    assert pos["progressed"] and not pos["antigen_negative_progression"]
+    assert "antigen_negative_progression" not in read_out(ts(days, cells), c, 2)

@@ -95,7 +95,22 @@ def read_out(ts: pd.DataFrame, c: Criteria, dims: int) -> dict:
         "responder": best in ("CR", "PR"),
         "burden_baseline": float(cells[0]),
         "burden_at_assessment": float(cells[upto][-1]) if upto.any() else math.nan,
+        **antigen_negative_readouts(ts, cells, first_pd, upto),
     }
+
+
+def antigen_negative_readouts(ts: pd.DataFrame, cells: np.ndarray, first_pd: int, upto: np.ndarray) -> dict:
+    """Antigen escape: the antigen-negative share of the tumor at the assessment day and at the first
+    PD visit; a progression is antigen-negative when that share is at least one half (the way CD19-negative
+    relapse is reported after CD19 CAR therapy). NaN where the series has no `tumor_ag_neg` or no tumor."""
+    if "tumor_ag_neg" not in ts:
+        return {}
+    neg = ts["tumor_ag_neg"].to_numpy(dtype=float)
+    share = np.divide(neg, cells, out=np.full(cells.shape, np.nan), where=cells > 0)
+    at_pd = float(share[first_pd]) if first_pd >= 0 else math.nan
+    return {"antigen_negative_share_at_assessment": float(share[upto][-1]) if upto.any() else math.nan,
+            "antigen_negative_share_at_progression": at_pd,
+            "antigen_negative_progression": bool(first_pd >= 0 and at_pd >= 0.5)}
 
 
 def wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:

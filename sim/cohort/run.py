@@ -3,6 +3,7 @@ processes or a Dask scheduler; resumable), then write the cohort tables and figu
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from sim.output import read_parquet
@@ -39,8 +40,8 @@ def write_cohort_outputs(plan: CohortPlan, out: Path) -> tuple[list[Path], dict]
     rates.to_csv(out / "response_rates.csv", index=False)
     diffs.to_csv(out / "arm_differences.csv", index=False)
     summary = {"criteria": plan.spec.criteria.model_dump(), "patients": len(plan.patients),
-               "rates": rates.to_dict(orient="records"), "differences": diffs.to_dict(orient="records")}
-    atomic_write_bytes(out / "response_rates.json", json.dumps(summary, indent=1).encode())
+               "rates": _finite(rates.to_dict(orient="records")), "differences": _finite(diffs.to_dict(orient="records"))}
+    atomic_write_bytes(out / "response_rates.json", json.dumps(summary, indent=1, allow_nan=False).encode())
     files += [out / "response_rates.csv", out / "arm_differences.csv", out / "response_rates.json"]
     c = plan.spec.criteria
     figs = out / "figures"
@@ -51,10 +52,15 @@ def write_cohort_outputs(plan: CohortPlan, out: Path) -> tuple[list[Path], dict]
     return files, {}
 
 
+def _finite(rows: list[dict]) -> list[dict]:
+    """Rows for strict JSON: NaN and ±inf (a median PFS not reached) become null."""
+    return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()} for r in rows]
+
+
 def print_rates(out: Path) -> None:
     """One line per arm: best-response counts and ORR with its Wilson interval."""
     d = json.loads((out / "response_rates.json").read_text())
     for r in d["rates"]:
         print(f"  {r['arm']}: n={r['n']}  CR {r['n_CR']}  PR {r['n_PR']}  SD {r['n_SD']}  PD {r['n_PD']}  "
               f"ORR {100 * r['orr']:.0f} % (95 % CI {100 * r['orr_lo']:.0f}–{100 * r['orr_hi']:.0f})  "
-              f"median PFS {r['median_pfs_days']:.1f} d")
+              f"median PFS {'not reached' if r['median_pfs_days'] is None else format(r['median_pfs_days'], '.1f') + ' d'}")

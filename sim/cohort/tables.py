@@ -30,7 +30,8 @@ def patient_rows(plan: CohortPlan, timeseries: dict[str, pd.DataFrame]) -> pd.Da
 
 
 def response_rates(patients: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
-    """Per arm: n, count and rate of each best response, ORR (CR + PR) and CR rate with Wilson 95 % CIs."""
+    """Per arm: n, count and rate of each best response, ORR (CR + PR) and CR rate with Wilson 95 % CIs,
+    the Kaplan–Meier median PFS, progressions and how many of them were antigen-negative."""
     out = []
     for arm in arms:
         d = patients[patients["arm"] == arm]
@@ -42,9 +43,21 @@ def response_rates(patients: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
                         ("response_at_assessment", int(d["response"].isin(["CR", "PR"]).sum()))):
             lo, hi = wilson(k, n)
             row.update({name: k / n if n else float("nan"), f"{name}_lo": lo, f"{name}_hi": hi})
-        row["median_pfs_days"] = float(d["pfs_days"].median()) if n else float("nan")
+        row["median_pfs_days"] = km_median(d["pfs_days"], d["progressed"]) if n else float("nan")
+        row["n_progressed"] = int(d["progressed"].sum())
+        if "antigen_negative_progression" in d:
+            row["n_antigen_negative_progression"] = int(d["antigen_negative_progression"].sum())
         out.append(row)
     return pd.DataFrame(out)
+
+
+def km_median(times, events) -> float:
+    """Kaplan–Meier median progression-free time (lifelines), inf when fewer than half progressed: a
+    plain median of the times would count censored patients as if they had progressed."""
+    from lifelines import KaplanMeierFitter
+
+    km = KaplanMeierFitter().fit(pd.Series(times, dtype=float), event_observed=pd.Series(events, dtype=bool))
+    return float(km.median_survival_time_)
 
 
 def paired_differences(patients: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
