@@ -212,8 +212,10 @@ class TumorImmuneModel(mesa.Model):
         self.add_tumor(sites, antigen, mhc, ligand)
         self.initial_radius = (n / (math.pi if c.domain.dims == 2 else 4 / 3 * math.pi)) ** (1 / c.domain.dims)
 
-    def add_tumor(self, sites, antigen, mhc, ligand) -> np.ndarray:
-        """Add live tumor cells at free sites with given phenotypes; returns their slot indices."""
+    def add_tumor(self, sites, antigen, mhc, ligand, ag_clone=None) -> np.ndarray:
+        """Add live tumor cells at free sites with given phenotypes; returns their slot indices.
+        `ag_clone` is the antigen level of each cell's clone (its antigen fluctuates around it on division);
+        by default the scenario's mean antigen for antigen-positive cells and 0 for antigen-negative ones."""
         sites = np.asarray(sites, dtype=np.int64)
         if sites.size != np.unique(sites).size or (self.occ[sites] >= 0).any():
             raise ValueError("tumor sites must be distinct and free")
@@ -221,10 +223,12 @@ class TumorImmuneModel(mesa.Model):
         t.ensure(n)
         first = t.used
         if n:
+            antigen = _levels(antigen, n)
+            if ag_clone is None:
+                ag_clone = np.where(antigen > 0, np.float32(self.config.tumor.antigen.mean), np.float32(0.0))
             lat, tally = self._lattice_records()
             K.start_tumor_cells(self._kernel_rng(), self.now_min, self._tumor_params(self.p_tumor), t.record, lat,
-                                tally, first, sites,
-                                _levels(antigen, n), _levels(mhc, n), _levels(ligand, n))
+                                tally, first, sites, antigen, _levels(ag_clone, n), _levels(mhc, n), _levels(ligand, n))
         t.used += n
         return np.arange(first, first + n)
 

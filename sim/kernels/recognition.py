@@ -4,6 +4,7 @@ import math
 
 from numba import njit
 
+from .noise import standard_normal_pair
 from .rates import saturation
 
 ROUTE_CAR = 0
@@ -46,14 +47,12 @@ def net_signal(car, innate, adcc, inhibitory, mhc, inhibitory_block, activation_
 @njit(cache=True, inline='always')
 def intrinsic_responsiveness(rng, log_sd):
     """A cell's intrinsic responsiveness, the factor on its net signal: lognormal with mean 1 and
-    log-scale SD `log_sd` (two uniforms, Box–Muller), inherited by daughters. NK cells differ in
+    log-scale SD `log_sd` (one Box–Muller normal), inherited by daughters. NK cells differ in
     responsiveness (education, maturation), so some never kill while serial killers make most kills
     (Vanherberghen 2013). No draw, and exactly 1, when `log_sd` ≤ 0."""
     if log_sd <= 0.0:
         return 1.0
-    u1 = rng.random()
-    u2 = rng.random()
-    z = math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(2.0 * math.pi * u2)
+    z, _ = standard_normal_pair(rng)
     return math.exp(log_sd * z - 0.5 * log_sd * log_sd)
 
 

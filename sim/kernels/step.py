@@ -22,6 +22,7 @@ from .motility import hop, maybe_turn, moves_this_step, random_direction, turn_p
 from .order import shuffled  # noqa: F401  (re-exported: the random-sequential order)
 from .params import IFNG, IL15, TGFB
 from .escape import daughter_antigen
+from .noise import clone_log_mean, relaxed_level, standard_normal_pair
 from .field_ops import field_at, refresh_zero_flags
 from .memory import prefetch
 from .persistence import (
@@ -411,7 +412,7 @@ def add_tumor_stats(tally, lat, site, antigen, sign):
 
 
 @njit(cache=True, inline='always')
-def start_tumor_cell(tumor, lat, tally, c, site, antigen, mhc, ligand, coat, timer):
+def start_tumor_cell(tumor, lat, tally, c, site, antigen, ag_clone, mhc, ligand, coat, timer):
     """Slot `c` of the tumor record becomes a live cell at the free `site` (a daughter, or a seeded
     cell): its arrays, a fresh run-wide id (`tally.ids[0]`), the lattice and both bitmaps, and the
     running totals."""
@@ -419,6 +420,7 @@ def start_tumor_cell(tumor, lat, tally, c, site, antigen, mhc, ligand, coat, tim
     tumor.cell_id[c] = tally.ids[0]
     tally.ids[0] += 1
     tumor.antigen[c] = antigen
+    tumor.ag_clone[c] = ag_clone
     tumor.mhc[c] = mhc
     tumor.ligand[c] = ligand
     tumor.coat[c] = coat
@@ -431,14 +433,14 @@ def start_tumor_cell(tumor, lat, tally, c, site, antigen, mhc, ligand, coat, tim
 
 
 @njit(cache=True)
-def start_tumor_cells(rng, now, p, tumor, lat, tally, first, sites, antigen, mhc, ligand):
+def start_tumor_cells(rng, now, p, tumor, lat, tally, first, sites, antigen, ag_clone, mhc, ligand):
     """`start_tumor_cell` for cells seeded by the model (uncoated) in slots first, first + 1, ...; each
     first division attempt is `next_division_delay` after `now`, drawn from a kernel stream seeded
     from `rng`, as for a daughter."""
     r = stream_from(rng)
     for k in range(sites.shape[0]):
         timer = now + next_division_delay(r, p.division_rate)
-        start_tumor_cell(tumor, lat, tally, first + k, sites[k], antigen[k], mhc[k], ligand[k], 0.0, timer)
+        start_tumor_cell(tumor, lat, tally, first + k, sites[k], antigen[k], ag_clone[k], mhc[k], ligand[k], 0.0, timer)
 
 
 @njit(cache=True)
@@ -463,7 +465,7 @@ def tumor_step(rng, now, dt, p, tumor, t_used, n_free, lat, fld, tally, due):
     order; returns (t_used, n_free). Every write to `lat.occ` is mirrored in the occupancy bitmap."""
     r = stream_from(rng)
     t_site, t_antigen, t_mhc, t_ligand, t_coat = tumor.site, tumor.antigen, tumor.mhc, tumor.ligand, tumor.coat
-    t_state, t_timer, free_slots = tumor.state, tumor.timer, tumor.free_slots
+    t_state, t_timer, free_slots, t_ag_clone = tumor.state, tumor.timer, tumor.free_slots, tumor.ag_clone
     occ, bits, offsets, coarsen = lat.occ, lat.occ_bits, lat.offsets, lat.coarsen
     fvals, fbg = fld.values, fld.background
     tstats = tally.tumor
@@ -491,10 +493,26 @@ def tumor_step(rng, now, dt, p, tumor, t_used, n_free, lat, fld, tally, due):
                 c = t_used
                 t_used += 1
             ag = daughter_antigen(r, t_antigen[i], p.antigen_loss)
+            clone_c = t_ag_clone[i] if ag > 0.0 else 0.0  # antigen loss is genetic: the daughter founds a negative clone
+            mhc_c, lig_c = t_mhc[i], t_ligand[i]
+            if p.expression_rho < 1.0:  # both daughters (the mother's slot is one) relax toward their means
+                rho = p.expression_rho
+                z1, z2 = standard_normal_pair(r)
+                z3, z4 = standard_normal_pair(r)
+                z5, z6 = standard_normal_pair(r)
+                ag_mu = clone_log_mean(t_ag_clone[i], p.antigen_log_sd)
+                if clone_c > 0.0:
+                    ag = relaxed_level(ag, z6, ag_mu, p.antigen_log_sd, rho)
+                if t_ag_clone[i] > 0.0:
+                    t_antigen[i] = relaxed_level(t_antigen[i], z5, ag_mu, p.antigen_log_sd, rho)
+                mhc_c = relaxed_level(t_mhc[i], z2, p.mhc_log_mean, p.mhc_log_sd, rho)
+                lig_c = relaxed_level(t_ligand[i], z4, p.ligand_log_mean, p.ligand_log_sd, rho)
+                t_mhc[i] = relaxed_level(t_mhc[i], z1, p.mhc_log_mean, p.mhc_log_sd, rho)
+                t_ligand[i] = relaxed_level(t_ligand[i], z3, p.ligand_log_mean, p.ligand_log_sd, rho)
             t_timer[i] = horizon + next_division_delay(r, p.division_rate)
             timer_c = horizon + next_division_delay(r, p.division_rate)
             coat = t_coat[i] if ag > 0.0 else 0.0
-            start_tumor_cell(tumor, lat, tally, c, s2, ag, t_mhc[i], t_ligand[i], coat, timer_c)
+            start_tumor_cell(tumor, lat, tally, c, s2, ag, clone_c, mhc_c, lig_c, coat, timer_c)
             tstats[S_BIRTHS] += 1
         elif st == T_DOOMED:
             t_state[i] = T_DEAD

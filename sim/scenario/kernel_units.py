@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from ..kernels.noise import log_params, memory_rho
 from ..kernels.params import NKParams, TumorParams
 from ..units import LN2, MIN_PER_DAY
 from .scenario import Scenario
@@ -114,11 +115,16 @@ def nk_params(c: Scenario, voxel_volume_ml: float) -> NKParams:
 def tumor_params(c: Scenario) -> TumorParams:
     """The tumor block in kernel units."""
     t = c.tumor
+    mhc_mu, mhc_sd = log_params(t.mhc_i.mean, t.mhc_i.cv)
+    lig_mu, lig_sd = log_params(t.nkg2d_ligand.mean, t.nkg2d_ligand.cv)
     return TumorParams(
         division_rate=math.log(2.0) / (t.doubling_time_h * 60.0),
         ifng_growth_max=t.ifng_response.growth_max_inhibition, ifng_ec50=t.ifng_response.ec50_ng_ml,
         apoptosis_delay_min=t.apoptosis_delay_min, clearance_min=t.clearance_min,
         antigen_loss=t.escape.antigen_loss_per_division,
+        expression_rho=memory_rho(t.expression_memory_generations),
+        antigen_log_sd=log_params(1.0, t.antigen.cv)[1],
+        mhc_log_mean=mhc_mu, mhc_log_sd=mhc_sd, ligand_log_mean=lig_mu, ligand_log_sd=lig_sd,
     )
 
 

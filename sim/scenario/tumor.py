@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .base import Float, Int, P, _Block
+from .base import Float, Int, OptFloat, P, _Block
 
 
 class Distribution(_Block):
@@ -52,6 +52,7 @@ class Tumor(_Block):
 
     init: TumorInit = Field(default_factory=TumorInit)
     doubling_time_h: Float = P(38.6, "h", "Luque 2024 (CARTopiaX tumor cell cycle)", "cell-cycle time when space is free", gt=0)
+    expression_memory_generations: OptFloat = P(2.0, "generations", "Sigal 2006 (protein levels of human cells mix within 1–3 generations)", "memory of a cell's antigen, MHC-I and NKG2D-ligand levels across divisions: non-genetic expression noise (null: daughters copy them exactly)", gt=0)
     apoptosis_delay_min: Float = P(60.0, "min", "assumed (caspase signal ~15–45 min, PMC4543232)", "time from lethal hit to death", ge=0)
     clearance_min: Float = P(120.0, "min", "assumed", "time a dead cell keeps its site before clearance", ge=0)
     antigen: Antigen = Field(default_factory=Antigen)

@@ -20,6 +20,7 @@ def install(model) -> None:
         n = t.used
         low = (model.rng.random(n) < e.antigen_low_fraction) & (t.antigen[:n] > 0)
         t.antigen[:n][low] *= np.float32(e.antigen_low_scale)
+        t.ag_clone[:n][low] *= np.float32(e.antigen_low_scale)  # a clone: its daughters stay antigen-low
         model.therapy_state["stats"]["antigen_low_cells_initial"] = int(low.sum())
     if e.ligand_shedding_max > 0:
         model.modulation.declare(Modulator("nkg2d_engagement_factor", "nk.nkg2d", "scale",
