@@ -30,12 +30,22 @@ class CARTSecretion(_Block):
     il6_like_engaged: Float = P(2000.0, "ng/(10⁶ cells·day)", "assumed (T-cell GM-CSF/CD40L drive myeloid IL-6)", "IL-6-like CRS driver released per engaged CAR-T", ge=0)
 
 
+class CARTActivation(_Block):
+    """Triggering and killing of a CAR-T conjugate: the values CAR-T runs were calibrated with (the CAR-NK
+    in vitro calibration of nk.activation and nk.killing describes NK cells, not T cells)."""
+
+    half_activation: Float = P(1.5, "signal", "assumed (the CAR-T arm's value since its CRS/ICANS and Stein 2019 kinetics calibration; NK's in vitro fit does not apply to T cells)", "net CAR signal giving half-maximal triggering", gt=0)
+    responsiveness_sd: Float = P(0.0, "log-SD", "assumed (no per-cell spread measured for CAR-T killing)", "cell-to-cell spread of intrinsic responsiveness", ge=0, le=3)
+    kill_time_min: Float = P(15.0, "min", "Ghaffarizadeh 2018 (1/15 min kill rate); PMC4543232 (~15 min)", "conjugate time for a granule kill", gt=0)
+
+
 class CART(_Block):
     """What differs when the infused effector is a CAR-T cell (nk: still sets dose, CAR, motility, killing).
 
     CAR-T kill only through the CAR (MHC-independent): no NKG2D, no KIR/NKG2A inhibition, no CD16/ADCC.
     """
 
+    activation: CARTActivation = Field(default_factory=CARTActivation)
     expansion: CARTExpansion = Field(default_factory=CARTExpansion)
     persistence: CARTPersistence = Field(default_factory=CARTPersistence)
     secretion: CARTSecretion = Field(default_factory=CARTSecretion)

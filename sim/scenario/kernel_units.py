@@ -51,10 +51,13 @@ def egress_per_min(c: Scenario) -> float:
 
 def cart_effector(p: NKParams, c: Scenario, voxel_volume_ml: float) -> NKParams:
     """The CAR-T comparator in the same kernel: MHC-independent CAR killing only (no NKG2D, KIR/NKG2A
-    or CD16), its own persistence, memory, antigen-driven expansion and IFN-γ release."""
+    or CD16), its own triggering threshold and kill time, persistence, memory, antigen-driven expansion
+    and IFN-γ release."""
     t = c.cart
     return p._replace(
         nkg2d=0.0, inhibitory=0.0, cd16=0.0,
+        half_activation=t.activation.half_activation, responsiveness_sd=t.activation.responsiveness_sd,
+        kill_min=t.activation.kill_time_min,
         half_life_min=t.persistence.half_life_days * MIN_PER_DAY,
         memory_fraction=t.persistence.memory_fraction,
         memory_half_life_min=t.persistence.memory_half_life_days * MIN_PER_DAY,

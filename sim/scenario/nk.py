@@ -58,9 +58,9 @@ class Activation(_Block):
     """Signal integration: net = (activating − inhibitory) × (1 − TGF-β suppression)."""
 
     attach_rate_per_min: Float = P(0.2, "1/min", "Ghaffarizadeh 2018 (PhysiCell attachment rate)", "rate of forming a conjugate on contact", ge=0)
-    half_activation: Float = P(1.5, "signal", "calibrated to Vanherberghen 2013 (≈ half of NK never kill in a 12 h 1:1 assay; was 0.5 assumed, which gave 0.36); tests/test_cytotoxicity.py", "net signal giving half-maximal triggering", gt=0)
+    half_activation: Float = P(3.4, "signal", "calibrated: nksim calibrate scenarios/calibrate_invitro.yaml, posterior median 3.36 (90 % 1.92–4.96) against the in vitro tables (Vanherberghen 2013; literature.md §9 4 h lysis ranges); docs/calibration.md", "net signal giving half-maximal triggering", gt=0)
     hill: Float = P(2.0, "-", "assumed", "steepness of the triggering curve", gt=0)
-    responsiveness_sd: Float = P(0.0, "log-SD", "assumed", "cell-to-cell spread of intrinsic responsiveness (lognormal, mean 1, inherited by daughters; 0 = identical cells)", ge=0, le=3)
+    responsiveness_sd: Float = P(0.7, "log-SD", "calibrated: nksim calibrate scenarios/calibrate_invitro.yaml, posterior median 0.69 (90 % 0.19–1.33); non-killers are an intrinsic NK subset (Vanherberghen 2013); docs/calibration.md", "cell-to-cell spread of intrinsic responsiveness (lognormal, mean 1, inherited by daughters; 0 = identical cells)", ge=0, le=3)
     release_min: Float = P(10.0, "min", "assumed", "time spent on a non-triggering conjugate", ge=0)
 
 
@@ -68,7 +68,7 @@ class Killing(_Block):
     """Perforin/granzyme contact killing with a granule stock, plus a slower death-receptor route."""
 
     perforin: bool = Field(True, description="perforin/granzyme competent (false = perforin-deficient)")
-    kill_time_min: Float = P(15.0, "min", "Ghaffarizadeh 2018 (1/15 min kill rate); PMC4543232 (~15 min)", "conjugate time for a granule kill", gt=0)
+    kill_time_min: Float = P(16.7, "min", "calibrated: nksim calibrate scenarios/calibrate_invitro.yaml, posterior median 16.7 (90 % 8.3–41.7; prior Ghaffarizadeh 2018 1/15 min, PMC4543232 ~15 min); docs/calibration.md", "conjugate time for a granule kill", gt=0)
     granules: Float = P(4.0, "kills", "assumed (Kather immunoABM killer capacity 5)", "granule stock (kills before depletion)", ge=0)
     granule_regen_h: Float = P(8.0, "h", "assumed", "time to regenerate one kill's granules", gt=0)
     death_receptor_kill_time_min: Float = P(45.0, "min", "PMC4543232 (death-receptor caspase ~45 min); Prager 2019", "conjugate time for a death-receptor kill", gt=0)
