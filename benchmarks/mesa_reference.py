@@ -9,12 +9,13 @@ rules, no NumPy in the loop. It does two jobs:
 
 The core rules (the kernel's, re-written independently from their descriptions, not imported):
 tumor cells divide into a free Moore neighbour after exponential waiting times (quiescent when
-boxed in, woken when a neighbour is cleared), die an apoptosis delay after a lethal hit and keep
+boxed in, woken when a neighbour is cleared; both daughters' antigen, MHC-I and ligand levels drift back
+toward their clone's and the population's distribution), die an apoptosis delay after a lethal hit and keep
 their site until cleared; CAR-NK cells die with their in-vivo half-life (shortened once exhausted,
 and by activation-induced death as a triggered conjugate completes), regenerate granules, make
 a persistent random walk biased toward the tumor centroid (blocked by tumor cells), attach to a
 neighbouring live tumor cell, trigger with a Hill function of the net CAR + NKG2D − KIR·MHC-I
-signal and kill after the granule (or death-receptor) contact time, and exhaust after a number
+signal times the cell's own responsiveness and kill after the granule (or death-receptor) contact time, and exhaust after a number
 of triggers; a site holds one tumor cell or at most `nk.crowding` k NK cells (a hop into a full site
 is refused like one into a tumor cell; an NK cell whose site a tumor daughter took steps aside into a
 neighbour with room). Cytokine fields, IL-15 and drugs are not part of the reference: use it with
@@ -44,10 +45,11 @@ def oracle_overrides() -> dict:
 class RefTumorCell(CellAgent):
     """A tumor cell: divides into free neighbouring sites, dies after a lethal hit."""
 
-    def __init__(self, model, cell, antigen, mhc, ligand, timer):
+    def __init__(self, model, cell, antigen, mhc, ligand, timer, clone):
         super().__init__(model)
         self.cell = cell
         self.antigen, self.mhc, self.ligand = antigen, mhc, ligand
+        self.clone = clone  # antigen level of the cell's clone (0: antigen-negative clone)
         self.state = ALIVE
         self.timer = timer
         model.tumor_added(self)
@@ -63,7 +65,11 @@ class RefTumorCell(CellAgent):
                 self.timer = math.inf  # contact-inhibited until a neighbour is cleared
                 return
             target = self.random.choice(free)
-            RefTumorCell(m, target, self.antigen, self.mhc, self.ligand, m.horizon + m.division_delay())
+            # both daughters' expression levels drift back toward the population (antigen: toward the clone)
+            levels = [(m.noisy(self.antigen, m.log_mean(self.clone, m.ag_cv), m.ag_sd),
+                       m.noisy(self.mhc, m.mhc_mu, m.mhc_sd), m.noisy(self.ligand, m.lig_mu, m.lig_sd)) for _ in range(2)]
+            RefTumorCell(m, target, *levels[1], m.horizon + m.division_delay(), self.clone)
+            self.antigen, self.mhc, self.ligand = levels[0]
             self.timer = m.horizon + m.division_delay()
         elif self.state == DOOMED:
             self.state = DEAD
@@ -84,11 +90,12 @@ class RefTumorCell(CellAgent):
 class RefNKCell(CellAgent):
     """A CAR-NK cell: persistent biased walk, conjugates, serial killing, granules, half-life."""
 
-    def __init__(self, model, cell, direction, car_level):
+    def __init__(self, model, cell, direction, car_level, responsiveness):
         super().__init__(model)
         self.cell = cell
         self.direction = direction
         self.car_level = car_level  # CAR surface level of this cell (0 for a CAR− cell of the product)
+        self.responsiveness = responsiveness  # this cell's factor on the net signal
         self.state = FREE
         self.target = None
         self.timer = 0.0
@@ -137,7 +144,7 @@ class RefNKCell(CellAgent):
         """Signal integration with one tumor cell; trigger a kill or stay bound for the release time."""
         m, cfg = self.model, self.model.cfg
         r, a, kl = cfg.nk.receptors, cfg.nk.activation, cfg.nk.killing
-        net = self.car_level * r.car_affinity * tumor.antigen + r.nkg2d * tumor.ligand - r.inhibitory * tumor.mhc
+        net = (self.car_level * r.car_affinity * tumor.antigen + r.nkg2d * tumor.ligand - r.inhibitory * tumor.mhc) * self.responsiveness
         exhausted = self.stims >= kl.exhaustion_stimulations
         p = 0.0
         if net > 0 and not exhausted:
@@ -219,6 +226,13 @@ class MesaReference(mesa.Model):
         self.sites_per_step = cfg.nk.motility.speed_um_min * self.dt / cfg.domain.spacing_um
         self.bias = cfg.nk.motility.tumor_bias
         self.cap = cfg.nk.crowding.per_site(cfg.domain.spacing_um)
+        g = cfg.tumor.expression_memory_generations  # expression memory: correlation e^(−1/g) per division
+        self.rho = 1.0 if g is None else math.exp(-1.0 / g)
+        self.ag_cv = cfg.tumor.antigen.cv
+        self.ag_sd = math.sqrt(math.log(1 + self.ag_cv ** 2))
+        self.mhc_mu, self.mhc_sd = self.log_mean(cfg.tumor.mhc_i.mean, cfg.tumor.mhc_i.cv), math.sqrt(math.log(1 + cfg.tumor.mhc_i.cv ** 2))
+        self.lig_mu = self.log_mean(cfg.tumor.nkg2d_ligand.mean, cfg.tumor.nkg2d_ligand.cv)
+        self.lig_sd = math.sqrt(math.log(1 + cfg.tumor.nkg2d_ligand.cv ** 2))
         self.n_tumor, self.sum_x, self.sum_y = 0, 0, 0
         self.kills = 0
         self.nk_deaths = 0
@@ -226,12 +240,13 @@ class MesaReference(mesa.Model):
         for i in range(t.used):
             if t.state[i] in (0, 1):  # alive or doomed at start: copy the initial tumor exactly
                 x, y, _ = (int(v) for v in divmod_site(int(t.site[i]), src.shape))
-                RefTumorCell(self, self.grid[(x, y)], float(t.antigen[i]), float(t.mhc[i]), float(t.ligand[i]), float(t.timer[i]))
+                RefTumorCell(self, self.grid[(x, y)], float(t.antigen[i]), float(t.mhc[i]), float(t.ligand[i]), float(t.timer[i]),
+                             float(t.ag_clone[i]))
         for i in range(nk.used):
             if nk.state[i] >= 0:
                 x, y, _ = divmod_site(int(nk.site[i]), src.shape)
                 car = float(nk.car[i]) if hasattr(nk, "car") else cfg.nk.receptors.car_expression
-                RefNKCell(self, self.grid[(x, y)], (float(nk.direction[i, 0]), float(nk.direction[i, 1])), car)
+                RefNKCell(self, self.grid[(x, y)], (float(nk.direction[i, 0]), float(nk.direction[i, 1])), car, float(nk.resp[i]))
 
     # bookkeeping a Mesa user would keep for the centroid (the NK bias points at it)
     def tumor_added(self, a):
@@ -250,6 +265,17 @@ class MesaReference(mesa.Model):
         if self.n_tumor <= 0:
             return (self.width - 1) / 2, (self.height - 1) / 2
         return self.sum_x / self.n_tumor, self.sum_y / self.n_tumor
+
+    @staticmethod
+    def log_mean(mean, cv):
+        """Mean of ln(level) for a lognormal level with this mean and CV."""
+        return math.log(mean) - 0.5 * math.log(1 + cv * cv) if mean > 0 else 0.0
+
+    def noisy(self, level, mu, sd):
+        """A daughter's level: ln level pulled toward mu with correlation rho, plus fresh noise."""
+        if level <= 0 or self.rho >= 1.0:
+            return level
+        return math.exp(mu + self.rho * (math.log(level) - mu) + math.sqrt(1 - self.rho ** 2) * sd * self.random.gauss(0.0, 1.0))
 
     def division_delay(self):
         return self.random.expovariate(self.division_rate)

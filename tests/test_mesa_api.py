@@ -56,6 +56,12 @@ def test_agent_api_uses_the_kernel_rules():
     # net signal = CAR 1 + NKG2D 0.5 − inhibition 0.5 = 1 → the kernel's Hill curve at the model's parameters
     p = m2.p_nk
     assert prob2 == pytest.approx(trigger_probability(1.0, p.half_activation, p.hill), rel=1e-5) and route2 == 0  # CAR route
+    # heterogeneous cells: the agent's own responsiveness multiplies the net signal, as in the kernel
+    m3 = pairs_model(2, antigen=1.0, mhc=1.0, ligand=0.5, extra={"nk": {"activation": {"responsiveness_sd": 1.0}}})
+    a3 = next(iter(m3.agents_by_type[CARNKCell]))
+    assert a3.responsiveness != 1.0
+    prob3, _, _ = a3.signal_against(m3.tumor_cells().to_list()[0])
+    assert prob3 == pytest.approx(trigger_probability(a3.responsiveness, m3.p_nk.half_activation, m3.p_nk.hill), rel=1e-5)
     assert nk.half_life_days() == pytest.approx(1e6)
 
 

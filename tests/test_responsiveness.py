@@ -16,15 +16,17 @@ def _model(sd, **extra):
 
 
 def test_identical_cells_draw_nothing_and_have_responsiveness_one():
-    """sd 0 is the model without heterogeneity: every cell 1.0 exactly, and no random number spent
-    (the generator state after placement equals a model that never had the key)."""
-    a, b = _model(0.0), TumorImmuneModel({"domain": {"dims": 2, "size_um": [600.0, 600.0]},
-                                          "tumor": {"init": {"count": 0}}, "nk": {"dose": {"cells": 0}}}, rng=5)
-    for m in (a, b):
-        m.add_nk(np.arange(500) % m.n_sites)
-    assert (a.nk.resp[:500] == 1.0).all()
-    assert a.rng.bit_generator.state == b.rng.bit_generator.state
-    assert np.array_equal(a.nk.direction[:500], b.nk.direction[:500])
+    """sd 0 is the model without heterogeneity: every cell 1.0 exactly and no random number spent (the
+    rule leaves the stream untouched; runs with sd 0 are bit-identical to the model before the key)."""
+    from sim.kernels.recognition import intrinsic_responsiveness
+    from sim.kernels.streams import seeded_stream
+
+    st, ref = seeded_stream(4, 5, 6), seeded_stream(4, 5, 6)
+    assert intrinsic_responsiveness(st, 0.0) == 1.0 and st.random() == ref.random()
+    assert intrinsic_responsiveness(st, 0.5) != 1.0 and st.random() != ref.random()
+    m = _model(0.0)
+    m.add_nk(np.arange(500) % m.n_sites)
+    assert (m.nk.resp[:500] == 1.0).all()
 
 
 def test_infused_cells_are_lognormal_with_mean_one_and_the_asked_log_sd():

@@ -90,10 +90,11 @@ def test_load_run_reads_a_real_run_folder(run_dir):
     assert {"id", "state", "car", "granules", "kills", "exhausted"} <= set(nk.columns)
     assert set(nk["state"].dropna()) <= {"free", "killing", "bound"}
     assert np.array_equal(tumor["x_um"], snap["tumor_xyz"][:, 0] * snap["spacing_um"])
-    # cells can be tracked between snapshots by id: survivors keep their antigen level
+    # cells can be tracked between snapshots by id: survivors keep their site (tumor cells do not move;
+    # their antigen level may change on division, tumor.expression_memory_generations)
     t0, t2 = run.cells(0, "tumor").set_index("id"), run.cells(2, "tumor").set_index("id")
     both = t0.index.intersection(t2.index)
-    assert len(both) > 0 and np.array_equal(t0.loc[both, "antigen"], t2.loc[both, "antigen"])
+    assert len(both) > 0 and np.array_equal(t0.loc[both, ["x", "y", "z"]], t2.loc[both, ["x", "y", "z"]])
     assert run.fields(2)["il15"].shape == snap["il15"].shape
     with pytest.raises(IndexError):
         run.cells(3)
