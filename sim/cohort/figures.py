@@ -49,10 +49,13 @@ def swimmer(patients: pd.DataFrame, assessment_day: float) -> Figure:
         prog = d["progressed"].to_numpy()
         ax.plot(d["pfs_days"][prog], y[prog], "kx", ms=4, label="progression")
         ax.plot(d["pfs_days"][~prog], y[~prog], "k>", ms=3, label="no progression (censored)")
-        ax.axvline(assessment_day, color="k", lw=0.6, ls="--")
-        ax.set(title=arm, xlabel="days since infusion", yticks=[])
-    axes[0].set_ylabel("patients")
-    axes[0].legend(loc="lower right", frameon=False, fontsize=7)
+        ax.axvline(assessment_day, color="k", lw=0.6, ls="--", label=f"assessment (day {assessment_day:g})")
+        ax.set(title=f"{arm} (n = {len(d)})", xlabel="days since infusion", yticks=[])
+    axes[0].set_ylabel("patients (sorted by progression-free time)")
+    marks, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles=[Patch(color=COLORS[k], label=k) for k in ("CR", "PR", "SD", "PD")] + marks,
+               labels=["CR", "PR", "SD", "PD"] + labels, loc="outside right center", frameon=False,
+               title="best response", fontsize=8)
     return fig
 
 
