@@ -14,8 +14,22 @@ from . import __version__
 #: Libraries whose version can change a result.
 LIBRARIES = ("numpy", "numba", "scipy", "mesa", "pydantic", "pandas", "pyarrow")
 
-#: Engine identity for sweep run ids: results from another engine version are never reused as current.
-ENGINE = f"nksim-{__version__}"
+def source_digest(root: Path | None = None) -> str:
+    """A digest of the package's own code and data (every file under sim/, or `root`, but caches): any
+    edit to a rule, a default or a packaged table changes it."""
+    import hashlib
+
+    root = Path(__file__).resolve().parent if root is None else Path(root)
+    h = hashlib.blake2b(digest_size=8)
+    for f in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"):
+        h.update(f.relative_to(root).as_posix().encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+#: Engine identity for sweep run ids: the version and the code digest, so that results of another engine
+#: (another release, or the same version with edited rules or defaults) are never reused as current.
+ENGINE = f"nksim-{__version__}+{source_digest()}"
 
 
 @functools.lru_cache(maxsize=1)

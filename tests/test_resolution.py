@@ -130,6 +130,24 @@ def test_summary_records_origins_and_provenance():
     assert s["platform"] and "commit" in s
 
 
+def test_engine_id_changes_with_the_code(tmp_path):
+    """Sweep and cohort run ids carry ENGINE: the version plus a digest of the package's code and data, so
+    a run computed before an edit to a rule or a default is never reused as current (issue 10)."""
+    import shutil
+    from pathlib import Path
+
+    import sim
+    from sim.provenance import ENGINE, source_digest
+
+    pkg = Path(sim.__file__).resolve().parent
+    copy = tmp_path / "sim"
+    shutil.copytree(pkg, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert ENGINE.endswith("+" + source_digest()) and source_digest(copy) == source_digest()
+    rule = copy / "kernels" / "noise.py"
+    rule.write_text(rule.read_text() + "\n# an edit\n")
+    assert source_digest(copy) != source_digest()
+
+
 def test_check_explain_prints_origins(capsys):
     from sim.cli import main
 
