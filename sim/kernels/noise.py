@@ -44,7 +44,8 @@ def clone_log_mean(clone_level, log_sd):
 
 
 def log_params(mean: float, cv: float) -> tuple[float, float]:
-    """(μ, σ) of ln y for the lognormal with this mean and CV (as `phenotype.lognormal` draws it)."""
+    """(μ, σ) of ln y for the lognormal with this mean and CV: σ² = ln(1 + cv²), μ = ln(mean) − σ²/2 (what
+    `phenotype.lognormal` draws from)."""
     if mean <= 0:
         return 0.0, 0.0
     s2 = math.log1p(cv * cv)

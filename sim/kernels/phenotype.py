@@ -2,9 +2,9 @@
 variation (tumor antigen, MHC-I and NKG2D-ligand levels; the potency of a product lot)."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
+
+from .noise import log_params
 
 
 def lognormal(rng: np.random.Generator, mean: float, cv: float, size: int | None = None):
@@ -14,8 +14,8 @@ def lognormal(rng: np.random.Generator, mean: float, cv: float, size: int | None
     if mean <= 0 or cv <= 0:
         v = float(mean) if mean > 0 else 0.0
         return v if size is None else np.full(size, v)
-    s2 = math.log1p(cv * cv)
-    return rng.lognormal(math.log(mean) - s2 / 2, math.sqrt(s2), size)
+    mu, sd = log_params(mean, cv)
+    return rng.lognormal(mu, sd, size)
 
 
 def lognormal_levels(rng: np.random.Generator, n: int, mean: float, cv: float) -> np.ndarray:

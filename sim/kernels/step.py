@@ -155,11 +155,8 @@ def arrive_nk_cells(rng, nk, first, sites, lat, tally, car_fraction, born_min, p
         for k in range(n):
             if g.random() >= car_fraction:
                 car[k] = 0.0
-    if n > 0:  # `start_nk_cells`' rule: responsiveness, direction, memory fate, full granules and DR capacity
-        r = stream_from(rng)
-        for k in range(n):
-            resp = intrinsic_responsiveness(r, p.responsiveness_sd)
-            start_nk_cell(r, nk, first + k, placed[k], p.max_granules, 0, car[k], resp, born_min, p)
+    if n > 0:  # responsiveness, direction, memory fate, full granules and DR capacity
+        start_nk_cells(rng, nk, first, placed[:n], car, born_min, p)
         ids = tally.ids
         for k in range(n):
             nk.cell_id[first + k] = ids[1] + k
