@@ -277,3 +277,18 @@ def test_antigen_negative_progression_is_read_from_the_tumor_ag_neg_series():
     pos = read_out(ts(days, cells).assign(tumor_ag_neg=0.01 * cells), c, 2)
     assert pos["progressed"] and not pos["antigen_negative_progression"]
     assert "antigen_negative_progression" not in read_out(ts(days, cells), c, 2)
+
+
+@pytest.mark.parametrize("name", ["cohort_cd19_cb_il15.yaml", "cohort_cd19_carnk_vs_cart.yaml", "cohort_her2_solid.yaml"])
+def test_check_validates_a_shipped_cohort_file(name, capsys):
+    """`nksim check` reads a cohort file as a cohort (it used to take `base:` for a sweep and reject
+    `patients` as an unknown key): every patient-arm resolves and the line counts them."""
+    from pathlib import Path
+
+    from sim.cli import main
+
+    path = Path(__file__).resolve().parents[1] / "scenarios" / name
+    plan = load_cohort(path)
+    assert main(["check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"cohort: {len(plan.runs)} runs" in out and f"{len({r.patient for r in plan.runs})} patients" in out
