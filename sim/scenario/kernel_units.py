@@ -123,6 +123,7 @@ def tumor_params(c: Scenario) -> TumorParams:
     lig_mu, lig_sd = log_params(t.nkg2d_ligand.mean, t.nkg2d_ligand.cv)
     return TumorParams(
         division_rate=math.log(2.0) / (t.doubling_time_h * 60.0),
+        death_rate=t.death_per_day / MIN_PER_DAY,
         ifng_growth_max=t.ifng_response.growth_max_inhibition, ifng_ec50=t.ifng_response.ec50_ng_ml,
         apoptosis_delay_min=t.apoptosis_delay_min, clearance_min=t.clearance_min,
         antigen_loss=t.escape.antigen_loss_per_division,
