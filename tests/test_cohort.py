@@ -133,9 +133,11 @@ def test_progression_is_judged_against_the_nadir_seen_at_visits():
     r = read_out(ts(days, cells), c, 2)
     assert r["best_response"] == "PR" and r["response"] == "PR" and not r["progressed"]
     assert r["pfs_days"] == pytest.approx(28.0)
-    # regrowth ≥ 20 % over the day-7 visit is PD at the next visit (day 14), and PFS is that visit
-    grow = read_out(ts(days, np.r_[cells[:8], np.full(21, 61)]), c, 2)
+    # regrowth ≥ 50 % over the day-7 visit (heme: Lugano / iwCLL) is PD at the next visit (day 14), and PFS
+    # is that visit; +22 % is not (it was under the RECIST 20 % the heme criteria used before)
+    grow = read_out(ts(days, np.r_[cells[:8], np.full(21, 76)]), c, 2)
     assert grow["best_response"] == "PR" and grow["response"] == "PD" and grow["pfs_days"] == pytest.approx(14.0)
+    assert not read_out(ts(days, np.r_[cells[:8], np.full(21, 61)]), c, 2)["progressed"]
 
 
 def test_heme_categories_use_the_detection_limit_and_50_percent():
