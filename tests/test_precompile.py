@@ -1,0 +1,116 @@
+"""Issue 15: `nksim compile` fills the Numba cache once (the Makefile's install step runs it), and `nksim run`
+says it is compiling within a second instead of waiting silently."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sim.cli import COMPILE_NOTICE
+from sim.kernels import cache_guard
+from sim.precompile import shipped_scenarios
+from sim.scenario import arm_effectives, resolve
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = ROOT / "scenarios" / "quickstart.yaml"
+
+
+def _py(code: str, cache: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+STATE = "from sim.kernels.cache_guard import kernels_cached, precompiled; print(kernels_cached(), precompiled())"
+
+
+@pytest.mark.slow
+def test_compile_fills_a_cold_cache_that_a_later_run_loads(tmp_path):
+    """In an empty cache: nothing cached; the precompile (here on the quickstart alone, to keep one cold
+    compile) fills it and marks it; then `nksim run` prints no notice and `nksim compile` has nothing to do."""
+    cache = tmp_path / "cache"
+    assert _py(STATE, cache).stdout.split() == ["False", "False"]
+    fill = ("import sim.precompile as p; from pathlib import Path; "
+            f"p.shipped_scenarios = lambda: [Path({str(QUICK)!r})]; p.precompile(days=0.05)")
+    r = _py(fill, cache)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert _py(STATE, cache).stdout.split() == ["True", "True"]
+    run = _py("import sys; from sim.cli import main; sys.exit(main(['run', %r, '--days', '0.02', '--quiet', '--out', %r]))"
+              % (str(QUICK), str(tmp_path / "run")), cache)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "compiling" not in run.stderr
+    again = _py("import sys; from sim.cli import main; sys.exit(main(['compile']))", cache)
+    assert again.returncode == 0 and "already compiled" in again.stdout
+
+
+def test_the_notice_comes_before_the_model_is_imported(tmp_path):
+    """On a cold cache `nksim run` prints the notice once the scenario is checked and before the 1.5 s
+    import of the model and Mesa, so it appears within a second of the start."""
+    code = f"""
+import os, sys
+import sim.kernels.cache_guard as g
+g.kernels_cached = lambda: False  # a cold cache, without compiling anything
+
+
+class Err:
+    def write(self, s):
+        if "compiling kernels" in s:
+            print("model imported:", "sim.model" in sys.modules, flush=True)
+            os._exit(0)
+
+    def flush(self):
+        pass
+
+
+sys.stderr = Err()
+from sim.cli import main
+main(["run", {str(QUICK)!r}, "--days", "0.02", "--quiet", "--out", {str(tmp_path / "run")!r}])
+"""
+    r = _py(code, tmp_path / "cache")
+    assert r.stdout.strip() == "model imported: False", r.stdout + r.stderr[-2000:]
+
+
+def test_the_notice_is_printed_only_when_the_step_kernel_is_not_cached(monkeypatch, capsys):
+    from sim import cli
+
+    monkeypatch.setattr(cache_guard, "kernels_cached", lambda: False)
+    cli._compile_notice()
+    assert capsys.readouterr().err.strip() == COMPILE_NOTICE
+    monkeypatch.setattr(cache_guard, "kernels_cached", lambda: True)
+    cli._compile_notice()
+    assert capsys.readouterr().err == ""
+
+
+def test_the_precompiled_mark_follows_the_kernel_sources(tmp_path, monkeypatch):
+    """The mark is the source stamp that `guard` renews when a kernel changes: an edit unmarks the cache."""
+    monkeypatch.setattr(cache_guard, "cache_folder", lambda: tmp_path)
+    (tmp_path / cache_guard.STAMP).write_text("digest-1")
+    assert not cache_guard.precompiled()
+    assert cache_guard.mark_precompiled() and cache_guard.precompiled()
+    (tmp_path / cache_guard.STAMP).write_text("digest-2")  # what guard() writes after a kernel edit
+    assert not cache_guard.precompiled()
+    monkeypatch.setattr(cache_guard, "cache_folder", lambda: None)  # no cache at all: nothing to mark
+    assert not cache_guard.mark_precompiled() and not cache_guard.precompiled()
+
+
+def test_shipped_scenarios_are_the_run_scenarios_and_span_the_run_paths():
+    files = shipped_scenarios()
+    names = {f.stem for f in files}
+    assert "quickstart" in names and not any(n.startswith(("cohort_", "calibrate_")) for n in names)
+    effs = [resolve(f) for f in files]
+    spaces = {e.scenario.domain.space for e in effs}
+    dims = {e.scenario.domain.dims for e in effs if e.scenario.domain.space != "well_mixed"}
+    effectors = {e.scenario.effector for e in effs} | {a.scenario.effector for e in effs for _, a in arm_effectives(e)}
+    assert spaces == {"lattice", "well_mixed"} and dims == {2, 3} and {"carnk", "cart"} <= effectors
+
+
+def test_the_makefile_install_step_compiles_the_kernels():
+    """`make run`/`make test` install through $(STAMP); its recipe ends by compiling the kernels."""
+    text = (ROOT / "Makefile").read_text()
+    recipe = re.search(r"^\$\(STAMP\):.*\n((?:\t.*\n)+)", text, re.M).group(1).splitlines()
+    install = next(i for i, ln in enumerate(recipe) if "pip install" in ln and "-e" in ln)
+    compile_ = next(i for i, ln in enumerate(recipe) if re.search(r"nksim compile\b", ln))
+    assert install < compile_ < len(recipe) - 1 and "touch $(STAMP)" in recipe[-1]
