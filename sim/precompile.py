@@ -8,6 +8,7 @@ not depend on a scenario's sizes, so a user's scenario then loads the same compi
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -66,12 +67,12 @@ def precompile(scenarios: list | None = None, days: float = DAYS, say: Callable[
     return time.perf_counter() - t0
 
 
-def ensure_precompiled(say: Callable[[str], None] | None = None) -> None:
+def ensure_precompiled() -> None:
     """Precompile in this process unless `nksim compile` already did: run before starting workers, so
-    they load the kernels instead of each compiling the same ones at once."""
+    they load the kernels instead of each compiling the same ones at once (one line on stderr says so)."""
     from .kernels.cache_guard import precompiled
 
     if not precompiled():
-        if say:
-            say("nksim: compiling kernels once before starting the workers (`nksim compile` does it ahead of time)")
-        precompile(say=say)
+        print("nksim: compiling kernels once before starting the workers (40-80 s on 2 cores; "
+              "`nksim compile` does it ahead of time)", file=sys.stderr, flush=True)
+        precompile()

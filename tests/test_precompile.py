@@ -127,7 +127,7 @@ def test_a_local_sweep_precompiles_before_starting_its_workers(tmp_path, monkeyp
     from helpers import tiny_sweep_base, write_sweep
 
     calls = []
-    monkeypatch.setattr(sim.precompile, "ensure_precompiled", lambda say=None: calls.append("precompile"))
+    monkeypatch.setattr(sim.precompile, "ensure_precompiled", lambda: calls.append("precompile"))
 
     class Started(Exception):
         pass
@@ -150,7 +150,7 @@ def test_a_local_calibration_precompiles_before_starting_its_workers(monkeypatch
     from sim.calibration.run import _client
 
     calls = []
-    monkeypatch.setattr(sim.precompile, "ensure_precompiled", lambda say=None: calls.append("precompile"))
+    monkeypatch.setattr(sim.precompile, "ensure_precompiled", lambda: calls.append("precompile"))
 
     class FakeDask:
         def __init__(self, *a, **k):
@@ -167,3 +167,16 @@ def test_a_local_calibration_precompiles_before_starting_its_workers(monkeypatch
     with _client(2, None, 4):
         pass
     assert calls == ["precompile", "workers", "warm"]
+
+
+def test_ensure_precompiled_compiles_only_an_unmarked_cache_and_says_so(monkeypatch, capsys):
+    import sim.precompile as pre
+
+    done = []
+    monkeypatch.setattr(pre, "precompile", lambda: done.append(1))
+    monkeypatch.setattr(cache_guard, "precompiled", lambda: True)
+    pre.ensure_precompiled()
+    assert done == [] and capsys.readouterr().err == ""
+    monkeypatch.setattr(cache_guard, "precompiled", lambda: False)
+    pre.ensure_precompiled()
+    assert done == [1] and "compiling kernels once before starting the workers" in capsys.readouterr().err

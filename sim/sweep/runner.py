@@ -222,7 +222,7 @@ def _execute(plan, state, out, todo, workers, scheduler, progress, runner, inv) 
             if runner is None and not scheduler:
                 from sim.precompile import ensure_precompiled
 
-                ensure_precompiled(say=log.info)  # here, once: the local workers then load the kernels, not each compile them
+                ensure_precompiled()  # here, once: the local workers then load the kernels, not each compile them
             ex = _Dask(workers, scheduler, len(todo), warm=runner is None)
         inv["executor"] = ex.label
         inv["workers"] = ex.threads()
