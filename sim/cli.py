@@ -116,6 +116,10 @@ def _cmd_compile(args) -> int:
     if not args.scenario and precompiled() and not args.force:
         print(f"nksim: kernels already compiled for these sources (cache: {cache_folder()})")
         return 0
+    from .scenario import resolve
+
+    for f in args.scenario:  # bad input: one message and status 2, before anything is said or compiled
+        resolve(Path(f))
     where = cache_folder() or "memory only (no writable cache folder: nothing is kept)"
     print(f"nksim: compiling kernels into {where} (40-80 s on 2 cores when nothing is cached)", flush=True)
     from .precompile import precompile

@@ -180,3 +180,13 @@ def test_ensure_precompiled_compiles_only_an_unmarked_cache_and_says_so(monkeypa
     monkeypatch.setattr(cache_guard, "precompiled", lambda: False)
     pre.ensure_precompiled()
     assert done == [1] and "compiling kernels once before starting the workers" in capsys.readouterr().err
+
+
+def test_compile_of_a_bad_scenario_exits_2_with_one_line(tmp_path, capsys):
+    from sim.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("nope: 1\n")
+    assert main(["compile", str(bad)]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and len(out.err.strip().splitlines()) == 1 and "bad.yaml" in out.err
