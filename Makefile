@@ -1,4 +1,5 @@
-# The README's two commands: `make run` and `make test`. Both set up .venv on first use.
+# The README's two commands: `make run` and `make test`. Both set up .venv on first use, compiling the
+# Numba kernels into the cache there (`nksim compile`), so the first run starts at once.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
@@ -10,6 +11,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $$(.ci/find-python) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(VENV)/bin/nksim compile --quiet
 	@touch $(STAMP)
 
 run: $(STAMP)

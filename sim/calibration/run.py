@@ -295,9 +295,12 @@ def _client(workers: int | None, scheduler: str | None, tasks: int):
     if scheduler == "inline":
         yield None
         return
+    from sim.precompile import ensure_precompiled
     from sim.sweep.executors import _Dask
     from sim.sweep.store import SweepError
 
+    if scheduler is None:
+        ensure_precompiled()  # before the local workers start: each then loads the kernels instead of compiling them
     try:
         ex = _Dask(workers, scheduler, tasks, warm=True)
     except SweepError as e:

@@ -16,6 +16,7 @@ from numba import njit
 from sim.safe_io import atomic_write_text
 
 STAMP = "nksim-kernels.sha256"
+PRECOMPILED = "nksim-precompiled.sha256"  # `nksim compile` finished for the sources named in STAMP
 
 
 @njit(cache=True)
@@ -33,12 +34,17 @@ def source_hash(folder: Path) -> str:
     return h.hexdigest()
 
 
+def cache_folder() -> Path | None:
+    """The folder Numba caches the kernels in (NUMBA_CACHE_DIR or __pycache__ beside the sources), None if none."""
+    path = getattr(getattr(_probe, "_cache", None), "_cache_path", None)
+    return Path(path) if path else None
+
+
 def guard() -> bool:
     """Drop the cached kernels if the kernel sources changed since they were cached; True if dropped."""
-    path = getattr(getattr(_probe, "_cache", None), "_cache_path", None)
-    if not path:
+    folder = cache_folder()
+    if folder is None:
         return False
-    folder = Path(path)
     digest = source_hash(Path(__file__).parent)
     stamp = folder / STAMP
     try:
@@ -61,6 +67,35 @@ def guard() -> bool:
 
 
 def kernels_cached() -> bool:
-    """Whether the batch step's compiled code is on disk (else the first step compiles it, ~20 s)."""
-    path = getattr(getattr(_probe, "_cache", None), "_cache_path", None)
-    return bool(path) and any(Path(path).glob("step.nk_step-*.nbi"))
+    """Whether the batch step's compiled code is on disk (else the first step compiles it: 40-80 s on 2 cores)."""
+    folder = cache_folder()
+    return folder is not None and any(folder.glob("step.nk_step-*.nbi"))
+
+
+def _precompiled_mark(folder: Path) -> str:
+    """What `mark_precompiled` writes: the source stamp (which `guard` renews on an edit) and the Numba
+    and Python versions (a cache of another version is ignored by Numba)."""
+    import sys
+
+    import numba
+
+    return f"{(folder / STAMP).read_text()} numba {numba.__version__} python {sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def precompiled() -> bool:
+    """Whether `nksim compile` finished for the current kernel sources and this Numba and Python."""
+    folder = cache_folder()
+    try:
+        return folder is not None and (folder / PRECOMPILED).read_text() == _precompiled_mark(folder)
+    except OSError:
+        return False
+
+
+def mark_precompiled() -> bool:
+    """Record that every kernel the shipped scenarios use is in the cache; False if there is no writable one."""
+    folder = cache_folder()
+    try:
+        atomic_write_text(folder / PRECOMPILED, _precompiled_mark(folder))
+    except (OSError, TypeError):  # TypeError: no cache folder
+        return False
+    return True

@@ -220,7 +220,9 @@ def _execute(plan, state, out, todo, workers, scheduler, progress, runner, inv) 
             ex = _Inline()
         else:
             if runner is None and not scheduler:
-                warm_up()  # compile the Numba cache once so workers only load it
+                from sim.precompile import ensure_precompiled
+
+                ensure_precompiled()  # here, once: the local workers then load the kernels, not each compile them
             ex = _Dask(workers, scheduler, len(todo), warm=runner is None)
         inv["executor"] = ex.label
         inv["workers"] = ex.threads()
