@@ -136,7 +136,14 @@ def _cmd_check(args) -> int:
     path = Path(args.scenario)
     raw = load_raw(path)
     sweep = ""
-    if "sweep" in raw or "base" in raw:  # a sweep: validate the plan too (every point resolves, sizes bounded)
+    if "cohort" in raw or ("base" in raw and "patients" in raw):  # a cohort: validate its plan, check its base
+        from .cohort.spec import load_cohort
+
+        cplan = load_cohort(path)
+        n_pat = len({r.patient for r in cplan.runs})
+        sweep = f"; cohort: {len(cplan.runs)} runs ({n_pat} patients × {len(cplan.runs) // max(n_pat, 1)} arms)"
+        path = cplan.base_path
+    elif "sweep" in raw or "base" in raw:  # a sweep: validate the plan too (every point resolves, sizes bounded)
         from .sweep.spec import load_sweep
 
         plan = load_sweep(path)

@@ -133,9 +133,13 @@ def test_progression_is_judged_against_the_nadir_seen_at_visits():
     r = read_out(ts(days, cells), c, 2)
     assert r["best_response"] == "PR" and r["response"] == "PR" and not r["progressed"]
     assert r["pfs_days"] == pytest.approx(28.0)
-    # regrowth ≥ 20 % over the day-7 visit is PD at the next visit (day 14), and PFS is that visit
-    grow = read_out(ts(days, np.r_[cells[:8], np.full(21, 61)]), c, 2)
+    # regrowth ≥ 50 % over the day-7 visit (heme: Lugano / iwCLL) to measurable disease (≥ 10 % of
+    # baseline) is PD at the next visit (day 14), and PFS is that visit; +22 % is not (it was under the
+    # RECIST 20 % the heme criteria used before), nor +52 % while under a tenth of baseline
+    grow = read_out(ts(days, np.r_[cells[:8], np.full(21, 150)]), c, 2)
     assert grow["best_response"] == "PR" and grow["response"] == "PD" and grow["pfs_days"] == pytest.approx(14.0)
+    assert not read_out(ts(days, np.r_[cells[:8], np.full(21, 61)]), c, 2)["progressed"]
+    assert not read_out(ts(days, np.r_[cells[:8], np.full(21, 76)]), c, 2)["progressed"]
 
 
 def test_heme_categories_use_the_detection_limit_and_50_percent():
@@ -277,3 +281,36 @@ def test_antigen_negative_progression_is_read_from_the_tumor_ag_neg_series():
     pos = read_out(ts(days, cells).assign(tumor_ag_neg=0.01 * cells), c, 2)
     assert pos["progressed"] and not pos["antigen_negative_progression"]
     assert "antigen_negative_progression" not in read_out(ts(days, cells), c, 2)
+
+
+@pytest.mark.parametrize("name", ["cohort_cd19_cb_il15.yaml", "cohort_cd19_carnk_vs_cart.yaml", "cohort_her2_solid.yaml"])
+def test_check_validates_a_shipped_cohort_file(name, capsys):
+    """`nksim check` reads a cohort file as a cohort (it used to take `base:` for a sweep and reject
+    `patients` as an unknown key): every patient-arm resolves and the line counts them."""
+    from pathlib import Path
+
+    from sim.cli import main
+
+    path = Path(__file__).resolve().parents[1] / "scenarios" / name
+    plan = load_cohort(path)
+    assert main(["check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"cohort: {len(plan.runs)} runs" in out and f"{len({r.patient for r in plan.runs})} patients" in out
+
+
+def test_heme_progression_needs_measurable_disease_again():
+    """Lugano 2014: a node progresses only once it is abnormal again, not on a rise from a few residual
+    cells. A PR to 0.2 % of baseline that regrows 3-fold (still 0.6 %) is not PD; regrowth to
+    ≥ heme_progression_floor (10 %) of baseline is. From a CR the same floor applies (relapse to
+    measurable disease)."""
+    c = Criteria(disease="heme", assessment_day=28, assess_every_days=7)
+    days = np.arange(0, 29)
+    small = np.r_[[1000, 400, 100, 20, 5, 3, 2, 2], np.full(21, 6)]
+    r = read_out(ts(days, small), c, 2)
+    assert r["best_response"] == "PR" and not r["progressed"]
+    big = np.r_[small[:8], np.full(21, 150)]
+    assert read_out(ts(days, big), c, 2)["progressed"]
+    cr = np.r_[[1000, 400, 100, 20, 5, 1, 0, 0], np.full(21, 3)]
+    r = read_out(ts(days, cr), c, 2)
+    assert r["best_response"] == "CR" and not r["progressed"] and r["response"] == "PR"
+    assert read_out(ts(days, np.r_[cr[:8], np.full(21, 120)]), c, 2)["progressed"]

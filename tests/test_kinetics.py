@@ -81,19 +81,27 @@ def test_cart_expansion_doubling_and_peak(metrics):
         assert 5.0 <= m["peak_day"] <= 14.0
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (docs/validation.md): CAR-T decline with t½ ≈ 9 d over the two weeks "
-                   "after the peak, not 4.3 d: the effector half-life default is 6 d (Luque 2024) and the 10 % memory "
-                   "fraction (assumed) flattens the decline; without IL-15 extension or lymphodepletion it stays ≈ 8.6 d")
 def test_cart_initial_decline_matches_stein(metrics):
-    """Stein 2019: initial decline half-life ≈ 4.3 d (±30 %: the between-patient spread of a population fit)."""
+    """Stein 2019: initial decline half-life ≈ 4.3 d (±30 %: the between-patient spread of a population fit).
+    The effector half-life default is Stein's contraction rate α and the memory fraction Stein's F_B; the
+    decline measured here also carries the IL-15 extension after lymphodepletion and recirculation."""
     for m in metrics[CART]:
         assert m["decline_half_life_days"] == pytest.approx(4.3, rel=0.30)
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (docs/validation.md): IL-15-armored CB CAR-NK peak at day ~21 "
-                   "(IL-15-driven expansion spends its division budget slowly) and no long-lived subset persists a year")
-def test_cb_il15_carnk_kinetics_match_liu(metrics):
-    """Liu 2020: expansion within the first two weeks, then low-level persistence detectable ≥ 12 months."""
+def test_cb_il15_carnk_expands_within_two_weeks(metrics):
+    """Liu 2020: expansion within the first two weeks. The cord-blood preset's IL-15-driven division rate
+    (0.6/day) is calibrated to it, so this checks the calibration holds in every lot (no tolerance: the
+    published statement is the bound) and that the expansion is a real rise (doubling under a week)."""
     for m in metrics[CB]:
         assert m["peak_day"] <= 14.0
+        assert m["doubling_days"] < 7.0
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (docs/validation.md §4): no long-lived subset of the CB product survives "
+                   "host-versus-graft rejection (hazard 0.35/day x 0.33 mismatch once the host recovers), so nothing is "
+                   "detectable at a year; Liu 2020 saw persistence despite HLA mismatch, a mechanism the model lacks")
+def test_cb_il15_carnk_persists_a_year_like_liu(metrics):
+    """Liu 2020: low-level persistence detectable ≥ 12 months (qPCR; detection limit assumed 10 copies/µg)."""
+    for m in metrics[CB]:
         assert m["detectable_day_365"]

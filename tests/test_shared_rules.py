@@ -104,3 +104,21 @@ def test_saturation_is_one_hill_rule_and_n1_is_michaelis_menten_bit_for_bit():
     assert saturation(1e300, 1e-10, 3.0) == 1.0  # x = (c/EC50)ⁿ overflows: 1, not inf/inf = NaN
     # de Pillis 2005: T²/(h + T²) with h = 2.02e7 cells², at T = 1e4 cells, as g = √h
     assert saturation(1e4, np.sqrt(2.02e7), 2.0) == pytest.approx(1e8 / (2.02e7 + 1e8), rel=1e-14)
+
+
+def test_memory_like_nk_fraction_uses_the_same_rules_as_cart_memory():
+    """`nk.persistence.memory_fraction` assigns memory-like NK with the kernel's memory_fate (as CAR-T
+    memory), and the CARNKCell view gives a memory cell the memory half-life (IL-15-extended like the
+    kernel's); with the default 0 no cell is memory and the random stream draws nothing for it."""
+    from sim.units import MIN_PER_DAY
+
+    m = _bare_model(2, nk={"dose": {"cells": 0}, "persistence": {"memory_fraction": 0.3, "memory_half_life_days": 90.0}})
+    p = m.p_nk
+    assert p.memory_fraction == 0.3 and p.memory_half_life_min == 90.0 * MIN_PER_DAY
+    m.add_nk(np.arange(4000) % m.n_sites)
+    mem = m.nk.memory[:4000].astype(bool)
+    assert abs(mem.mean() - 0.3) < 4 * np.sqrt(0.3 * 0.7 / 4000)
+    a_mem = next(a for a in m.agents if getattr(a, "memory", False))
+    a_eff = next(a for a in m.agents if hasattr(a, "memory") and not a.memory)
+    assert a_mem.memory and not a_eff.memory
+    assert a_mem.half_life_days() / a_eff.half_life_days() == pytest.approx(90.0 / m.config.nk.persistence.half_life_days)

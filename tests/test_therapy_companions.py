@@ -170,7 +170,7 @@ def test_cart_effector_resolves_to_car_only_killing():
     m = TumorImmuneModel(with_(SMALL, effector="cart"), rng=2)
     p = m.p_nk
     assert p.nkg2d == p.inhibitory == p.cd16 == 0.0
-    assert p.stim_division_prob == 0.5 and p.max_divisions == 10 and p.memory_fraction == 0.1
+    assert p.stim_division_prob == 0.5 and p.max_divisions == 10 and p.memory_fraction == 0.0079
     assert all(isinstance(a, CARTCell) for a in m.agents)
     assert type(next(iter(TumorImmuneModel(SMALL, rng=2).agents))) is CARNKCell
     mem = m.nk.memory[: m.nk.used].astype(bool)

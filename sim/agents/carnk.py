@@ -8,7 +8,7 @@ from ..kernels import step as K
 from ..kernels.killing import is_exhausted
 from ..kernels.lattice import immune_can_enter
 from ..kernels.params import IFNG, IL15, TGFB
-from ..kernels.persistence import death_probability, effective_half_life, exhaustion_half_life
+from ..kernels.persistence import cell_half_life, death_probability, effective_half_life, exhaustion_half_life
 from ..units import MIN_PER_DAY
 
 
@@ -151,14 +151,23 @@ class CARNKCell(mesa.Agent):
             float(m.nk.resp[self.idx]),
         )
 
+    @property
+    def memory(self) -> bool:
+        """Whether this cell belongs to the long-lived memory(-like) fraction (`persistence.memory_fate`)."""
+        return bool(self.model.nk.memory[self.idx])
+
+    def _half_life_min(self) -> float:
+        """This cell's half-life before IL-15: memory or effector, shortened if exhausted (as the kernel)."""
+        p = self.model.p_nk
+        return exhaustion_half_life(cell_half_life(self.memory, p.half_life_min, p.memory_half_life_min),
+                                    self.exhausted, p.exhausted_half_life_factor)
+
     def half_life_days(self) -> float:
         """Current persistence half-life (days), stretched by local IL-15."""
         p = self.model.p_nk
-        t_half = exhaustion_half_life(p.half_life_min, self.exhausted, p.exhausted_half_life_factor)
-        return effective_half_life(t_half, self.il15_seen(), p.il15_extension, p.il15_ec50) / MIN_PER_DAY
+        return effective_half_life(self._half_life_min(), self.il15_seen(), p.il15_extension, p.il15_ec50) / MIN_PER_DAY
 
     def death_probability(self) -> float:
         """Probability of dying within the next step."""
         p = self.model.p_nk
-        t_half = exhaustion_half_life(p.half_life_min, self.exhausted, p.exhausted_half_life_factor)
-        return death_probability(t_half, self.il15_seen(), p.il15_extension, p.il15_ec50, p.dt, p.rejection_per_min)
+        return death_probability(self._half_life_min(), self.il15_seen(), p.il15_extension, p.il15_ec50, p.dt, p.rejection_per_min)

@@ -28,7 +28,7 @@ def waterfall(patients: pd.DataFrame, disease: str, criteria) -> Figure:
         ax.axhline(0, color="k", lw=0.6)
         pr = criteria.heme_pr_reduction if disease == "heme" else criteria.recist_pr_decrease
         ax.axhline(-100 * pr, color="k", lw=0.6, ls="--")
-        ax.axhline(100 * criteria.progression_increase, color="k", lw=0.6, ls=":")
+        ax.axhline(100 * (criteria.heme_progression_increase if disease == "heme" else criteria.progression_increase), color="k", lw=0.6, ls=":")
         ax.set(title=f"{arm} (n = {len(d)})", xlabel="patients (sorted)", xticks=[])
     axes[0].set_ylabel(f"best change in {what} (%)\n(capped at +200 %)")
     fig.legend(handles=[Patch(color=COLORS[k], label=k) for k in ("CR", "PR", "SD", "PD")], loc="outside right center",

@@ -1,7 +1,7 @@
 """Response read-outs the way a trial reads them, from one run's tumor time series.
 
 Heme (disseminated) disease, on tumor burden B: CR when B is below the detection limit (a fraction of
-baseline, the MRD convention), PR at ≥ 50 % reduction, PD when B rises ≥ 20 % above its nadir so far,
+baseline, the MRD convention), PR at ≥ 50 % reduction, PD when B rises ≥ 50 % above its nadir so far (Lugano, iwCLL) to at least a tenth of baseline (measurable again),
 else SD. Solid lesions, RECIST-like on the lesion diameter, taken as ∝ B^(1/d) for a d-dimensional
 section (one lesion, so the "sum of diameters" is its diameter): CR when no tumor cell is left, PR at
 ≥ 30 % decrease, PD at ≥ 20 % increase over the nadir, else SD. Response is read at each assessment
@@ -35,7 +35,8 @@ def category(b: float, b0: float, nadir: float, tumor_cells: float, c: Criteria)
     if c.disease == "heme":
         if b <= c.detection_limit * b0:
             return "CR"
-        if b >= (1.0 + c.progression_increase) * nadir:  # from a CR (nadir 0) any detectable disease is PD
+        # PD: ≥ 50 % above the nadir and measurable again (from a CR, nadir 0, the floor alone decides)
+        if b >= (1.0 + c.heme_progression_increase) * nadir and b >= c.heme_progression_floor * b0:
             return "PD"
         return "PR" if b <= (1.0 - c.heme_pr_reduction) * b0 else "SD"
     if tumor_cells <= 0:

@@ -100,7 +100,9 @@ class Criteria(_Strict):
     detection_limit: float = P(1e-4, "fraction of baseline", "flow-cytometry MRD sensitivity 10⁻⁴ (ELN/NCCN MRD convention)", "heme: disease below this fraction of the baseline burden is undetectable (CR)", ge=0, le=1)
     heme_pr_reduction: float = P(0.5, "fraction", "Cheson 2014 (Lugano) / iwCLL: ≥ 50 % decrease", "heme: partial response at ≥ this reduction of burden", gt=0, le=1)
     recist_pr_decrease: float = P(0.3, "fraction", "RECIST 1.1 (Eisenhauer 2009): ≥ 30 % decrease of the sum of diameters", "solid: partial response", gt=0, le=1)
-    progression_increase: float = P(0.2, "fraction", "RECIST 1.1: ≥ 20 % increase over the nadir (used for heme too, assumed)", "progression: burden (heme) or diameter (solid) this much above the nadir so far", gt=0)
+    progression_increase: float = P(0.2, "fraction", "RECIST 1.1: ≥ 20 % increase of the sum of diameters over the nadir", "solid: progression at a diameter this much above the nadir so far", gt=0)
+    heme_progression_floor: float = P(0.1, "fraction of baseline", "Lugano 2014 (Cheson): a node progresses only once abnormal again (longest diameter > 1.5 cm); against a typical 4.5-cm target lesion (assumed) that is (1.5/4.5)² ≈ 0.1 of its baseline product of diameters", "heme: progression also needs the burden back to this fraction of baseline (a rise from a few residual cells is not PD)", ge=0, le=10)
+    heme_progression_increase: float = P(0.5, "fraction", "Cheson 2014 (Lugano): ≥ 50 % increase from nadir of a lesion's product of diameters; iwCLL: ≥ 50 % increase of lymphocytes or nodes", "heme: progression at a burden this much above the nadir so far", gt=0)
 
 
 class CohortArm(_Strict):

@@ -12,7 +12,7 @@ set up by the model, goes through one function per population (`start_nk_cell`, 
 import numpy as np
 from numba import njit
 
-from .growth import division_acceptance, next_division_delay
+from .growth import dies_spontaneously, division_acceptance, next_division_delay, tumor_event_rate
 from .killing import PATH_GRANULE, PATH_NONE, choose_kill_path, is_exhausted, regenerate_granules
 from .lattice import (
     immune_can_enter, immune_move, neighbour_at, occupied, offset_at, place_immune_cells, random_free_neighbour,
@@ -435,8 +435,9 @@ def start_tumor_cells(rng, now, p, tumor, lat, tally, first, sites, antigen, ag_
     first division attempt is `next_division_delay` after `now`, drawn from a kernel stream seeded
     from `rng`, as for a daughter."""
     r = stream_from(rng)
+    rate = tumor_event_rate(p.division_rate, p.death_rate)
     for k in range(sites.shape[0]):
-        timer = now + next_division_delay(r, p.division_rate)
+        timer = now + next_division_delay(r, rate)
         start_tumor_cell(tumor, lat, tally, first + k, sites[k], antigen[k], ag_clone[k], mhc[k], ligand[k], 0.0, timer)
 
 
@@ -469,19 +470,25 @@ def tumor_step(rng, now, dt, p, tumor, t_used, n_free, lat, fld, tally, due):
     nx, ny, nz = lat.shape
     fx, fy, fz = lat.fshape
     horizon = now + dt
+    rate = tumor_event_rate(p.division_rate, p.death_rate)
     order = shuffled(r, due)
     for i in order:
         st = t_state[i]
         s = t_site[i]
         if st == T_ALIVE:
+            if dies_spontaneously(r, p.division_rate, p.death_rate):
+                doom_tumor(i, t_timer[i], p.apoptosis_delay_min, t_state, t_timer, t_site, lat.alive_bits)
+                continue
             v = voxel_of(s, ny, nz, fy, fz, coarsen)
             ifng = fvals[IFNG, v] + fbg[IFNG]
             if r.random() >= division_acceptance(ifng, p.ifng_growth_max, p.ifng_ec50):
-                t_timer[i] = horizon + next_division_delay(r, p.division_rate)
+                t_timer[i] = horizon + next_division_delay(r, rate)
                 continue
             s2 = random_free_neighbour(r, s, offsets, bits, nx, ny, nz)
             if s2 < 0:
-                t_timer[i] = np.inf  # quiescent until a neighbour is cleared
+                # quiescent until a neighbour is cleared; with spontaneous death its events go on (a
+                # memoryless clock, so this is the same in law as waking when a neighbour clears)
+                t_timer[i] = np.inf if p.death_rate <= 0.0 else horizon + next_division_delay(r, rate)
                 continue
             if n_free > 0:
                 n_free -= 1
@@ -506,8 +513,8 @@ def tumor_step(rng, now, dt, p, tumor, t_used, n_free, lat, fld, tally, due):
                 lig_c = relaxed_level(t_ligand[i], z4, p.ligand_log_mean, p.ligand_log_sd, rho)
                 t_mhc[i] = relaxed_level(t_mhc[i], z1, p.mhc_log_mean, p.mhc_log_sd, rho)
                 t_ligand[i] = relaxed_level(t_ligand[i], z3, p.ligand_log_mean, p.ligand_log_sd, rho)
-            t_timer[i] = horizon + next_division_delay(r, p.division_rate)
-            timer_c = horizon + next_division_delay(r, p.division_rate)
+            t_timer[i] = horizon + next_division_delay(r, rate)
+            timer_c = horizon + next_division_delay(r, rate)
             coat = t_coat[i] if ag > 0.0 else 0.0
             start_tumor_cell(tumor, lat, tally, c, s2, ag, clone_c, mhc_c, lig_c, coat, timer_c)
             tstats[S_BIRTHS] += 1
@@ -528,5 +535,5 @@ def tumor_step(rng, now, dt, p, tumor, t_used, n_free, lat, fld, tally, due):
                 if s3 >= 0 and occupied(bits, s3):
                     q = occ[s3]
                     if q >= 0 and t_state[q] == T_ALIVE and t_timer[q] == np.inf:
-                        t_timer[q] = horizon + next_division_delay(r, p.division_rate)
+                        t_timer[q] = horizon + next_division_delay(r, rate)
     return t_used, n_free

@@ -18,8 +18,8 @@ class CARTExpansion(_Block):
 class CARTPersistence(_Block):
     """CAR-T persistence: effector half-life plus a long-lived memory fraction."""
 
-    half_life_days: Float = P(6.0, "day", "Luque 2024 (CAR-T lifespan 8.6 d; t½ = 8.6·ln 2)", "effector CAR-T half-life", gt=0)
-    memory_fraction: Float = P(0.1, "fraction", "assumed", "fraction of infused cells and of daughters that are long-lived memory cells", ge=0, le=1)
+    half_life_days: Float = P(4.3, "day", "Stein 2019, doi:10.1002/psp4.12388 (tisagenlecleucel contraction rate α = 0.16/day; Luque 2024's 8.6-day lifespan would give 6 d)", "effector CAR-T half-life", gt=0)
+    memory_fraction: Float = P(0.0079, "fraction", "Stein 2019 (fraction of the peak entering the persistent phase, F_B = 0.0079)", "fraction of infused cells and of daughters that are long-lived memory cells", ge=0, le=1)
     memory_half_life_days: Float = P(200.0, "day", "assumed (Awasthi 2020: CAR-T detected up to 693 days)", "memory CAR-T half-life", gt=0)
 
 

@@ -104,7 +104,8 @@ def nk_params(c: Scenario, voxel_volume_ml: float) -> NKParams:
         tgfb_resistant=bool(f.tgfb_effects.resistant),
         mhc_max_fold=c.tumor.ifng_response.mhc_max_fold, tumor_ifng_ec50=c.tumor.ifng_response.ec50_ng_ml,
         apoptosis_delay_min=c.tumor.apoptosis_delay_min,
-        stim_division_prob=0.0, memory_fraction=0.0, memory_half_life_min=nk.persistence.half_life_days * MIN_PER_DAY,
+        stim_division_prob=0.0, memory_fraction=nk.persistence.memory_fraction,
+        memory_half_life_min=nk.persistence.memory_half_life_days * MIN_PER_DAY,
         rejection_per_min=0.0,  # a modulator when the product is rejected (sim/therapy/rejection.py)
         exhausted_half_life_factor=nk.persistence.exhausted_half_life_factor,
         aicd_per_trigger=nk.persistence.aicd_per_trigger,
@@ -122,6 +123,7 @@ def tumor_params(c: Scenario) -> TumorParams:
     lig_mu, lig_sd = log_params(t.nkg2d_ligand.mean, t.nkg2d_ligand.cv)
     return TumorParams(
         division_rate=math.log(2.0) / (t.doubling_time_h * 60.0),
+        death_rate=t.death_per_day / MIN_PER_DAY,
         ifng_growth_max=t.ifng_response.growth_max_inhibition, ifng_ec50=t.ifng_response.ec50_ng_ml,
         apoptosis_delay_min=t.apoptosis_delay_min, clearance_min=t.clearance_min,
         antigen_loss=t.escape.antigen_loss_per_division,

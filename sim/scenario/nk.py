@@ -81,6 +81,8 @@ class Persistence(_Block):
 
     half_life_days: Float = P(7.0, "day", "Zhang 2007 (t½ < 10 days)", "in vivo half-life without IL-15 support", gt=0)
     exhausted_half_life_factor: Float = P(0.5, "fraction", "assumed (exhausted NK lose function and are lost faster; no measured rate)", "half-life of an exhausted cell relative to a fresh one (1: no exhaustion-driven loss)", gt=0, le=1)
+    memory_fraction: Float = P(0.0, "fraction", "assumed (conventional NK products have no long-lived subset; set it for memory-like products, e.g. cytokine-induced memory-like NK, Romee 2016, doi:10.1126/scitranslmed.aaf2341)", "fraction of infused cells and of daughters that are long-lived memory-like NK", ge=0, le=1)
+    memory_half_life_days: Float = P(90.0, "day", "assumed (memory-like NK keep their phenotype > 3 months after one dose without cytokine support, Bednarski 2022, Blood)", "half-life of a memory-like NK without IL-15 support (IL-15 stretches it as it stretches the effector half-life)", gt=0)
     aicd_per_trigger: Float = P(0.02, "probability", "assumed (activation-induced death of NK after target engagement; no measured per-conjugate rate)", "chance a cell dies as each triggered conjugate completes (activation-induced cell death)", ge=0, le=1)
 
 

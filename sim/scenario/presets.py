@@ -63,7 +63,7 @@ PRODUCTS: dict[str, ProductPreset] = {
             "viability": _s(0.9, "assumed"),
             "cytotoxicity": _s(0.9, "assumed (cord-blood NK less mature)"),
             "max_divisions": _s(5, "assumed (high ex vivo expansion of cord-blood NK)"),
-            "proliferation_per_day": _s(0.3, "assumed"),
+            "proliferation_per_day": _s(0.6, "calibrated to Liu 2020 (IL-15-armored CB CAR-NK expand within the first two weeks; docs/validation.md §4)"),
             "half_life_days": _s(7.0, "Zhang 2007; Liu 2020 (detectable ≥ 12 months at low level with IL-15)"),
             "cd16": _s(0.8, "assumed"),
             "hla_mismatch": _s(0.33, "Liu 2020: cord-blood units ≥ 4/6 HLA-matched [unverified] → ≤ 2/6 loci mismatched"),

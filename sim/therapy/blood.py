@@ -17,7 +17,7 @@ X_max = infused · (2^max_divisions − 1) is the lineage division budget; r_ag 
 expansion of CAR-T after antigen contact (0 for NK cells, which do not expand clonally on antigen). Infusions add to B as
 boluses; the suicide switch scales B and O. Time is in minutes, like the model clock.
 
-A product with a long-lived memory fraction f (the CAR-T comparator, `memory_fraction` in the kernel
+A product with a long-lived memory fraction f (the CAR-T comparator, or memory-like NK: `memory_fraction` in the kernel
 parameters) carries two more states, Bm and Om, with the memory half-life: a fraction f of each bolus
 and of each daughter joins them, exactly as `persistence.memory_fate` assigns tissue cells, so the
 blood shows the biphasic contraction of CAR-T kinetics (Stein 2019). B, O and E then count both pools.
