@@ -104,3 +104,17 @@ def test_saturation_is_one_hill_rule_and_n1_is_michaelis_menten_bit_for_bit():
     assert saturation(1e300, 1e-10, 3.0) == 1.0  # x = (c/EC50)ⁿ overflows: 1, not inf/inf = NaN
     # de Pillis 2005: T²/(h + T²) with h = 2.02e7 cells², at T = 1e4 cells, as g = √h
     assert saturation(1e4, np.sqrt(2.02e7), 2.0) == pytest.approx(1e8 / (2.02e7 + 1e8), rel=1e-14)
+
+
+def test_division_probability_is_the_lineage_limit_on_the_il15_hazard_bit_for_bit():
+    """nk_step memoises the IL-15 division hazard per voxel and applies the lineage limit per cell
+    (`lineage_division_probability`): the same numbers as `division_probability` and its formula."""
+    from sim.kernels.persistence import division_probability, il15_division_probability, lineage_division_probability
+    from sim.kernels.rates import hazard_probability
+
+    for il15 in (0.0, 1e-3, 0.37, 2.0, 55.0):
+        for divs in (0, 3, 6, 9):
+            want = 0.0 if divs >= 6 else hazard_probability(0.0013 * il15 / (il15 + 0.8) if il15 > 0 else 0.0, 2.0)
+            got = division_probability(0.0013, il15, 0.8, divs, 6, 2.0)
+            memo = lineage_division_probability(il15_division_probability(0.0013, il15, 0.8, 2.0), divs, 6)
+            assert got == want and memo == want
