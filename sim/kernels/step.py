@@ -247,10 +247,12 @@ def nk_step(step, now, n_used, cells):
     p_egress = hazard_probability(p.egress_per_min, dt)
     need_voxel = fnonzero[TGFB] or fnonzero[IL15] or p.il15_rate > 0.0 or p.ifng_rate > 0.0
     # a cell's death and IL-15 division probabilities depend on it only through its voxel's IL-15 (fixed
-    # during the step) and its half-life class (memory, exhausted): computed once per voxel and class, in
-    # a direct-mapped table of one cache line per voxel (`MEMO_*`; the same function of the same inputs)
-    memo_size = 64  # rows: enough for every voxel, but no more than the cells stepped can fill
-    while memo_size < fvals.shape[1] and memo_size < 2 * m and memo_size < MEMO_MAX:
+    # during the step) and its half-life class (memory, exhausted): with more cells than voxels they are
+    # computed once per voxel and class, kept in a direct-mapped table of one cache line per voxel
+    # (`MEMO_*`; the same function of the same inputs), else per cell; one row if no voxel is looked up
+    use_memo = m > fvals.shape[1] or not need_voxel
+    memo_size = 1
+    while use_memo and need_voxel and memo_size < fvals.shape[1] and memo_size < MEMO_MAX:
         memo_size *= 2
     memo_mask = memo_size - 1
     memo = np.full((memo_size, MEMO_WIDTH), -1.0)  # -1: not computed (probabilities are >= 0; no voxel -1)
@@ -278,7 +280,8 @@ def nk_step(step, now, n_used, cells):
                 prefetch(fvals, TGFB * nv + vj)
                 prefetch(fvals, IL15 * nv + vj)
                 prefetch(fsrc, IL15 * nv + vj)
-                prefetch(memo, (vj & memo_mask) * MEMO_WIDTH)
+                if use_memo:
+                    prefetch(memo, (vj & memo_mask) * MEMO_WIDTH)
             prefetch(alive_bits, sj >> 6)
             prefetch(bits, sj >> 6)
             prefetch(count, sj)
@@ -303,12 +306,12 @@ def nk_step(step, now, n_used, cells):
         t_half = exhaustion_half_life(cell_half_life(n_mem[i], p.half_life_min, p.memory_half_life_min), exhausted,
                                       p.exhausted_half_life_factor)
         row = v & memo_mask
-        if memo[row, MEMO_VOXEL] != v:  # another voxel's row (or none yet): start it afresh
+        if use_memo and memo[row, MEMO_VOXEL] != v:  # another voxel's row (or none yet): start it afresh
             memo[row, MEMO_VOXEL] = v
             for c in range(MEMO_VOXEL + 1, MEMO_WIDTH):
                 memo[row, c] = -1.0
         col = MEMO_DIE + (2 if n_mem[i] else 0) + (1 if exhausted else 0)
-        if memo[row, col] < 0.0:
+        if not use_memo or memo[row, col] < 0.0:
             memo[row, col] = death_probability(t_half, il15, p.il15_extension, p.il15_ec50, dt, p.rejection_per_min)
         dies = r.random() < memo[row, col]
         if dies or leaves_tissue(r, n_state[i] == NK_FREE, p_egress):  # no egress draw for a cell that died
@@ -323,7 +326,7 @@ def nk_step(step, now, n_used, cells):
             fsrc[IL15, v] += p.il15_rate * src_scale
         # IL-15-driven division, plus antigen-driven expansion when a kill completes (CAR-T)
         completing = n_state[i] == NK_KILLING and now + dt >= n_timer[i] and t_state[n_target[i]] == T_ALIVE
-        if memo[row, MEMO_DIV] < 0.0:
+        if not use_memo or memo[row, MEMO_DIV] < 0.0:
             memo[row, MEMO_DIV] = il15_division_probability(p.prolif_rate, il15, p.il15_ec50, dt)
         p_div = either_probability(
             lineage_division_probability(memo[row, MEMO_DIV], n_divs[i], p.max_divisions),
