@@ -122,3 +122,17 @@ def test_memory_like_nk_fraction_uses_the_same_rules_as_cart_memory():
     a_eff = next(a for a in m.agents if hasattr(a, "memory") and not a.memory)
     assert a_mem.memory and not a_eff.memory
     assert a_mem.half_life_days() / a_eff.half_life_days() == pytest.approx(90.0 / m.config.nk.persistence.half_life_days)
+
+
+def test_division_probability_is_the_lineage_limit_on_the_il15_hazard_bit_for_bit():
+    """nk_step memoises the IL-15 division hazard per voxel and applies the lineage limit per cell
+    (`lineage_division_probability`): the same numbers as `division_probability` and its formula."""
+    from sim.kernels.persistence import division_probability, il15_division_probability, lineage_division_probability
+    from sim.kernels.rates import hazard_probability
+
+    for il15 in (0.0, 1e-3, 0.37, 2.0, 55.0):
+        for divs in (0, 3, 6, 9):
+            want = 0.0 if divs >= 6 else hazard_probability(0.0013 * il15 / (il15 + 0.8) if il15 > 0 else 0.0, 2.0)
+            got = division_probability(0.0013, il15, 0.8, divs, 6, 2.0)
+            memo = lineage_division_probability(il15_division_probability(0.0013, il15, 0.8, 2.0), divs, 6)
+            assert got == want and memo == want

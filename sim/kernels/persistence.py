@@ -19,11 +19,24 @@ def death_probability(half_life_min, il15_ng_ml, max_extension, ec50_ng_ml, dt_m
 
 
 @njit(cache=True, inline='always')
-def division_probability(max_rate_per_min, il15_ng_ml, ec50_ng_ml, divisions, max_divisions, dt_min):
-    """Per-step probability of an IL-15-driven NK division (none once the lineage limit is reached)."""
+def il15_division_probability(max_rate_per_min, il15_ng_ml, ec50_ng_ml, dt_min):
+    """Per-step probability of an IL-15-driven division of a cell below its lineage limit."""
+    return hazard_probability(max_rate_per_min * saturation(il15_ng_ml, ec50_ng_ml), dt_min)
+
+
+@njit(cache=True, inline='always')
+def lineage_division_probability(p_il15, divisions, max_divisions):
+    """`p_il15` (`il15_division_probability`) for a cell below the lineage limit, else 0."""
     if divisions >= max_divisions:
         return 0.0
-    return hazard_probability(max_rate_per_min * saturation(il15_ng_ml, ec50_ng_ml), dt_min)
+    return p_il15
+
+
+@njit(cache=True, inline='always')
+def division_probability(max_rate_per_min, il15_ng_ml, ec50_ng_ml, divisions, max_divisions, dt_min):
+    """Per-step probability of an IL-15-driven NK division (none once the lineage limit is reached)."""
+    return lineage_division_probability(il15_division_probability(max_rate_per_min, il15_ng_ml, ec50_ng_ml, dt_min),
+                                        divisions, max_divisions)
 
 
 @njit(cache=True, inline='always')

@@ -27,7 +27,8 @@ from .field_ops import field_at, refresh_zero_flags
 from .memory import prefetch
 from .persistence import (
     activation_induced_death, antigen_driven_division_probability, cell_half_life, death_probability,
-    division_probability, either_probability, exhaustion_half_life, leaves_tissue, memory_fate,
+    either_probability, exhaustion_half_life, il15_division_probability, leaves_tissue, lineage_division_probability,
+    memory_fate,
 )
 from .rates import hazard_probability
 from .records import (  # noqa: F401  (the statistics layout, re-exported for the kernels' callers)
@@ -52,6 +53,13 @@ T_DOOMED = 1  # lethally hit, apoptosis pending (still counted as a tumor cell)
 T_DEAD = 2  # dead, occupying its site until cleared
 T_EMPTY = 3  # free slot
 
+# nk_step's per-voxel table of probabilities: MEMO_MAX rows at most (a power of 2), one cache line each
+# (the voxel it holds; the death probability of the 4 half-life classes; the IL-15 division probability)
+MEMO_MAX = 4096
+MEMO_WIDTH = 8
+MEMO_VOXEL = 0
+MEMO_DIE = 1
+MEMO_DIV = 5
 AHEAD = 8  # the NK step prefetches the data of the cell AHEAD places on in its order (2·AHEAD: its slots)
 
 
@@ -238,9 +246,16 @@ def nk_step(step, now, n_used, cells):
     p_turn = turn_probability(p.persistence_min, dt)
     p_egress = hazard_probability(p.egress_per_min, dt)
     need_voxel = fnonzero[TGFB] or fnonzero[IL15] or p.il15_rate > 0.0 or p.ifng_rate > 0.0
-    last_il15 = -1.0  # the death probability depends on the cell only through IL-15 and its half-life: reuse it
-    last_t_half = -1.0
-    p_die = 0.0
+    # a cell's death and IL-15 division probabilities depend on it only through its voxel's IL-15 (fixed
+    # during the step) and its half-life class (memory, exhausted): with more cells than voxels they are
+    # computed once per voxel and class, kept in a direct-mapped table of one cache line per voxel
+    # (`MEMO_*`; the same function of the same inputs), else per cell; one row if no voxel is looked up
+    use_memo = m > fvals.shape[1] or not need_voxel
+    memo_size = 1
+    while use_memo and need_voxel and memo_size < fvals.shape[1] and memo_size < MEMO_MAX:
+        memo_size *= 2
+    memo_mask = memo_size - 1
+    memo = np.full((memo_size, MEMO_WIDTH), -1.0)  # -1: not computed (probabilities are >= 0; no voxel -1)
     nv = fvals.shape[1]
     plane = ny * nz
     n_sites = nx * plane
@@ -265,6 +280,8 @@ def nk_step(step, now, n_used, cells):
                 prefetch(fvals, TGFB * nv + vj)
                 prefetch(fvals, IL15 * nv + vj)
                 prefetch(fsrc, IL15 * nv + vj)
+                if use_memo:
+                    prefetch(memo, (vj & memo_mask) * MEMO_WIDTH)
             prefetch(alive_bits, sj >> 6)
             prefetch(bits, sj >> 6)
             prefetch(count, sj)
@@ -288,11 +305,15 @@ def nk_step(step, now, n_used, cells):
         exhausted = is_exhausted(n_stims[i], p.exhaustion_stims)
         t_half = exhaustion_half_life(cell_half_life(n_mem[i], p.half_life_min, p.memory_half_life_min), exhausted,
                                       p.exhausted_half_life_factor)
-        if il15 != last_il15 or t_half != last_t_half:
-            last_il15 = il15
-            last_t_half = t_half
-            p_die = death_probability(t_half, il15, p.il15_extension, p.il15_ec50, dt, p.rejection_per_min)
-        dies = r.random() < p_die
+        row = v & memo_mask
+        if use_memo and memo[row, MEMO_VOXEL] != v:  # another voxel's row (or none yet): start it afresh
+            memo[row, MEMO_VOXEL] = v
+            for c in range(MEMO_VOXEL + 1, MEMO_WIDTH):
+                memo[row, c] = -1.0
+        col = MEMO_DIE + (2 if n_mem[i] else 0) + (1 if exhausted else 0)
+        if not use_memo or memo[row, col] < 0.0:
+            memo[row, col] = death_probability(t_half, il15, p.il15_extension, p.il15_ec50, dt, p.rejection_per_min)
+        dies = r.random() < memo[row, col]
         if dies or leaves_tissue(r, n_state[i] == NK_FREE, p_egress):  # no egress draw for a cell that died
             n_state[i] = NK_EMPTY
             count[s] -= 1
@@ -305,8 +326,10 @@ def nk_step(step, now, n_used, cells):
             fsrc[IL15, v] += p.il15_rate * src_scale
         # IL-15-driven division, plus antigen-driven expansion when a kill completes (CAR-T)
         completing = n_state[i] == NK_KILLING and now + dt >= n_timer[i] and t_state[n_target[i]] == T_ALIVE
+        if not use_memo or memo[row, MEMO_DIV] < 0.0:
+            memo[row, MEMO_DIV] = il15_division_probability(p.prolif_rate, il15, p.il15_ec50, dt)
         p_div = either_probability(
-            division_probability(p.prolif_rate, il15, p.il15_ec50, n_divs[i], p.max_divisions, dt),
+            lineage_division_probability(memo[row, MEMO_DIV], n_divs[i], p.max_divisions),
             antigen_driven_division_probability(completing, p.stim_division_prob, n_divs[i], p.max_divisions))
         if p_div > 0.0 and r.random() < p_div:  # no draw when division is impossible
             # the daughter takes a neighbour with room, else stays with its mother if her site has room,
