@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $$(.ci/find-python) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
-	$(VENV)/bin/nksim compile --quiet
+	$(VENV)/bin/nksim compile --quiet scenarios
 	@touch $(STAMP)
 
 run: $(STAMP)

@@ -121,7 +121,7 @@ def compile_startup(scenario: str = "scenarios/quickstart.yaml", repeats: int = 
         p.kill()  # mid-compile: Numba writes each cache entry atomically, and the compile below fills the rest
         p.communicate()
         t0 = time.perf_counter()
-        c = subprocess.run([PY, "-m", "sim", "compile"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+        c = subprocess.run([PY, "-m", "sim", "compile", "scenarios"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
         cold = time.perf_counter() - t0
         if c.returncode != 0:
             raise RuntimeError(f"nksim compile failed (rc {c.returncode}):\n{c.stderr[-3000:]}")

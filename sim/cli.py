@@ -113,18 +113,21 @@ def _preflight_run(args) -> None:
 def _cmd_compile(args) -> int:
     from .kernels.cache_guard import cache_folder, precompiled
 
-    if not args.scenario and precompiled() and not args.force:
+    folders = [Path(s) for s in args.scenario if Path(s).is_dir()]
+    files = [Path(s) for s in args.scenario if not Path(s).is_dir()]
+    if not files and precompiled() and not args.force:
         print(f"nksim: kernels already compiled for these sources (cache: {cache_folder()})")
         return 0
     from .scenario import resolve
 
-    for f in args.scenario:  # bad input: one message and status 2, before anything is said or compiled
-        resolve(Path(f))
+    for f in files:  # bad input: one message and status 2, before anything is said or compiled
+        resolve(f)
     where = cache_folder() or "memory only (no writable cache folder: nothing is kept)"
     print(f"nksim: compiling kernels into {where} (40-80 s on 2 cores when nothing is cached)", flush=True)
-    from .precompile import precompile
+    from .precompile import precompile, shipped_scenarios
 
-    wall = precompile([Path(s) for s in args.scenario] or None, say=None if args.quiet else functools.partial(print, flush=True))
+    todo = [f for d in folders for f in shipped_scenarios(d)] + files
+    wall = precompile(todo or None, say=None if args.quiet else functools.partial(print, flush=True), mark=not files)
     print(f"nksim: kernels compiled in {wall:.0f} s; runs load them from the cache")
     return 0
 
@@ -347,7 +350,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                    help="delete <out>.checkpoint.npz and start afresh instead of resuming from it")
     r.set_defaults(func=_cmd_run)
     cc = sub.add_parser("compile", help="compile the Numba kernels into the cache now (make does it at install)")
-    cc.add_argument("scenario", nargs="*", help="compile what these scenarios use (default: every shipped scenario)")
+    cc.add_argument("scenario", nargs="*", help="compile what these scenarios use; a folder: every run scenario in it, "
+                    "marking the cache complete (make passes scenarios/; default: the package's own scenarios)")
     cc.add_argument("--force", action="store_true", help="run the shipped scenarios even if they were compiled")
     cc.add_argument("--quiet", action="store_true", help="no line per scenario")
     cc.set_defaults(func=_cmd_compile)

@@ -13,24 +13,21 @@ import time
 from pathlib import Path
 from typing import Callable
 
-ROOT = Path(__file__).resolve().parents[1]
 DAYS = 1.5  # every kernel call of the shipped scenarios happens by then (the first chemotherapy pulse: day 1)
 
 
-def shipped_scenarios() -> list[Path]:
-    """The run scenarios shipped with this copy: scenarios/*.yaml of a checkout, else the package's own
-    (sim/data); files that are not scenarios (sweep, cohort and calibration specs) are left out."""
+def shipped_scenarios(folder: Path | None = None) -> list[Path]:
+    """The run scenarios in `folder` (default: the package's own, sim/data; `make` passes the checkout's
+    scenarios/, which the package itself never reads); files that are not scenarios (sweep, cohort and
+    calibration specs) are left out."""
     from .scenario import ScenarioError, resolve
 
-    folder = ROOT / "scenarios"
-    if folder.is_dir():
-        files = sorted(folder.glob("*.yaml"))
-    else:
+    if folder is None:
         from . import data
 
-        files = sorted(data.path("").glob("*.yaml"))
+        folder = data.path("")
     out = []
-    for f in files:
+    for f in sorted(Path(folder).glob("*.yaml")):
         try:
             resolve(f)
         except (ScenarioError, OSError):
@@ -39,9 +36,11 @@ def shipped_scenarios() -> list[Path]:
     return out
 
 
-def precompile(scenarios: list | None = None, days: float = DAYS, say: Callable[[str], None] | None = None) -> float:
+def precompile(scenarios: list | None = None, days: float = DAYS, say: Callable[[str], None] | None = None,
+               mark: bool | None = None) -> float:
     """Run each scenario (default: `shipped_scenarios()`) for `days`, writing nothing, so its kernels
-    are compiled into the cache; with the default set, mark the cache complete. Returns the wall time."""
+    are compiled into the cache; mark the cache complete when `mark` (default: for the default set, or
+    when the caller passes a whole shipped folder). Returns the wall time."""
     import warnings
 
     from . import api
@@ -62,7 +61,7 @@ def precompile(scenarios: list | None = None, days: float = DAYS, say: Callable[
                 api.run(f, days=d)
         if say:
             say(f"  [{k}/{len(files)}] {Path(str(f)).stem}: {time.perf_counter() - t:.1f} s")
-    if scenarios is None:
+    if scenarios is None if mark is None else mark:
         cache_guard.mark_precompiled()
     return time.perf_counter() - t0
 

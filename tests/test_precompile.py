@@ -98,7 +98,12 @@ def test_the_precompiled_mark_follows_the_kernel_sources(tmp_path, monkeypatch):
 
 
 def test_shipped_scenarios_are_the_run_scenarios_and_span_the_run_paths():
-    files = shipped_scenarios()
+    """`make` compiles the checkout's scenarios/ (the folder it passes); they span every run path. Without
+    a folder the package's own scenarios are used: the package never reads the checkout's folder."""
+    from sim import data
+
+    assert {f.parent for f in shipped_scenarios()} == {data.path("")}
+    files = shipped_scenarios(ROOT / "scenarios")
     names = {f.stem for f in files}
     assert "quickstart" in names and not any(n.startswith(("cohort_", "calibrate_")) for n in names)
     effs = [resolve(f) for f in files]
