@@ -32,4 +32,4 @@ def dies_spontaneously(rng, division_rate_per_min, death_rate_per_min):
     """Whether a live cell's due event is spontaneous death rather than a division attempt, with
     probability μ/(λ + μ), so deaths come at rate μ whether or not the cell has room to divide; no draw
     when μ is 0, so tumors without cell loss keep their random stream."""
-    return death_rate_per_min > 0.0 and rng.random() * (division_rate_per_min + death_rate_per_min) < death_rate_per_min
+    return death_rate_per_min > 0.0 and rng.random() * tumor_event_rate(division_rate_per_min, death_rate_per_min) < death_rate_per_min
