@@ -64,3 +64,18 @@ def test_cells_without_room_still_die_at_rate_mu():
     deaths = m.tumor_stats.deaths
     assert abs(deaths - n * p) < 4 * math.sqrt(n * p * (1 - p)) + 0.05 * n * p
     assert m.now_min == pytest.approx(MIN_PER_DAY)
+
+
+def test_cell_loss_with_chemotherapy_is_refused_naming_the_key(tmp_path, capsys):
+    """Chemotherapy hits cycling cells, which the kernel tells from quiescent ones by a sleeping clock;
+    with spontaneous death every live cell keeps a clock, so the pair would hit contact-inhibited cells
+    too. Until quiescence has its own state, the pair is refused: exit 2, one line naming the key."""
+    from sim.cli import main
+
+    f = tmp_path / "s.yaml"
+    f.write_text("tumor:\n  death_per_day: 0.1\ndrugs:\n  chemo:\n    doses: [{day: 1.0}]\n")
+    assert main(["check", str(f)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "tumor.death_per_day" in err[0] and "drugs.chemo" in err[0]
+    f.write_text("tumor:\n  death_per_day: 0.1\n")
+    assert main(["check", str(f)]) == 0
