@@ -26,8 +26,8 @@ from .model import TumorImmuneModel
 from .errors import CheckpointError, DomainEdgeWarning
 from .scenario.resolve import Effective, resolve
 
-_ARRAYS = ("occ", "vox_tumor", "vox_stroma", "tstats", "counters", "next_ids")
-FORMAT = 3  # 3: cell ids (populations' cell_id, the model's next_ids)
+_ARRAYS = ("occ", "vox_tumor", "vox_stroma", "tstats", "counters", "next_ids", "section_state")
+FORMAT = 4  # 3: cell ids (populations' cell_id, the model's next_ids); 4: the tumor outside a sample (sim/section.py)
 _SNAPFILE = "snapfile__"  # a snapshot .npz carried as the bytes of its file
 
 

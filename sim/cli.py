@@ -213,7 +213,7 @@ def _cmd_export(args) -> int:
 def _cmd_validate(args) -> int:
     out = Path(args.out) if args.out else Path("results") / "validation"
     if args.which == "all":
-        for which in ("kuznetsov", "depillis", "cytotoxicity", "kinetics"):
+        for which in ("kuznetsov", "depillis", "cytotoxicity", "kinetics", "section"):
             args.which = which
             _cmd_validate(args)
         return 0
@@ -246,6 +246,13 @@ def _cmd_validate(args) -> int:
             print(f"{name}: peak day {m['peak_day']:.1f}, doubling {m['doubling_days']:.2f} d, decline t½ "
                   f"{m['decline_half_life_days']:.1f} d, terminal t½ {m['terminal_half_life_days']:.0f} d, "
                   f"detectable at day 365 in {m['detectable_day_365_fraction']:.0%} of lots; published {r['published']}")
+    elif args.which == "section":
+        from .validation import validate_section
+
+        rep = validate_section(out, replicates=args.replicates or 4)
+        print(f"untreated blasts, {rep['days']:g} days: closed section {rep['closed_final_median']:.0f} cells "
+              f"(capacity {rep['sites']}); open sample total {rep['open_total_final_median']:.0f} against "
+              f"N0·2^(t/Td) = {rep['exponential_final']:.0f} (largest shortfall {rep['open_total_max_rel_shortfall']:.1%})")
     else:  # cytotoxicity
         from .assays import validate_cytotoxicity
 
@@ -373,7 +380,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     e.add_argument("--overwrite", action="store_true", help="replace an earlier nksim export in the output folder")
     e.set_defaults(func=_cmd_export)
     v = sub.add_parser("validate", help="compare the model with published work (figures + JSON)")
-    v.add_argument("which", choices=["kuznetsov", "depillis", "cytotoxicity", "kinetics", "all"])
+    v.add_argument("which", choices=["kuznetsov", "depillis", "cytotoxicity", "kinetics", "section", "all"])
     v.add_argument("--out", help="output folder (default results/validation)")
     v.add_argument("--replicates", type=_positive_int, help="replicates per condition (≥ 1)")
     v.set_defaults(func=_cmd_validate)

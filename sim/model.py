@@ -16,6 +16,7 @@ from . import scenario as cfgmod
 from .agents import CARNKCell, CARTCell, TumorCell
 from .agents.tumor import TumorCellSet
 from .domain_watch import DomainWatch
+from . import section
 from .fields import CytokineFields
 from .kernels import step as K
 from .kernels.killing import is_exhausted
@@ -130,7 +131,8 @@ class TumorImmuneModel(mesa.Model):
         self._n_pending = 0
         self._dead_agents: list = []
         self._all_agents = _SyncedAgentSet(self._all_agents, random=self.random, sync=self._sync_registry)
-        self.domain_watch = DomainWatch(self.n_sites, c.name)  # boundary contact and fill (sim/domain_watch.py)
+        # boundary contact and fill; an open section sends blocked daughters out (sim/section.py)
+        self.domain_watch = DomainWatch(self.n_sites, c.name, c.domain.section.boundary == "open")
         # Time-varying parameter effects (drug occupancy, ligand shedding, systemic IL-15) are declared
         # modulators, evaluated once per step from p_nk_base. Events that add, remove or mark cells
         # (infusions, chemotherapy, suicide switch, antibody coating) register hook(model) callables,
@@ -140,6 +142,8 @@ class TumorImmuneModel(mesa.Model):
         self.car_positive_fraction = 1.0  # share of added NK cells that carry the CAR (set by the product)
         self._place_tumor()
         self.domain_watch.update(self.tstats, self.now_min, setup=True)
+        self.section_state = section.new_state(self.tstats)  # the tumor outside a sample (sim/section.py)
+        self._sample = c.domain.section.represents == "sample"
         self._place_stroma()
         self.therapy = Therapy(self)  # product lot, cold chain, dosing/blood, IL-15 and suicide hooks
         self._place_nk(c.nk.dose.cells if self.therapy.released else 0)
@@ -628,6 +632,7 @@ class TumorImmuneModel(mesa.Model):
             "mean_tgfb_ng_ml": lambda m: f.mean("tgfb"),
             "mean_il15_ng_ml": lambda m: f.mean("il15"),
             "nk_blood": lambda m: m.therapy.blood_cells(),  # patient-level CAR-NK in blood (0 without dosing)
+            **(section.reporters(self.section_state, self.tstats, self.config.domain.section.patient_cells) if self._sample else {}),
             **self.modulation.reporters(),  # every modulator's value (sim/therapy/modulators.py)
             **getattr(self, "extra_reporters", {}),
         }
@@ -656,6 +661,8 @@ class TumorImmuneModel(mesa.Model):
             t.used, t.n_free = K.tumor_step(self._kernel_rng(), t_now, t_dt, self._tumor_params(self.p_tumor), t.record,
                                             t.used, t.n_free, lat, fld, tally, due)
             self.domain_watch.update(self.tstats, self.now_min + self.dt)
+            if self._sample:
+                section.advance_outside(self.section_state, self.tstats, self.p_tumor.division_rate - self.p_tumor.death_rate, t_dt)
         if k % self._field_every == 0:
             self._secrete_tissue_sources()
             self.fields.step(self._field_every * self.dt, self._field_sinks)  # sinks counted only if a field is non-zero

@@ -8,7 +8,10 @@ section (one lesion, so the "sum of diameters" is its diameter): CR when no tumo
 visit (every `assess_every_days` up to `assessment_day`); best overall response is the best category
 before the first PD; PD is judged against the smallest burden recorded at baseline and earlier visits.
 Progression-free time: the first visit (visits go on every `assess_every_days` to the end of the run)
-at which progression holds, censored at the end of the run. Thresholds are keys of `cohort.criteria` with their sources."""
+at which progression holds, censored at the end of the run. Thresholds are keys of `cohort.criteria` with their sources.
+B is the patient's: for a section that samples a larger burden (`domain.section.represents: sample`) the
+section plus the disease outside it (`tumor_total`, sim/section.py), else the section's `tumor`; antigen
+shares are the section's."""
 from __future__ import annotations
 
 import math
@@ -61,7 +64,7 @@ def read_out(ts: pd.DataFrame, c: Criteria, dims: int) -> dict:
     (baseline and earlier visits: RECIST 1.1's nadir), not against minima between visits that no one
     observed. Visits continue every `assess_every_days` after the assessment day for progression."""
     t_day = ts["time_h"].to_numpy(dtype=float) / 24.0
-    cells = ts["tumor"].to_numpy(dtype=float)
+    cells = ts["tumor_total" if "tumor_total" in ts else "tumor"].to_numpy(dtype=float)  # the patient's burden
     b = burden(cells, c.disease, dims)
     b0 = b[0]
     n_assess = visit_days(c.assess_every_days, c.assessment_day).size
@@ -96,7 +99,7 @@ def read_out(ts: pd.DataFrame, c: Criteria, dims: int) -> dict:
         "responder": best in ("CR", "PR"),
         "burden_baseline": float(cells[0]),
         "burden_at_assessment": float(cells[upto][-1]) if upto.any() else math.nan,
-        **antigen_negative_readouts(ts, cells, first_pd, upto),
+        **antigen_negative_readouts(ts, ts["tumor"].to_numpy(dtype=float), first_pd, upto),
     }
 
 

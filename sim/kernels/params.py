@@ -29,5 +29,6 @@ TumorParams = namedtuple(
     ["division_rate", "death_rate", "ifng_growth_max", "ifng_ec50", "apoptosis_delay_min", "clearance_min", "antigen_loss",
      # expression noise with memory on division (kernels/noise.py): per-division correlation, the log-SD
      # of antigen around its clone's level, the population's log-mean and log-SD of MHC-I and NKG2D ligand
-     "expression_rho", "antigen_log_sd", "mhc_log_mean", "mhc_log_sd", "ligand_log_mean", "ligand_log_sd"],
+     "expression_rho", "antigen_log_sd", "mhc_log_mean", "mhc_log_sd", "ligand_log_mean", "ligand_log_sd",
+     "open_boundary"],  # an open section (domain.section.boundary): a daughter with no free neighbour leaves it
 )

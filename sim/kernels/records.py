@@ -12,8 +12,8 @@ that population's record without touching a kernel signature.
                  vx/vy/vz (per-axis site → voxel lookups: vx = arange(nx) // coarsen, ...)
     Fields       values and sources as (fields, voxels) views, background, nonzero flags and
                  source_scale (the share of a field step one cell step stands for)
-    Tallies      the running totals: tumor (float64[9], `TUMOR_STATS`; at_boundary counts live tumor
-                 cells on boundary sites), nk (int64[8], `NK_COUNTS`)
+    Tallies      the running totals: tumor (float64[10], `TUMOR_STATS`; at_boundary counts live tumor
+                 cells on boundary sites, exported the daughters an open section sent out), nk (int64[8], `NK_COUNTS`)
                  and vox_tumor (live tumor cells per field voxel)
     NKStep       everything `nk_step` takes but the clock, the slot count and the cells to step: rng
                  (`streams.GeneratorRecord`), p, nk, tumor, lat, fld, tally and the born/died slot
@@ -37,9 +37,9 @@ from numba.experimental import structref
 from numba.extending import intrinsic
 
 # ---- the statistics: names, and the kernels' indices derived from them --------------------------
-TUMOR_STATS = ("live", "antigen_pos", "antigen_neg", "sum_x", "sum_y", "sum_z", "births", "deaths", "at_boundary")
+TUMOR_STATS = ("live", "antigen_pos", "antigen_neg", "sum_x", "sum_y", "sum_z", "births", "deaths", "at_boundary", "exported")
 NK_COUNTS = ("kills_car", "kills_innate", "kills_adcc", "nk_births", "nk_deaths", "conjugates", "triggers", "nk_egress")
-S_LIVE, S_AGPOS, S_AGNEG, S_SX, S_SY, S_SZ, S_BIRTHS, S_DEATHS, S_EDGE = range(len(TUMOR_STATS))
+S_LIVE, S_AGPOS, S_AGNEG, S_SX, S_SY, S_SZ, S_BIRTHS, S_DEATHS, S_EDGE, S_EXPORTED = range(len(TUMOR_STATS))
 C_KILL0, C_NKBIRTH, C_NKDEATH, C_CONJ, C_TRIG, C_NKEGRESS = 0, 3, 4, 5, 6, 7  # kills by route: C_KILL0 + recognition.ROUTE_*
 assert NK_COUNTS[C_NKBIRTH] == "nk_births" and NK_COUNTS[C_NKDEATH] == "nk_deaths" and NK_COUNTS[C_TRIG] == "triggers"
 assert NK_COUNTS[C_NKEGRESS] == "nk_egress"

@@ -32,7 +32,7 @@ from .persistence import (
 )
 from .rates import hazard_probability
 from .records import (  # noqa: F401  (the statistics layout, re-exported for the kernels' callers)
-    C_CONJ, C_KILL0, C_NKBIRTH, C_NKDEATH, C_NKEGRESS, C_TRIG, NK_COUNTS, S_AGNEG, S_AGPOS, S_BIRTHS, S_DEATHS, S_EDGE, S_LIVE, S_SX,
+    C_CONJ, C_KILL0, C_NKBIRTH, C_NKDEATH, C_NKEGRESS, C_TRIG, NK_COUNTS, S_AGNEG, S_AGPOS, S_BIRTHS, S_DEATHS, S_EDGE, S_EXPORTED, S_LIVE, S_SX,
     S_SY, S_SZ, TUMOR_STATS, tumor_centroid,
 )
 from .streams import generator_of, stream_from
@@ -508,6 +508,12 @@ def tumor_step(rng, now, dt, p, tumor, t_used, n_free, lat, fld, tally, due):
                 t_timer[i] = horizon + next_division_delay(r, rate)
                 continue
             s2 = random_free_neighbour(r, s, offsets, bits, nx, ny, nz)
+            if s2 < 0 and p.open_boundary:
+                # an open section (`sim/section.py`): the division happens and the daughter leaves the
+                # section into the rest of the disease; the mother keeps cycling, with her levels
+                tstats[S_EXPORTED] += 1
+                t_timer[i] = horizon + next_division_delay(r, rate)
+                continue
             if s2 < 0:
                 # quiescent until a neighbour is cleared; with spontaneous death its events go on (a
                 # memoryless clock, so this is the same in law as waking when a neighbour clears)

@@ -130,6 +130,7 @@ def tumor_params(c: Scenario) -> TumorParams:
         expression_rho=memory_rho(t.expression_memory_generations),
         antigen_log_sd=log_params(1.0, t.antigen.cv)[1],
         mhc_log_mean=mhc_mu, mhc_log_sd=mhc_sd, ligand_log_mean=lig_mu, ligand_log_sd=lig_sd,
+        open_boundary=c.domain.section.boundary == "open",
     )
 
 

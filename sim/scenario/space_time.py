@@ -5,7 +5,29 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .base import Float, Int, NoBool, P, _Block
+from .base import Float, Int, NoBool, OptFloat, P, _Block
+
+
+class Section(_Block):
+    """What the simulated tissue stands for, and whether its edge caps the tumor (`sim/section.py`)."""
+
+    represents: Literal["lesion", "sample"] = P(
+        "lesion", "-", "assumed", "lesion: the whole tumor (a nodule, a well); sample: a window onto a larger burden (a marrow "
+        "or lymph-node sample of disseminated disease), whose read-outs are scaled to the patient")
+    boundary: Literal["closed", "open"] = P(
+        "closed", "-", "assumed", "closed: a division with no free neighbour waits (contact inhibition, the lattice caps "
+        "growth); open (samples only): it happens and the daughter leaves the section into the rest of the disease, which "
+        "grows as the section's cells do (docs/model.md, 'Sections and patients')")
+    patient_cells: OptFloat = P(
+        None, "cells", "assumed (per patient; e.g. 1e11-1e12 blasts in relapsed B-ALL marrow)", "the patient's tumor burden "
+        "at day 0 that the section samples (null = report in section cells only)", gt=0, le=1e15)
+
+    @model_validator(mode="after")
+    def _open_only_for_samples(self) -> "Section":
+        if self.boundary == "open" and self.represents != "sample":
+            raise ValueError("boundary: open needs represents: sample (a whole lesion has nowhere outside to grow into); "
+                             "set represents: sample or boundary: closed")
+        return self
 
 
 class Domain(_Block):
@@ -16,6 +38,7 @@ class Domain(_Block):
     size_um: list[Float] = P([1000.0, 1000.0], "µm", "assumed", "domain edge lengths (2 or 3 values; a single value means a cube)")
     spacing_um: Float = P(20.0, "µm", "assumed (about one tumor-cell diameter)", "lattice site spacing", gt=0)
     field_coarsen: Int = P(2, "sites", "assumed; error bounded in tests/test_fields.py", "field voxel edge in lattice sites", ge=1, le=16)
+    section: Section = Field(default_factory=Section, description="what the section represents and its boundary")
 
     @model_validator(mode="after")
     def _size_matches_dims(self) -> "Domain":
