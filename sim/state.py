@@ -61,7 +61,7 @@ class Population:
 class TumorPopulation(Population):
     """Tumor cells: site, antigen/MHC-I/NKG2D-ligand levels, the antigen level of the cell's clone
     (`ag_clone`: the mean its antigen fluctuates around, 0 for an antigen-negative clone), antibody coating, state and next-event
-    time, and a run-wide `cell_id` (set by `start_tumor_cell` from the model's id counter, never
+    time, whether it is contact-inhibited (`quiescent`, what chemotherapy spares), and a run-wide `cell_id` (set by `start_tumor_cell` from the model's id counter, never
     reused, so snapshots can track cells); `free_slots[:n_free]` lists cleared slots for reuse."""
 
     RECORD = records.TumorCellsType
@@ -69,6 +69,7 @@ class TumorPopulation(Population):
         "site": (np.int32, -1, ()), "antigen": (np.float32, 0.0, ()), "ag_clone": (np.float32, 0.0, ()),
         "mhc": (np.float32, 0.0, ()), "ligand": (np.float32, 0.0, ()), "coat": (np.float32, 0.0, ()), "state": (np.int8, T_EMPTY, ()),
         "timer": (np.float32, np.inf, ()), "free_slots": (np.int32, 0, ()),  # slot indices < 2³¹, like occ
+        "quiescent": (np.int8, 0, ()),  # contact-inhibited: its last division found no room, none cleared since
         "cell_id": (np.int64, -1, ()),
     }
 

@@ -123,10 +123,11 @@ def test_chemo_pulse_spares_quiescent_cells():
     n = 4000
     state = np.zeros(n, np.int8)
     timer = np.full(n, 100.0, np.float32)
-    timer[: n // 2] = np.inf  # quiescent half
+    quiescent = np.zeros(n, np.int8)
+    quiescent[: n // 2] = 1  # contact-inhibited half (with cell loss their clocks still run: a finite timer)
     site = np.arange(n, dtype=np.int32)
     alive_bits = np.full((n + 63) // 64, -1, np.int64)  # every site holds a live cell
-    killed = chemo_pulse(np.random.default_rng(3), 10.0, 0.5, 60.0, n, state, timer, site, alive_bits)
+    killed = chemo_pulse(np.random.default_rng(3), 10.0, 0.5, 60.0, n, state, timer, site, quiescent, alive_bits)
     assert (state[: n // 2] == K.T_ALIVE).all()
     bits = np.unpackbits(alive_bits.view(np.uint8), bitorder="little")[:n]
     assert np.array_equal(bits == 1, state == K.T_ALIVE)  # doomed cells are no longer targets

@@ -66,16 +66,32 @@ def test_cells_without_room_still_die_at_rate_mu():
     assert m.now_min == pytest.approx(MIN_PER_DAY)
 
 
-def test_cell_loss_with_chemotherapy_is_refused_naming_the_key(tmp_path, capsys):
-    """Chemotherapy hits cycling cells, which the kernel tells from quiescent ones by a sleeping clock;
-    with spontaneous death every live cell keeps a clock, so the pair would hit contact-inhibited cells
-    too. Until quiescence has its own state, the pair is refused: exit 2, one line naming the key."""
-    from sim.cli import main
+@pytest.mark.filterwarnings("ignore::sim.errors.DomainEdgeWarning")
+def test_chemotherapy_spares_contact_inhibited_cells_under_cell_loss():
+    """Chemotherapy hits cycling cells. With spontaneous death every live cell keeps a clock, so quiescence
+    is its own flag (`TumorPopulation.quiescent`: its last division found no room and no neighbour has
+    been cleared since). Without loss the flag is the sleeping clock (timer = ∞) cell for cell, so runs
+    without loss are unchanged. With loss, on a lattice packed with tumor, a pulse on day 4 dooms no
+    flagged cell and about half of the others (4 binomial SD)."""
+    cfg = {"domain": {"dims": 2, "size_um": [1000.0, 1000.0], "spacing_um": 20.0},
+           "tumor": {"init": {"count": 2500, "shape": "nodule"}, "doubling_time_h": 24.0},
+           "nk": {"dose": {"cells": 0}}, "fields": {"stroma": {"enabled": False}}, "output": {"snapshots": False},
+           "drugs": {"chemo": {"doses": [{"day": 4.0, "cycling_kill_fraction": 0.5, "lymphocyte_depletion": 0.0}]}}}
+    for mu in (0.0, 0.3):
+        m = TumorImmuneModel({**cfg, "tumor": {**cfg["tumor"], "death_per_day": mu}}, rng=9)
+        m.run_days(4.0)  # the pulse fires at the start of the next step (not a tumor step: nothing else dooms)
+        t = m.tumor
+        alive = t.state[: t.used] == 0
+        flagged = alive & (t.quiescent[: t.used] == 1)
+        if mu == 0.0:
+            assert np.array_equal(flagged[alive], np.isinf(t.timer[: t.used][alive]))  # the flag is the clock
+        else:
+            assert not np.isinf(t.timer[: t.used][alive]).any()  # every clock runs: only the flag tells
+        assert flagged.sum() > 0.1 * alive.sum()  # a packed lattice: many cells are blocked
+        cycling = int((alive & ~flagged).sum())
+        m.step()
+        doomed = alive & (t.state[: alive.size] == 1)
+        assert not (doomed & flagged).any()  # no contact-inhibited cell was hit
+        kills = m.therapy_state["stats"]["chemo_tumor_kills"]
+        assert abs(kills - 0.5 * cycling) < 4 * math.sqrt(0.25 * cycling) + 1
 
-    f = tmp_path / "s.yaml"
-    f.write_text("tumor:\n  death_per_day: 0.1\ndrugs:\n  chemo:\n    doses: [{day: 1.0}]\n")
-    assert main(["check", str(f)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "tumor.death_per_day" in err[0] and "drugs.chemo" in err[0]
-    f.write_text("tumor:\n  death_per_day: 0.1\n")
-    assert main(["check", str(f)]) == 0

@@ -1,16 +1,15 @@
 """Drug effects applied to the cell arrays: a chemotherapy pulse on cycling tumor cells."""
-import numpy as np
 from numba import njit
 
 from .step import T_ALIVE, doom_tumor
 
 
 @njit(cache=True)
-def chemo_pulse(rng, now, kill_fraction, apoptosis_delay, t_used, t_state, t_timer, t_site, alive_bits):
-    """Doom each cycling (not quiescent: finite next-division time) live tumor cell with `kill_fraction`."""
+def chemo_pulse(rng, now, kill_fraction, apoptosis_delay, t_used, t_state, t_timer, t_site, t_quiescent, alive_bits):
+    """Doom each cycling (not contact-inhibited: `TumorPopulation.quiescent` 0) live tumor cell with `kill_fraction`."""
     killed = 0
     for i in range(t_used):
-        if t_state[i] == T_ALIVE and t_timer[i] != np.inf and rng.random() < kill_fraction:
+        if t_state[i] == T_ALIVE and t_quiescent[i] == 0 and rng.random() < kill_fraction:
             doom_tumor(i, now, apoptosis_delay, t_state, t_timer, t_site, alive_bits)
             killed += 1
     return killed

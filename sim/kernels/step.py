@@ -446,6 +446,7 @@ def start_tumor_cell(tumor, lat, tally, c, site, antigen, ag_clone, mhc, ligand,
     tumor.coat[c] = coat
     tumor.state[c] = T_ALIVE
     tumor.timer[c] = timer
+    tumor.quiescent[c] = 0
     lat.occ[site] = c
     set_occupied(lat.occ_bits, site, True)
     set_occupied(lat.alive_bits, site, True)
@@ -487,6 +488,7 @@ def tumor_step(rng, now, dt, p, tumor, t_used, n_free, lat, fld, tally, due):
     r = stream_from(rng)
     t_site, t_antigen, t_mhc, t_ligand, t_coat = tumor.site, tumor.antigen, tumor.mhc, tumor.ligand, tumor.coat
     t_state, t_timer, free_slots, t_ag_clone = tumor.state, tumor.timer, tumor.free_slots, tumor.ag_clone
+    t_quiescent = tumor.quiescent
     occ, bits, offsets, coarsen = lat.occ, lat.occ_bits, lat.offsets, lat.coarsen
     fvals, fbg = fld.values, fld.background
     tstats = tally.tumor
@@ -516,9 +518,12 @@ def tumor_step(rng, now, dt, p, tumor, t_used, n_free, lat, fld, tally, due):
                 continue
             if s2 < 0:
                 # quiescent until a neighbour is cleared; with spontaneous death its events go on (a
-                # memoryless clock, so this is the same in law as waking when a neighbour clears)
+                # memoryless clock, so this is the same in law as waking when a neighbour clears), and
+                # `quiescent` says what the sleeping clock says without it (chemotherapy spares these cells)
                 t_timer[i] = np.inf if p.death_rate <= 0.0 else horizon + next_division_delay(r, rate)
+                t_quiescent[i] = 1
                 continue
+            t_quiescent[i] = 0
             if n_free > 0:
                 n_free -= 1
                 c = free_slots[n_free]
@@ -563,6 +568,8 @@ def tumor_step(rng, now, dt, p, tumor, t_used, n_free, lat, fld, tally, due):
                 s3 = neighbour_at(x, y, z, offset_at(offsets, k), nx, ny, nz)
                 if s3 >= 0 and occupied(bits, s3):
                     q = occ[s3]
-                    if q >= 0 and t_state[q] == T_ALIVE and t_timer[q] == np.inf:
-                        t_timer[q] = horizon + next_division_delay(r, rate)
+                    if q >= 0 and t_state[q] == T_ALIVE:
+                        t_quiescent[q] = 0  # room again: no longer contact-inhibited
+                        if t_timer[q] == np.inf:
+                            t_timer[q] = horizon + next_division_delay(r, rate)
     return t_used, n_free

@@ -281,11 +281,6 @@ def validate(raw: dict) -> Scenario:
     if cfg.effector == "cart" and cfg.product.type != "none":
         raise ScenarioError("product.type", f"the NK product preset '{cfg.product.type}' does not apply to effector: cart; "
                             "set product.type: none", line=src.get("lines", {}).get(("product", "type")), file=src.get("file"))
-    if cfg.tumor.death_per_day > 0 and cfg.drugs.chemo.doses:
-        # chemo_pulse tells cycling from quiescent cells by a sleeping clock, which cell loss keeps running
-        raise ScenarioError("tumor.death_per_day", "spontaneous cell loss cannot be combined with drugs.chemo yet (chemotherapy "
-                            "would also hit contact-inhibited cells); set tumor.death_per_day: 0 or remove the chemo doses",
-                            line=src.get("lines", {}).get(("tumor", "death_per_day")), file=src.get("file"))
     if cfg.domain.space == "well_mixed":
         d = cfg.drugs
         used = [f"drugs.{k}.doses" for k in ("antibody", "anti_nkg2a", "anti_tigit", "anti_pd1", "chemo") if getattr(d, k).doses]

@@ -72,7 +72,7 @@ def _install_chemo(model, chemo) -> None:
             if lo <= dose.day * MIN_PER_DAY < hi:
                 t, st = m.tumor, m.therapy_state["stats"]
                 killed = chemo_pulse(m.rng, m.now_min, dose.cycling_kill_fraction, m.p_tumor.apoptosis_delay_min,
-                                     t.used, t.state, t.timer, t.site, m.alive_bits)
+                                     t.used, t.state, t.timer, t.site, t.quiescent, m.alive_bits)
                 st["chemo_tumor_kills"] += int(killed)
                 st["chemo_nk_depleted"] += remove_effectors(m, dose.lymphocyte_depletion)
 
