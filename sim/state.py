@@ -32,10 +32,27 @@ class Population:
             object.__setattr__(self, "_record", r)
         return r
 
-    def __init__(self, capacity: int):
-        capacity = max(int(capacity), 16)
+    #: Fields stored together, one 64-byte-aligned record per cell (`packed_block`), in the order the
+    #: kernels read them, so one cache line serves a cell; each stays an array attribute (a strided view).
+    PACKED: tuple[str, ...] = ()
+
+    def _allocate(self, capacity: int) -> dict[str, np.ndarray]:
+        """Fresh arrays of `capacity` slots holding the fill values: the PACKED fields as views of one
+        record block, the others as arrays of their own."""
+        out = {}
+        if self.PACKED:
+            block = packed_block(capacity, [(n, *self.FIELDS[n]) for n in self.PACKED])
+            for n in self.PACKED:
+                out[n] = block[n]
+                out[n][...] = self.FIELDS[n][1]
         for name, (dt, fill, tail) in self.FIELDS.items():
-            setattr(self, name, np.full((capacity, *tail), fill, dtype=dt))
+            if name not in out:
+                out[name] = np.full((capacity, *tail), fill, dtype=dt)
+        return out
+
+    def __init__(self, capacity: int):
+        for name, arr in self._allocate(max(int(capacity), 16)).items():
+            setattr(self, name, arr)
         self.used = 0
 
     @property
@@ -48,14 +65,28 @@ class Population:
         if need <= self.capacity:
             return
         cap = max(need, int(self.capacity * 1.5))
-        for name, (dt, fill, tail) in self.FIELDS.items():
+        for name, new in self._allocate(cap).items():
             old = getattr(self, name)
-            new = np.full((cap, *tail), fill, dtype=dt)
             new[: old.shape[0]] = old
             setattr(self, name, new)
 
     def nbytes(self) -> int:
-        return sum(getattr(self, n).nbytes for n in self.FIELDS)
+        """Bytes the cell arrays hold (a packed record's padding included, shared by its fields)."""
+        packed = getattr(self, self.PACKED[0]).base.nbytes if self.PACKED else 0
+        return packed + sum(getattr(self, n).nbytes for n in self.FIELDS if n not in self.PACKED)
+
+
+def packed_block(capacity: int, fields: list[tuple]) -> np.ndarray:
+    """A structured array of `capacity` records with `fields` (name, dtype, fill, trailing shape), each
+    record padded to a multiple of 64 bytes and the block aligned to 64 bytes: a record is one cache
+    line (or a few), never straddling one more than it must."""
+    dtype = np.dtype([(n, dt, tail) for n, dt, _, tail in fields])
+    size = -(-dtype.itemsize // 64) * 64
+    dtype = np.dtype({"names": dtype.names, "formats": [dtype.fields[n][0] for n in dtype.names],
+                      "offsets": [dtype.fields[n][1] for n in dtype.names], "itemsize": size})
+    raw = np.zeros(capacity * size + 64, dtype=np.uint8)
+    start = (-raw.ctypes.data) % 64
+    return raw[start: start + capacity * size].view(dtype)
 
 
 class TumorPopulation(Population):
@@ -85,6 +116,9 @@ class NKPopulation(Population):
     when `compact` renumbers the slots)."""
 
     RECORD = records.NKCellsType
+    # what nk_step reads for every cell, in its order: 56 bytes, one cache line (born_min, cell_id: cold)
+    PACKED = ("site", "state", "route", "memory", "target", "timer", "granules", "dr_left", "stims", "divisions",
+              "car", "resp", "direction", "kills")
     FIELDS = {
         "site": (np.int32, -1, ()), "state": (np.int8, NK_EMPTY, ()), "target": (np.int32, -1, ()),
         "timer": (np.float32, 0.0, ()), "route": (np.int8, 0, ()), "granules": (np.float32, 0.0, ()),

@@ -1,6 +1,7 @@
 """The kernels' records (`sim/kernels/records.py`): built from the model's arrays, rebuilt when an array
 is reallocated, and seen by the kernels exactly as the arrays themselves."""
 import numpy as np
+import pytest
 from numba import njit
 
 from sim.kernels import step as K
@@ -174,3 +175,23 @@ def test_centroid_is_the_mean_live_tumor_position():
     assert np.array_equal(m.centroid(), xyz.sum(axis=0) / len(xyz))
     m.tstats[K.S_LIVE] = 0
     assert np.array_equal(m.centroid(), (np.array(m.shape, dtype=np.float64) - 1) / 2.0)
+
+
+def test_nk_hot_fields_share_one_cache_line_per_cell():
+    """NKPopulation.PACKED: the fields nk_step reads for every cell live in one 64-byte-aligned record
+    per cell, so prefetching a cell's site brings in the rest; growing keeps the layout and the values."""
+    from sim.state import NKPopulation
+
+    p = NKPopulation(100)
+    base = p.site.ctypes.data
+    assert base % 64 == 0 and p.site.strides == (64,)
+    for name in NKPopulation.PACKED:
+        a = getattr(p, name)
+        assert a.strides[0] == 64 and 0 <= a.ctypes.data - base < 64, name
+    p.site[:100] = np.arange(100)
+    p.direction[5] = (0.6, 0.8, 0.0)
+    p.used = 100
+    p.ensure(500)
+    assert p.capacity >= 600 and p.site.strides == (64,) and p.site.ctypes.data % 64 == 0
+    assert (p.site[:100] == np.arange(100)).all() and (p.site[100:] == -1).all()
+    assert tuple(p.direction[5]) == pytest.approx((0.6, 0.8, 0.0)) and (p.resp[100:] == 1.0).all()

@@ -11,14 +11,24 @@ from numba.extending import intrinsic
 
 @intrinsic
 def prefetch(typingctx, arr, idx):
-    """Hint: load element `idx` (flat, C order) of the contiguous array `arr` into the cache."""
+    """Hint: load element `idx` of `arr` into the cache: flat (C order) for a contiguous array, along
+    its stride for a 1D strided one (a field of a packed record block, `state.packed_block`)."""
     if not isinstance(arr, types.Array) or not isinstance(idx, types.Integer):
+        return None
+    if arr.layout != "C" and arr.ndim != 1:
         return None
     sig = types.void(arr, idx)
 
     def codegen(context, builder, signature, args):
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), ir.IntType(8).as_pointer())
+        aty = signature.args[0]
+        ary = context.make_array(aty)(context, builder, args[0])
+        i8p = ir.IntType(8).as_pointer()
+        if aty.layout == "C":
+            ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), i8p)
+        else:
+            stride = cgutils.unpack_tuple(builder, ary.strides, 1)[0]
+            k = context.cast(builder, args[1], signature.args[1], types.intp)
+            ptr = builder.gep(builder.bitcast(ary.data, i8p), [builder.mul(k, stride)])
         i32 = ir.IntType(32)
         fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer(), i32, i32, i32])
         fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")

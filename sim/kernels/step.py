@@ -263,15 +263,7 @@ def nk_step(step, now, n_used, cells):
         # prefetch (results unchanged): the per-cell arrays of cell k + 2·AHEAD, then, its site now
         # cached, the field voxels and live-tumor bitmap words around cell k + AHEAD
         if k + 2 * AHEAD < m:
-            j = order[k + 2 * AHEAD]
-            prefetch(n_site, j)
-            prefetch(n_state, j)
-            prefetch(n_dir, 3 * j)
-            prefetch(n_mem, j)
-            prefetch(n_gran, j)
-            prefetch(n_timer, j)
-            prefetch(n_stims, j)
-            prefetch(n_divs, j)
+            prefetch(n_site, order[k + 2 * AHEAD])  # its whole record: the hot fields share one line (NKPopulation.PACKED)
         if k + AHEAD < m:
             sj = n_site[order[k + AHEAD]]
             if need_voxel:
