@@ -10,7 +10,6 @@ warnings.simplefilter("ignore")
 sys.path.insert(0, ".")
 from benchmarks.scenarios_lib import lesion
 from sim.model import TumorImmuneModel
-import sim.kernels.step as K
 
 def time_nk(m, steps):
     """CPU time of the nk phase only (model.step_nk), over `steps` full model steps."""
