@@ -314,3 +314,30 @@ def test_heme_progression_needs_measurable_disease_again():
     r = read_out(ts(days, cr), c, 2)
     assert r["best_response"] == "CR" and not r["progressed"] and r["response"] == "PR"
     assert read_out(ts(days, np.r_[cr[:8], np.full(21, 120)]), c, 2)["progressed"]
+
+
+def test_follow_up_runs_past_the_assessment_and_reads_durability(tmp_path):
+    """`criteria.follow_up_days`: patients run to the follow-up day (response is still read at the
+    assessment day), progression is followed to the end, and the rates give the Kaplan–Meier
+    progression-free share at the end of follow-up; a follow-up before the assessment is refused."""
+    from sim.cohort.tables import km_at
+
+    f = tmp_path / "c.yaml"
+    cohort = {"patients": 2, "arms": [{"name": "a", "set": {}}],
+              "criteria": {"disease": "solid", "assessment_day": 1, "follow_up_days": 3}}
+    f.write_text(yaml.safe_dump({**BASE, "cohort": cohort}))
+    plan = load_cohort(f)
+    assert {plan.scenarios[r.run_id]["time"]["days"] for r in plan.runs} == {3.0}
+    cohort["criteria"]["follow_up_days"] = 0.5
+    f.write_text(yaml.safe_dump({**BASE, "cohort": cohort}))
+    with pytest.raises(ScenarioError, match=r"cohort\.criteria.*follow_up_days"):
+        load_cohort(f)
+    # four patients: progressions on days 35 and 60, two censored at day 90 → S(90) = 3/4 · 2/3 = 1/2
+    assert km_at([35, 60, 90, 90], [True, True, False, False], 90.0)[0] == pytest.approx(0.5)
+    c = Criteria(disease="heme", assessment_day=28, follow_up_days=90)
+    later = read_out(ts([0, 7, 14, 21, 28, 56, 90], [100, 40, 20, 10, 5, 20, 60]), c, 2)
+    assert later["response"] == "PR" and later["progressed"] and later["pfs_days"] == pytest.approx(56.0)
+    d = pd.DataFrame({"arm": "a", "best_response": ["PR", "CR"], "response": ["PR", "CR"],
+                      "pfs_days": [56.0, 90.0], "progressed": [True, False], "responder": True})
+    r = response_rates(d, ["a"]).iloc[0]
+    assert r["pfs_end_day"] == 90.0 and r["pfs_end"] == pytest.approx(0.5) and r["pfs_end_lo"] < 0.5 < r["pfs_end_hi"]

@@ -58,9 +58,11 @@ def _finite(rows: list[dict]) -> list[dict]:
 
 
 def print_rates(out: Path) -> None:
-    """One line per arm: best-response counts and ORR with its Wilson interval."""
+    """One line per arm: best-response counts, ORR with its Wilson interval, median PFS and the
+    progression-free share at the end of the runs."""
     d = json.loads((out / "response_rates.json").read_text())
     for r in d["rates"]:
         print(f"  {r['arm']}: n={r['n']}  CR {r['n_CR']}  PR {r['n_PR']}  SD {r['n_SD']}  PD {r['n_PD']}  "
               f"ORR {100 * r['orr']:.0f} % (95 % CI {100 * r['orr_lo']:.0f}–{100 * r['orr_hi']:.0f})  "
-              f"median PFS {'not reached' if r['median_pfs_days'] is None else format(r['median_pfs_days'], '.1f') + ' d'}")
+              f"median PFS {'not reached' if r['median_pfs_days'] is None else format(r['median_pfs_days'], '.1f') + ' d'}  "
+              f"progression-free at day {r['pfs_end_day']:g} {100 * r['pfs_end']:.0f} %")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -96,6 +96,7 @@ class Criteria(_Strict):
 
     disease: Literal["heme", "solid"] = Field(description="heme: disseminated disease (CR/PR on tumor burden); solid: RECIST-like on lesion diameter")
     assessment_day: float = P(28.0, "day", "Liu 2020 and most CAR trials assess response at day 28–30", "day of the response assessment", gt=0)
+    follow_up_days: Optional[float] = P(None, "day", "assumed", "run patients to this day and follow progression there (durability; null: stop at the assessment day)", gt=0, le=3650)
     assess_every_days: float = P(7.0, "day", "assumed (weekly restaging for best overall response)", "interval between assessments up to assessment_day", gt=0)
     detection_limit: float = P(1e-4, "fraction of baseline", "flow-cytometry MRD sensitivity 10⁻⁴ (ELN/NCCN MRD convention)", "heme: disease below this fraction of the baseline burden is undetectable (CR)", ge=0, le=1)
     heme_pr_reduction: float = P(0.5, "fraction", "Cheson 2014 (Lugano) / iwCLL: ≥ 50 % decrease", "heme: partial response at ≥ this reduction of burden", gt=0, le=1)
@@ -103,6 +104,18 @@ class Criteria(_Strict):
     progression_increase: float = P(0.2, "fraction", "RECIST 1.1: ≥ 20 % increase of the sum of diameters over the nadir", "solid: progression at a diameter this much above the nadir so far", gt=0)
     heme_progression_floor: float = P(0.1, "fraction of baseline", "Lugano 2014 (Cheson): a node progresses only once abnormal again (longest diameter > 1.5 cm); against a typical 4.5-cm target lesion (assumed) that is (1.5/4.5)² ≈ 0.1 of its baseline product of diameters", "heme: progression also needs the burden back to this fraction of baseline (a rise from a few residual cells is not PD)", ge=0, le=10)
     heme_progression_increase: float = P(0.5, "fraction", "Cheson 2014 (Lugano): ≥ 50 % increase from nadir of a lesion's product of diameters; iwCLL: ≥ 50 % increase of lymphocytes or nodes", "heme: progression at a burden this much above the nadir so far", gt=0)
+
+    @model_validator(mode="after")
+    def _follow_up_after_assessment(self) -> "Criteria":
+        if self.follow_up_days is not None and self.follow_up_days < self.assessment_day:
+            raise ValueError(f"follow_up_days ({self.follow_up_days:g}) is before assessment_day ({self.assessment_day:g}); "
+                             "set it to the assessment day or later, or null")
+        return self
+
+    @property
+    def run_days(self) -> float:
+        """How long each patient-arm run lasts: to the end of follow-up, else to the assessment."""
+        return self.assessment_day if self.follow_up_days is None else self.follow_up_days
 
 
 class CohortArm(_Strict):
@@ -251,7 +264,7 @@ def load_cohort(path: str | Path) -> CohortPlan:
     seed = spec.seed if spec.seed is not None else base.seed
     seeds = replicate_seeds(seed, spec.patients)
     patients = [Patient(i, s, draw_patient(spec, s)) for i, s in enumerate(seeds)]
-    days = spec.criteria.assessment_day
+    days = spec.criteria.run_days
     runs, scenarios = [], {}
     for pt in patients:
         lot = {"product.lot.enabled": True} if spec.product_lot and base.product.type != "none" else {}

@@ -44,6 +44,10 @@ def response_rates(patients: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
             lo, hi = wilson(k, n)
             row.update({name: k / n if n else float("nan"), f"{name}_lo": lo, f"{name}_hi": hi})
         row["median_pfs_days"] = km_median(d["pfs_days"], d["progressed"]) if n else float("nan")
+        # durability: the Kaplan–Meier progression-free share at the end of follow-up, with its 95 % CI
+        end = float(d["pfs_days"].max()) if n else float("nan")
+        s, lo, hi = km_at(d["pfs_days"], d["progressed"], end) if n else (float("nan"),) * 3
+        row.update({"pfs_end_day": end, "pfs_end": s, "pfs_end_lo": lo, "pfs_end_hi": hi})
         row["n_progressed"] = int(d["progressed"].sum())
         if "antigen_negative_progression" in d:
             row["n_antigen_negative_progression"] = int(d["antigen_negative_progression"].sum())
@@ -58,6 +62,16 @@ def km_median(times, events) -> float:
 
     km = KaplanMeierFitter().fit(pd.Series(times, dtype=float), event_observed=pd.Series(events, dtype=bool))
     return float(km.median_survival_time_)
+
+
+def km_at(times, events, day: float) -> tuple[float, float, float]:
+    """Kaplan–Meier progression-free share at `day` with its 95 % CI (lifelines' exponential Greenwood)."""
+    from lifelines import KaplanMeierFitter
+
+    km = KaplanMeierFitter().fit(pd.Series(times, dtype=float), event_observed=pd.Series(events, dtype=bool))
+    ci = km.confidence_interval_survival_function_
+    row = ci[ci.index <= day + 1e-9].iloc[-1]
+    return float(km.survival_function_at_times(day).iloc[0]), float(row.iloc[0]), float(row.iloc[1])
 
 
 def paired_differences(patients: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
