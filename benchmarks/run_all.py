@@ -92,6 +92,7 @@ def cohort_throughput(n_patients: int, workers: int) -> dict:
     raw["base"] = str(ROOT / "scenarios" / raw["base"])
     raw["patients"] = n_patients
     raw["arms"] = [a for a in raw["arms"] if a["name"] in COHORT_ARMS]
+    raw["criteria"]["follow_up_days"] = None  # the target is 28 days (the shipped file follows patients to day 90)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "cohort.yaml"
         path.write_text(yaml.safe_dump(raw), encoding="utf-8")

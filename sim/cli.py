@@ -145,7 +145,7 @@ def _cmd_check(args) -> int:
         cplan = load_cohort(path)
         n_pat = len({r.patient for r in cplan.runs})
         sweep = f"; cohort: {len(cplan.runs)} runs ({n_pat} patients × {len(cplan.runs) // max(n_pat, 1)} arms)"
-        path = cplan.base_path
+        path = cplan.scenarios[cplan.runs[0].run_id] if cplan.runs else cplan.base_path  # a run as it will be made
     elif "sweep" in raw or "base" in raw:  # a sweep: validate the plan too (every point resolves, sizes bounded)
         from .sweep.spec import load_sweep
 

@@ -316,7 +316,7 @@ def test_heme_progression_needs_measurable_disease_again():
     assert read_out(ts(days, np.r_[cr[:8], np.full(21, 120)]), c, 2)["progressed"]
 
 
-def test_follow_up_runs_past_the_assessment_and_reads_durability(tmp_path):
+def test_follow_up_runs_past_the_assessment_and_reads_durability(tmp_path, capsys):
     """`criteria.follow_up_days`: patients run to the follow-up day (response is still read at the
     assessment day), progression is followed to the end, and the rates give the Kaplan–Meier
     progression-free share at the end of follow-up; a follow-up before the assessment is refused."""
@@ -328,6 +328,10 @@ def test_follow_up_runs_past_the_assessment_and_reads_durability(tmp_path):
     f.write_text(yaml.safe_dump({**BASE, "cohort": cohort}))
     plan = load_cohort(f)
     assert {plan.scenarios[r.run_id]["time"]["days"] for r in plan.runs} == {3.0}
+    from sim.cli import main
+
+    assert main(["check", str(f)]) == 0  # it checks a run as it will be made, not the base's 7 days
+    assert "3.0 days" in capsys.readouterr().out
     cohort["criteria"]["follow_up_days"] = 0.5
     f.write_text(yaml.safe_dump({**BASE, "cohort": cohort}))
     with pytest.raises(ScenarioError, match=r"cohort\.criteria.*follow_up_days"):
