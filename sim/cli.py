@@ -12,6 +12,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from .errors import interrupted_status
 from .scenario import ScenarioError
 
 MAX_MEMORY_HELP = ("refuse a scenario whose memory estimate exceeds SIZE (e.g. 8G, 512M; default: the memory "
@@ -73,11 +74,11 @@ def _cmd_run(args) -> int:
                       checkpoint=ck, checkpoint_every_h=args.checkpoint_every_h, overwrite=overwrite,
                       restart=getattr(args, "restart", False),
                       on_resume=lambda t_h: print(f"resuming from {ck} (t = {t_h:g} h)"))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (errors.Terminated)
         kept = f"the last checkpoint is {ck}: rerun the same command to resume" if ck is not None and ck.exists() \
             else "nothing was written (--checkpoint-every-h H makes a long run resumable)"
         print(f"nksim: interrupted; {kept}", file=sys.stderr)
-        return 130
+        return interrupted_status(e)
     except OSError as e:
         kept = f" (the last checkpoint, {ck}, is kept: rerun to resume)" if ck is not None and ck.exists() else ""
         print(f"nksim: error: {_os_error(e)}; free some space or choose another folder with --out{kept}", file=sys.stderr)
@@ -414,18 +415,19 @@ def _warnings_as_lines():
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `nksim` console script."""
-    from .errors import NksimError
+    from .errors import NksimError, raise_on_sigterm
 
     args = build_parser(only=_command_word(argv)).parse_args(argv)
+    raise_on_sigterm()  # a scheduler's stop ends a run like Ctrl-C does (checkpoint kept), exit 143
     try:
         with _warnings_as_lines():
             return args.func(args)
     except (ScenarioError, NksimError) as e:  # bad input, a refused target or checkpoint, a numerical fault
         print(f"nksim: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print("nksim: interrupted", file=sys.stderr)
-        return 130
+        return interrupted_status(e)
     except OSError as e:  # a full disk, an I/O error: one line, not a traceback
         print(f"nksim: error: {_os_error(e)}", file=sys.stderr)
         return 1

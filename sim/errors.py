@@ -30,3 +30,24 @@ class RunFolderError(NksimError, ValueError):
 class DomainEdgeWarning(UserWarning):
     """The tumor reached the domain boundary or filled most of the domain: its growth is limited by
     the section size (sim/domain_watch.py). A warning, not a refusal: the run goes on."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a job scheduler's stop, `kill`), raised where Ctrl-C's KeyboardInterrupt would be, so a
+    terminated run ends the same way: checkpoint kept, workers stopped, one line; exit 143, not 130."""
+
+
+def interrupted_status(e: BaseException) -> int:
+    """The exit status of an interrupted command: 128 + the signal (SIGTERM 15, SIGINT 2)."""
+    return 143 if isinstance(e, Terminated) else 130
+
+
+def raise_on_sigterm() -> None:
+    """From now on SIGTERM raises `Terminated` in the main thread, the way SIGINT raises KeyboardInterrupt."""
+    import signal
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, handler)
+

@@ -382,20 +382,23 @@ def test_a_checkpoint_records_what_it_belongs_to(tmp_path, small_scenario):
     assert len(meta["scenario_sha256"]) == 64 and meta["arrays_sha256"]
 
 
-def test_ctrl_c_exits_130_and_keeps_the_checkpoint(tmp_path):
+@pytest.mark.parametrize("sig,status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_exits_130_and_keeps_the_checkpoint(tmp_path, sig, status):
+    """Ctrl-C, and SIGTERM (a job scheduler's stop, `kill`) the same way: the checkpoint is kept, the
+    unfinished run folder is not, one line says so; exit 130 (128 + SIGINT) or 143 (128 + SIGTERM)."""
     s = scenario(tmp_path, time__snapshot_every_h=24.0)
     out = tmp_path / "run"
     ck = tmp_path / "run.checkpoint.npz"
     proc = _start_long_run(tmp_path, s, out)
     try:
         _wait_for(ck, proc)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=300)  # answered in about a second; generous for a loaded machine
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    assert proc.returncode == 130, err
+    assert proc.returncode == status, err
     assert "Traceback" not in err and len([ln for ln in err.splitlines() if ln.strip() and not ln.startswith("nksim: warning:")]) == 1, err
     assert "interrupted" in err and "run.checkpoint.npz" in err
     assert ck.is_file() and checkpoint.read_meta(ck)["seed"] == 5

@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from sim.sweep.cli import add_executor_arguments
+from sim.errors import interrupted_status
 
 
 def add_calibrate_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -33,9 +34,9 @@ def cli_calibrate(args: argparse.Namespace) -> int:
     except (ScenarioError, CalibrationError) as e:
         print(f"nksim calibrate: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (sim.errors.Terminated)
         print("nksim calibrate: interrupted; rerun the same command to continue the history", file=sys.stderr)
-        return 130
+        return interrupted_status(e)
     s = res.summary
     for p, v in s["parameters"].items():
         print(f"{p}: median {v['median']:.4g}, 90 % interval {v['q05']:.4g}–{v['q95']:.4g} (prior {v['prior']}; default {v['base_value']})")

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from sim.sweep.cli import add_executor_arguments
+from sim.errors import interrupted_status
 
 
 def add_cohort_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -29,9 +30,9 @@ def cli_cohort(args: argparse.Namespace) -> int:
     except (ScenarioError, SweepError) as e:
         print(f"nksim cohort: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (sim.errors.Terminated)
         print("nksim cohort: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+        return interrupted_status(e)
     print(f"cohort: {res.done}/{res.unique} patient-arm runs done ({res.executed} run now, {res.reused} reused), "
           f"{res.failed} failed -> {res.out}")
     if (res.out / "response_rates.json").is_file():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from sim.errors import interrupted_status
 
 
 def add_executor_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -38,9 +39,9 @@ def cli_sweep(args: argparse.Namespace) -> int:
     except (ScenarioError, SweepError) as e:
         print(f"nksim sweep: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (sim.errors.Terminated)
         print("nksim sweep: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+        return interrupted_status(e)
     except OSError as e:  # a full disk, an I/O error: the manifest says "failed"; one line, not a traceback
         what = e.strerror or " ".join(str(e).split())
         where = f" {e.filename}" if e.filename else ""
