@@ -20,8 +20,7 @@ from . import section
 from .fields import CytokineFields
 from .kernels import step as K
 from .kernels.killing import is_exhausted
-from .kernels.lattice import count_immune, moore_offsets, occupancy_bits, pack_alive, pack_occupancy, place_immune_cells
-from .kernels.field_ops import count_per_voxel
+from .kernels.lattice import count_immune, moore_offsets, occupancy_bits, pack_alive, pack_occupancy
 from .kernels.params import FIELD_NAMES, IL15, TGFB
 from .kernels.phenotype import lognormal_levels
 from .kernels.records import (
