@@ -147,6 +147,12 @@ def _cmd_check(args) -> int:
         n_pat = len({r.patient for r in cplan.runs})
         sweep = f"; cohort: {len(cplan.runs)} runs ({n_pat} patients × {len(cplan.runs) // max(n_pat, 1)} arms)"
         path = cplan.scenarios[cplan.runs[0].run_id] if cplan.runs else cplan.base_path  # a run as it will be made
+    elif "calibrate" in raw:  # a calibration (`base:` + `calibrate:`, or a scenario with the block): validate it, check its base
+        from .calibration import load_calibration
+
+        cal = load_calibration(path)
+        sweep = f"; calibration: {len(cal.names)} parameters, {len(cal.condition_layers)} conditions, {len(cal.data)} data"
+        path = cal.document
     elif "sweep" in raw or "base" in raw:  # a sweep: validate the plan too (every point resolves, sizes bounded)
         from .sweep.spec import load_sweep
 

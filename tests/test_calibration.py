@@ -176,3 +176,15 @@ def test_the_shipped_calibration_file_and_tables_validate():
     assert len(plan.data) == 6 and (plan.data["uncertainty"] > 0).all()
     with pytest.raises(ScenarioError):
         load_calibration(Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.yaml")  # no calibrate: block
+
+
+def test_check_validates_a_calibration_file(capsys):
+    """`nksim check` on the shipped calibration file validates it as one (it used to read `base:` as a
+    sweep file and reject `calibrate:` as an unknown key, exit 2), and preflights its base scenario."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "calibrate_invitro.yaml"
+    assert main(["check", str(path)]) == 0
+    out = capsys.readouterr().out
+    plan = load_calibration(path)
+    assert f"calibration: {len(plan.names)} parameters, {len(plan.condition_layers)} conditions, {len(plan.data)} data" in out
