@@ -60,6 +60,38 @@ def model_run(cfg: dict, seed: int, steps: int, checkpoints: list[int], fft_work
     return out
 
 
+def nk_step_ns(m, steps: int) -> tuple[float, float]:
+    """CPU ns per live cell-step of the CAR-NK phase alone (`model.step_nk`) over `steps` model steps,
+    and the mean live cells per step."""
+    orig = m.step_nk
+    acc = [0.0, 0]
+
+    def timed():
+        c = time.process_time()
+        orig()
+        acc[0] += time.process_time() - c
+        acc[1] += m._nk_moves[2]
+
+    m.step_nk = timed
+    for _ in range(steps):
+        m.step()
+    m.step_nk = orig
+    return acc[0] / max(acc[1], 1) * 1e9, acc[1] / steps
+
+
+def case_nk_step(a: dict) -> dict:
+    """Issue 15: the CAR-NK step alone on a 3D lesion (n_nk cells around n_tumor), `repeats` windows of
+    `steps` steps after a warm-up of `warm` steps."""
+    from benchmarks.scenarios_lib import lesion
+    from sim.model import TumorImmuneModel
+
+    m = TumorImmuneModel(lesion(a["n_tumor"], a["n_nk"]), rng=1)
+    for _ in range(a.get("warm", 20)):
+        m.step()
+    wins = [nk_step_ns(m, a.get("steps", 20)) for _ in range(a.get("repeats", 3))]
+    return {"ns": [w[0] for w in wins], "cells": [w[1] for w in wins], "peak_rss_mb": peak_rss_mb()}
+
+
 def case_lesion(a: dict) -> dict:
     """A 3D lesion for `days` (checkpoints every 6 h)."""
     from benchmarks.scenarios_lib import lesion

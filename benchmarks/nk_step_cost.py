@@ -8,20 +8,13 @@ import warnings
 
 warnings.simplefilter("ignore")
 sys.path.insert(0, ".")
+from benchmarks.cases import nk_step_ns
 from benchmarks.scenarios_lib import lesion
 from sim.model import TumorImmuneModel
 
 def time_nk(m, steps):
-    """CPU time of the nk phase only (model.step_nk), over `steps` full model steps."""
-    orig = m.step_nk
-    acc = [0.0, 0]
-    def timed():
-        c = time.process_time(); orig(); acc[0] += time.process_time() - c; acc[1] += m._nk_moves[2]
-    m.step_nk = timed
-    for _ in range(steps):
-        m.step()
-    m.step_nk = orig
-    return acc[0] / max(acc[1], 1) * 1e9, acc[1] / steps
+    return nk_step_ns(m, steps)
+
 
 which = sys.argv[1:] or ["3d_1e4", "3d_1e6", "cohort"]
 for w in which:

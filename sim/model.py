@@ -28,7 +28,7 @@ from .kernels.records import (
 )
 from .kernels.streams import GeneratorRecord
 from .scenario.kernel_units import nk_params, tissue_tgfb_rates, tumor_params
-from .scenario.preflight import nodule_box, preflight
+from .scenario.preflight import initial_tumor_slots, nodule_box, preflight
 from .scenario.resolve import resolve
 from .state import NKPopulation, Tally, TumorPopulation
 from .therapy import Therapy
@@ -121,7 +121,7 @@ class TumorImmuneModel(mesa.Model):
         self._field_every = max(1, int(round(c.time.field_dt_min / self.dt)))
         self.nk_exposure_min = 0.0  # NK-minutes lived, for the persistence half-life estimate
         self._dead_kills: list[np.ndarray] = []
-        self.tumor = TumorPopulation(max(16, 2 * c.tumor.init.count))
+        self.tumor = TumorPopulation(initial_tumor_slots(c.tumor.init.count))
         self.nk = NKPopulation(max(16, 2 * c.nk.dose.cells))
         # per NK slot: its Mesa agent; an int, the agent's reserved unique_id, while it is not built yet
         # (daughters and cells arriving from blood get theirs when the registry is next looked at:
@@ -652,7 +652,6 @@ class TumorImmuneModel(mesa.Model):
         if k % self._tumor_every == 0:
             lat, tally = self._lattice_records()
             fld = self._fields_record(recheck=False)  # tumor_step reads the grid, never the zero flags
-            t.ensure(8 * max(1, int(self.tumor_stats.live * 0.05)) + 64)
             t_now, t_dt = self.now_min - (self._tumor_every - 1) * self.dt, self._tumor_every * self.dt
             due, n_live_due = K.due_cells(t.used, t.state, t.timer, t_now + t_dt)
             # room for the worst case, every due live cell dividing once (free slots are reused first)

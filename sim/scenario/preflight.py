@@ -47,7 +47,7 @@ WARN_TIMESERIES_ROWS = 1_000_000
 BASE_BYTES = 350 << 20  # measured: 290 MiB after imports and kernel warm-up, ~340 MiB once outputs are written
 B_SITE, B_SITE_TMP = 6.25, 9.0
 B_VOXEL, B_VOXEL_TMP = 112.0, 40.0
-B_TUMOR_SLOT, B_TUMOR_SETUP = 37.0, 70.0  # 29 B of state + the 8-B run-wide cell id
+B_TUMOR_SLOT, B_TUMOR_SETUP = 42.0, 70.0  # 34 B of state (sim/state.py: TumorPopulation.FIELDS) + the 8-B run-wide cell id
 B_NK_SLOT, B_NK_AGENT, B_NK_SETUP = 63.0, 320.0, 80.0  # 55 B of state + the 8-B cell id
 B_SNAP_VOXEL, B_SNAP_CELL = 12.0, 42.0  # a CAR-NK row: id, xyz, 7 phenotype arrays (tumor: 37 B)
 B_ROW = 1024.0
@@ -55,6 +55,14 @@ B_WM_AGENT = 96.0  # well-mixed: three int64 arrays per effector slot
 
 
 # ------------------------------------------------------------------------------------ sizes
+
+def initial_tumor_slots(seeded: int) -> int:
+    """Tumor slots a model starts with (`model.tumor`): the seeded cells and an eighth more. They grow
+    on demand (×1.5, `Population.ensure`), so a 1e8 lesion does not reserve room for cells it may never
+    have (it was 2× the count)."""
+    return seeded + seeded // 8 + 64
+
+
 def parse_size(text: str) -> int:
     """'8G', '512M', '1.5GiB', '2000000000' → bytes (binary multiples); ValueError otherwise."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kKmMgGtT]?)(?:i?[bB])?\s*", str(text))
@@ -279,7 +287,8 @@ def estimate(cfg) -> Estimate:
 
     n0 = cfg.tumor.init.count
     t_peak = min(n_sites, n0 * _pow2(days * 24.0 / cfg.tumor.doubling_time_h))
-    e.parts["tumor"] = max(2.0 * n0, 1.5 * t_peak if t_peak > 2 * n0 else 0.0, 16.0) * B_TUMOR_SLOT
+    slots0 = initial_tumor_slots(n0)  # then ×1.5 each time the tumor outgrows its slots
+    e.parts["tumor"] = max(float(slots0), 1.5 * t_peak if t_peak > slots0 else 0.0, 16.0) * B_TUMOR_SLOT
     e.transient["tumor"] = n0 * B_TUMOR_SETUP
 
     dz = cfg.dosing
