@@ -53,3 +53,18 @@ def test_tumor_capacity_reserve_is_the_due_divisions():
         m.step()
         assert t.used <= t.capacity
     assert m.tumor_count() > 300 and t.capacity <= 2 * max(600, m.tumor_count())
+
+
+def test_preflight_slot_sizes_are_the_populations_fields():
+    """The memory estimate's bytes per tumor slot and per CAR-NK slot are what the populations store: the
+    itemsizes of their fields (a packed NK record counts its padded 64 bytes, plus the cold fields)."""
+    from sim.scenario import preflight as pf
+    from sim.state import NKPopulation, TumorPopulation
+
+    def itemsize(dt, tail):
+        return np.dtype(dt).itemsize * int(np.prod(tail or (1,)))
+
+    tumor = sum(itemsize(dt, tail) for dt, _, tail in TumorPopulation.FIELDS.values())
+    assert pf.B_TUMOR_SLOT == tumor
+    cold = sum(itemsize(dt, tail) for n, (dt, _, tail) in NKPopulation.FIELDS.items() if n not in NKPopulation.PACKED)
+    assert pf.B_NK_SLOT == 64 + cold and NKPopulation(16).site.strides == (64,)
