@@ -257,6 +257,7 @@ def validate_section(out: str | Path, replicates: int = 4) -> dict:
     import warnings
 
     from .errors import DomainEdgeWarning
+    from .scenario import Domain
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -274,7 +275,7 @@ def validate_section(out: str | Path, replicates: int = 4) -> dict:
     closed = np.array([ts["tumor"].to_numpy() for ts in runs["closed"]])
     sec = np.array([ts["tumor"].to_numpy() for ts in runs["open"]])
     total = np.array([ts["tumor_total"].to_numpy() for ts in runs["open"]])
-    n_sites = int(np.prod([s / SECTION_CASE["domain"]["spacing_um"] for s in SECTION_CASE["domain"]["size_um"]]))
+    n_sites = int(np.prod(Domain.model_validate(SECTION_CASE["domain"]).lattice_shape()))
     report = {"replicates": replicates, "sites": n_sites, "days": float(t[-1]), "doubling_days": td,
               "closed_final_median": float(np.median(closed[:, -1])), "open_total_final_median": float(np.median(total[:, -1])),
               "exponential_final": float(expo[-1]),

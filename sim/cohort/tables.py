@@ -55,20 +55,22 @@ def response_rates(patients: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def _kaplan_meier(times, events):
+    """The lifelines Kaplan–Meier fit of progression-free times (`events`: progressed, else censored)."""
+    from lifelines import KaplanMeierFitter
+
+    return KaplanMeierFitter().fit(pd.Series(times, dtype=float), event_observed=pd.Series(events, dtype=bool))
+
+
 def km_median(times, events) -> float:
     """Kaplan–Meier median progression-free time (lifelines), inf when fewer than half progressed: a
     plain median of the times would count censored patients as if they had progressed."""
-    from lifelines import KaplanMeierFitter
-
-    km = KaplanMeierFitter().fit(pd.Series(times, dtype=float), event_observed=pd.Series(events, dtype=bool))
-    return float(km.median_survival_time_)
+    return float(_kaplan_meier(times, events).median_survival_time_)
 
 
 def km_at(times, events, day: float) -> tuple[float, float, float]:
     """Kaplan–Meier progression-free share at `day` with its 95 % CI (lifelines' exponential Greenwood)."""
-    from lifelines import KaplanMeierFitter
-
-    km = KaplanMeierFitter().fit(pd.Series(times, dtype=float), event_observed=pd.Series(events, dtype=bool))
+    km = _kaplan_meier(times, events)
     ci = km.confidence_interval_survival_function_
     row = ci[ci.index <= day + 1e-9].iloc[-1]
     return float(km.survival_function_at_times(day).iloc[0]), float(row.iloc[0]), float(row.iloc[1])
