@@ -69,6 +69,10 @@ def server():
             proc.wait()
 
 
+# the tissue image on the page (Solara puts the class on the <img> or on its wrapper)
+TISSUE_IMG = "document.querySelector('.nksim-tissue img, img.nksim-tissue')"
+
+
 def _pixels(png: bytes) -> np.ndarray:
     from PIL import Image
 
@@ -101,14 +105,13 @@ def test_page_draws_steps_and_rebuilds(server):
             page.goto(server)
             tissue = page.locator(".nksim-tissue")
             tissue.wait_for(state="visible", timeout=90_000)
-            page.wait_for_function("document.querySelector('.nksim-tissue img, img.nksim-tissue') !== null "
-                                   "&& document.querySelector('.nksim-tissue img, img.nksim-tissue').complete")
+            page.wait_for_function(f"{TISSUE_IMG} !== null && {TISSUE_IMG}.complete")
             # the page's stylesheet (solara.Style) can arrive after the image: until it does, the browser
             # scales the image smoothly and single-site CAR-NK dots blend into their neighbours' colours
-            page.wait_for_function("getComputedStyle(document.querySelector('.nksim-tissue img, img.nksim-tissue'))"
-                                   ".imageRendering === 'pixelated'")
+            page.wait_for_function(f"getComputedStyle({TISSUE_IMG}).imageRendering === 'pixelated'")
             # the tissue: a 2000-cell CD19+ nodule (magenta) ringed by 600 CAR-NK cells (cyan, free)
-            img = _pixels(tissue.screenshot())
+            png = tissue.screenshot()
+            img = _pixels(png)
             r, g, b = img[..., 0], img[..., 1], img[..., 2]
             tumor = (r > 150) & (g < 120) & (b > 80)
             nk = (r < 60) & (g > 170) & (b > 220)
@@ -116,8 +119,8 @@ def test_page_draws_steps_and_rebuilds(server):
             if nk.sum() <= 1_000:  # keep what the browser showed, for the next person to look at
                 shot = ROOT / ".pytest_cache" / "view-first-frame.png"
                 if shot.parent.is_dir():
-                    shot.write_bytes(tissue.screenshot())
-                how = page.evaluate("(() => { const i = document.querySelector('.nksim-tissue img, img.nksim-tissue');"
+                    shot.write_bytes(png)  # the frame that was measured
+                how = page.evaluate(f"(() => {{ const i = {TISSUE_IMG};"
                                     " return [i.naturalWidth, i.width, getComputedStyle(i).imageRendering]; })()")
                 pytest.fail(f"only {nk.sum()} CAR-NK-coloured pixels (image natural/display width, rendering: {how})")
             assert _time_h(page) == 0.0
