@@ -20,7 +20,7 @@ from . import section
 from .fields import CytokineFields
 from .kernels import step as K
 from .kernels.killing import is_exhausted
-from .kernels.lattice import count_immune, moore_offsets, occupancy_bits, pack_alive, pack_occupancy
+from .kernels.lattice import count_immune, distinct_free_sites, moore_offsets, occupancy_bits, pack_alive, pack_occupancy
 from .kernels.params import FIELD_NAMES, IL15, TGFB
 from .kernels.phenotype import lognormal_levels
 from .kernels.records import (
@@ -220,8 +220,8 @@ class TumorImmuneModel(mesa.Model):
         `ag_clone` is the antigen level of each cell's clone (its antigen fluctuates around it on division);
         by default the scenario's mean antigen for antigen-positive cells and 0 for antigen-negative ones."""
         sites = np.asarray(sites, dtype=np.int64)
-        if sites.size != np.unique(sites).size or (self.occ[sites] >= 0).any():
-            raise ValueError("tumor sites must be distinct and free")
+        if not distinct_free_sites(sites, self.occ):
+            raise ValueError("tumor sites must be distinct, free and on the lattice")
         t, n = self.tumor, sites.size
         t.ensure(n)
         first = t.used

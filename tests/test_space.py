@@ -174,6 +174,20 @@ def test_immune_cells_step_aside_from_a_tumor_daughter():
     assert np.array_equal(m.nk_count, _recount(m))
 
 
+
+def test_tumor_cells_are_added_only_on_distinct_free_lattice_sites():
+    """add_tumor's check (a one-bit-per-site pass, not np.unique's sorted copy) refuses repeats,
+    occupied sites and sites off the lattice (a negative one used to wrap to the far end)."""
+    m = _tiny(3)
+    n = m.n_sites
+    m.add_tumor(np.array([5, 1]), 1.0, 1.0, 1.0)
+    for bad in ([7, 9, 7], [2, 5], [n], [-1], [n - 1, 3, n - 1]):
+        with pytest.raises(ValueError, match="distinct, free and on the lattice"):
+            m.add_tumor(np.array(bad), 1.0, 1.0, 1.0)
+    assert m.tumor_count() == 2
+    m.add_tumor(np.array([n - 1, 0, 64, 63]), 1.0, 1.0, 1.0)  # word edges of the bitmap
+    assert m.tumor_count() == 6
+
 # ------------------------------------------------------------------------------------ the boundary
 def test_a_tumor_reaching_the_boundary_is_flagged_and_warned_about():
     cfg = {"name": "edge", "domain": {"size_um": [200.0, 200.0]}, "time": {"days": 2.0, "snapshot_every_h": 0},
