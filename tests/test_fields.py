@@ -120,6 +120,45 @@ def test_direct_dct_matches_scipy_fft_bit_for_bit():
     want = fft.dctn(part, type=2, axes=(1, 2), norm="ortho")
     _dct_ortho(part, (1, 2), False, None)
     assert np.array_equal(want.view(np.uint64), big[1:4].view(np.uint64))
+    # into a kept buffer (the large-grid path), leaving the input as it was
+    x = rng.random((24, 20, 18))
+    keep, out = x.copy(), np.full_like(x, np.nan)
+    for inverse, ref in ((False, fft.dctn), (True, fft.idctn)):
+        want = ref(x, type=2, axes=(0, 1, 2), norm="ortho")
+        assert _dct_ortho(x, (0, 1, 2), inverse, None, out) is out
+        assert np.array_equal(want.view(np.uint64), out.view(np.uint64)) and np.array_equal(x, keep)
+
+
+def test_large_grid_step_into_kept_buffers_matches_fresh_transforms_bit_for_bit():
+    """A grid above BATCH_MAX_VOXELS steps each field through kept mode buffers (`_dct` into a slot,
+    `_idct` straight into the values): the result is what a fresh scipy.fft transform of a copy gives,
+    for a field with a source, one decaying alone and one with a sink, over several steps."""
+    from scipy import fft
+
+    shape = (40, 40, 12)
+    f = CytokineFields(shape, 10.0, 1, ("a", "b", "c"), [600.0, 60.0, 300.0], [60.0, 600.0, 30.0], [0.0] * 3)
+    assert f.values[0].size > f.BATCH_MAX_VOXELS
+    rng = np.random.default_rng(5)
+    f.values[1] = rng.random(shape)
+    u = f.values.copy()
+    for step in range(3):
+        src = rng.random(shape) * (rng.random(shape) < 0.05)
+        k = rng.random(shape) * 0.01
+        f.sources[0] = src
+        f.sources[2] = 0.5 * src
+        decay, gain = f._step_factors(2.0)[0]
+        want0 = fft.idctn(fft.dctn(u[0], type=2, norm="ortho") * decay + fft.dctn(src, type=2, norm="ortho") * gain,
+                          type=2, norm="ortho")
+        want1 = fft.idctn(fft.dctn(u[1], type=2, norm="ortho") * f._step_factors(2.0)[1][0], type=2, norm="ortho")
+        a = f.decay_per_min[2] + k
+        react = u[2] * np.exp(-a * 2.0) + 0.5 * src * (-np.expm1(-a * 2.0) / a)
+        want2 = fft.idctn(fft.dctn(react, type=2, norm="ortho") * np.exp(-f.diffusion[2] * sum(f._lam_1d) * 2.0),
+                          type=2, norm="ortho")
+        f.step(2.0, {2: k})
+        for j, w in enumerate((want0, want1, want2)):
+            np.maximum(w, 0.0, out=w)
+            assert np.array_equal(f.values[j].view(np.uint64), w.view(np.uint64)), (step, j)
+        u = f.values.copy()
 
 
 @pytest.mark.parametrize("half_life", [math.inf, 45.0])
@@ -486,3 +525,58 @@ def test_cells_per_voxel_table_and_division_paths_agree(shape, coarsen, monkeypa
     want = np.zeros(f.values[0].size)
     field_ops.count_per_voxel(want, live, *shape, *f.shape, coarsen)
     assert np.array_equal(table, division) and np.array_equal(table, want) and n_table == n_division == live.size
+
+
+def _large_fields():
+    shape = (40, 40, 12)
+    f = CytokineFields(shape, 10.0, 1, ("a", "b"), [600.0, 60.0], [60.0, 600.0], [0.0, 0.0])
+    assert f.values[0].size > f.BATCH_MAX_VOXELS
+    return f
+
+
+def test_prefetched_decay_modes_are_used_and_bit_identical(monkeypatch):
+    """A large grid computes the decay half of each sink-free field's next step in a background thread
+    (`_start_prefetch`) and uses it on the next step when dt matches: the fields are bit for bit those
+    of the same steps without it, including after a direct write to `values` (which discards that
+    field's modes) and a change of dt (which discards all)."""
+    import sim.fields as F
+
+    runs = {}
+    for on in (True, False):
+        monkeypatch.setattr(F.CytokineFields, "PREFETCH", on)
+        f = _large_fields()
+        rng = np.random.default_rng(11)
+        used = []
+        orig = f._transform_one
+        f._transform_one = lambda i, hs, fac, ahead=None: (used.append(ahead is not None), orig(i, hs, fac, ahead))
+        f.values[1] = rng.random(f.shape)
+        for step in range(6):
+            f.sources[0] = rng.random(f.shape) * (rng.random(f.shape) < 0.05)
+            if step == 3:
+                f.values[1, 5, 5, 5] += 1.0  # written directly between steps
+            f.step(2.0 if step != 4 else 3.0)
+        runs[on] = (f.values.copy(), used)
+    assert np.array_equal(runs[True][0].view(np.uint64), runs[False][0].view(np.uint64))
+    # steps 2, 3, 6 reuse both fields' modes, step 4 only field a's (b was written), step 5 none (dt)
+    assert sum(runs[True][1]) == 2 + 1 + 2 + 1 + 0 and not any(runs[False][1])
+
+
+def test_a_prefetch_in_flight_does_not_break_pickling_or_exit(tmp_path):
+    """The fields pickle with a prefetch in flight, and a process that ends during one exits cleanly
+    (the thread is waited for: a DCT cut off mid-call would abort the interpreter)."""
+    import pickle
+    import subprocess
+    import sys
+
+    f = _large_fields()
+    f.sources[0, 3, 3, 3] = 1.0
+    f.step(2.0)
+    g = pickle.loads(pickle.dumps(f))
+    f.step(2.0)
+    g.step(2.0)
+    assert np.array_equal(f.values, g.values)
+    code = ("import numpy as np\nfrom sim.fields import CytokineFields\n"
+            "f = CytokineFields((160, 160, 80), 10.0, 1, ('a',), [600.0], [60.0], [0.0])\n"
+            "f.sources[0, 3, 3, 3] = 1.0\nf.step(2.0)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-500:]
