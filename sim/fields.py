@@ -245,9 +245,19 @@ class CytokineFields:
             buf = self._modes = np.empty((2, *self._core))
         return buf
 
+    #: the reaction half of a sink field is computed voxel by voxel only where the sink is non-zero
+    #: when at most this share of voxels has one (elsewhere a = the decay rate: one e^{−a dt})
+    SPARSE_SINK_SHARE = 0.25
+
     def _react_with_sink(self, f: int, k: np.ndarray, dt: float) -> np.ndarray:
         """The reaction half of `_step_with_sink`, in place (in scratch grids: no allocations); returns
-        the field's values."""
+        the field's values. Where few voxels hold cells (the usual case) the exponentials are taken only
+        there: the same operations on the same numbers, bit for bit (tests/test_fields.py)."""
+        g = float(self.decay_per_min[f])
+        if g > 0.0:
+            hit = np.flatnonzero(k.reshape(-1))
+            if hit.size <= self.SPARSE_SINK_SHARE * k.size:
+                return self._react_sparse(f, k.reshape(-1), hit, g, dt)
         u, s = self.values[f], self.sources[f]
         a, x, e, gain = self._scratch(4)
         np.add(self.decay_per_min[f], k, out=a)
@@ -266,6 +276,39 @@ class CytokineFields:
         gain *= s
         u += gain
         return u
+
+    def _react_sparse(self, f: int, k: np.ndarray, hit: np.ndarray, g: float, dt: float) -> np.ndarray:
+        """`_react_with_sink` with the sink `k` (flat) non-zero only at voxels `hit` and decay g > 0."""
+        u, s = self.values[f], self.sources[f]
+        uf, sf = u.reshape(-1), s.reshape(-1)
+
+        def factors(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # e^{−a dt}, (1 − e^{−a dt})/a as the dense path
+            x = np.multiply(a, -dt)
+            gain = np.expm1(x)
+            gain /= a
+            np.negative(gain, out=gain)
+            return np.exp(x), gain
+
+        e, gain = factors(np.add(g, k[hit]))
+        local = uf[hit]
+        local *= e
+        gain *= sf[hit]
+        local += gain
+        e0, gain0 = factors(np.full(1, g))
+        tmp = self._scratch(1)[0].reshape(-1)
+        uf *= e0
+        np.multiply(gain0, sf, out=tmp)
+        uf += tmp
+        uf[hit] = local
+        return u
+
+    def add_per_voxel_source(self, name: str, counts: np.ndarray, rate_ng_ml_per_min: float) -> None:
+        """Add `counts × rate` (a per-voxel count, flat: e.g. tumor cells per voxel) to the next step's
+        sources of field `name`, through a scratch grid (no fresh array per step)."""
+        tmp = self._scratch(1)[0].reshape(-1)
+        np.multiply(counts, rate_ng_ml_per_min, out=tmp)
+        src = self.sources[self.index(name)].reshape(-1)
+        src += tmp
 
     def _scratch(self, n: int) -> np.ndarray:
         """`n` scratch grids of the grid's shape, kept between steps."""

@@ -724,11 +724,11 @@ class TumorImmuneModel(mesa.Model):
 
     def _secrete_tissue_sources(self) -> None:
         """TGF-β from live tumor cells and stroma, accumulated per voxel (cost ∝ voxels, not cells)."""
-        src = self.fields.sources[TGFB].reshape(-1)
+        name = self.fields.names[TGFB]
         if self.tgfb_rate:
-            src += self.vox_tumor * self.tgfb_rate
+            self.fields.add_per_voxel_source(name, self.vox_tumor, self.tgfb_rate)
         if self.stroma_rate:
-            src += self.vox_stroma * self.stroma_rate
+            self.fields.add_per_voxel_source(name, self.vox_stroma, self.stroma_rate)
 
     def _field_sinks(self) -> dict[int, np.ndarray] | None:
         """Per-voxel IL-15 uptake rate (1/min): effector cells in the voxel × the clearance of one."""
