@@ -212,7 +212,7 @@ class CytokineFields:
                 self._transform_one(f, f in sourced, factors[f], ahead.get(f))
         for f in active:
             np.maximum(self.values[f], 0.0, out=self.values[f])  # clip FFT round-off (~1e-16·max) below zero
-        if active and self.PREFETCH:
+        if active and self.PREFETCH and self._axes and not small:  # the large-grid path, which takes it
             self._start_prefetch(active, dt, factors)
         if any(fl[1] for fl in flags):  # else every source is +0.0 throughout already
             self.sources.fill(0.0)

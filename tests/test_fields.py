@@ -601,3 +601,15 @@ def test_sparse_sink_reaction_is_the_dense_one_bit_for_bit(shape, monkeypatch):
             f.step(2.0, {0: k, 1: k})
         out[share] = f.values.copy()
     assert np.array_equal(out[0.0].view(np.uint64), out[1.0].view(np.uint64))
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (30, 30, 1)])
+def test_only_the_large_grid_path_prefetches(shape):
+    """A single voxel and a small (batched) grid never start the background transform (a single
+    voxel has no modes to transform: the thread would fail)."""
+    f = CytokineFields(shape, 10.0, 1, ("a",), [600.0], [60.0], [0.0])
+    f.values[0] = 1.0
+    f.sources[0] = 0.5
+    f.step(2.0)
+    f.step(2.0)
+    assert "_prefetch" not in f.__dict__ and f.values[0].min() > 0
