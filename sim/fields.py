@@ -46,8 +46,8 @@ def _dct_ortho(x: np.ndarray, axes: tuple[int, ...], inverse: bool, workers: int
                out: np.ndarray | None = None) -> np.ndarray:
     """Orthonormal DCT-II (inverse: DCT-III) of float64 `x` over `axes`, in place or into `out` (same
     shape): exactly what `fft.dctn`/`fft.idctn(x, type=2, norm="ortho")` compute, with less overhead.
-    Into a kept buffer it skips a copy and the page faults of a fresh array (23 % faster at 100³,
-    29 % at 216³; bit for bit the same, tests/test_fields.py)."""
+    Into a kept buffer it skips a copy and the page faults of a fresh array (216³: 298 → 180 ms, median
+    of repeats; no difference above noise at 100³; bit for bit the same, tests/test_fields.py)."""
     out = x if out is None else out
     if _raw_dct is None:
         f = fft.idctn if inverse else fft.dctn
@@ -256,8 +256,9 @@ class CytokineFields:
         g = float(self.decay_per_min[f])
         if g > 0.0:
             hit = np.flatnonzero(k.reshape(-1))
-            if hit.size <= self.SPARSE_SINK_SHARE * k.size:
-                return self._react_sparse(f, k.reshape(-1), hit, g, dt)
+            a_hit = np.add(g, k.reshape(-1)[hit]) if hit.size <= self.SPARSE_SINK_SHARE * k.size else None
+            if a_hit is not None and (hit.size == 0 or a_hit.min() > 0.0):  # else (a sink < 0 or nan) the dense path
+                return self._react_sparse(f, a_hit, hit, g, dt)
         u, s = self.values[f], self.sources[f]
         a, x, e, gain = self._scratch(4)
         np.add(self.decay_per_min[f], k, out=a)
@@ -277,8 +278,9 @@ class CytokineFields:
         u += gain
         return u
 
-    def _react_sparse(self, f: int, k: np.ndarray, hit: np.ndarray, g: float, dt: float) -> np.ndarray:
-        """`_react_with_sink` with the sink `k` (flat) non-zero only at voxels `hit` and decay g > 0."""
+    def _react_sparse(self, f: int, a_hit: np.ndarray, hit: np.ndarray, g: float, dt: float) -> np.ndarray:
+        """`_react_with_sink` with the sink non-zero only at voxels `hit` (flat), where a = g + k is `a_hit`
+        (> 0), and decay g > 0 elsewhere."""
         u, s = self.values[f], self.sources[f]
         uf, sf = u.reshape(-1), s.reshape(-1)
 
@@ -289,7 +291,7 @@ class CytokineFields:
             np.negative(gain, out=gain)
             return np.exp(x), gain
 
-        e, gain = factors(np.add(g, k[hit]))
+        e, gain = factors(a_hit)
         local = uf[hit]
         local *= e
         gain *= sf[hit]
@@ -343,8 +345,8 @@ class CytokineFields:
         self._idct(uh, u)
 
     #: large grids compute the decay half (e^{−a dt} û) of the next step of each field stepped without a
-    #: sink in a background thread while the cells step: its values do not change until then, and
-    #: scipy's DCT releases the GIL. One transform in three of such a field leaves the critical path;
+    #: sink in a background thread while the cells step: its values do not change until then, scipy's
+    #: DCT and the cell kernels (nogil) release the GIL. One transform in three of such a field leaves the critical path;
     #: bit for bit the same (the same operations on the same values, checked against a copy on use).
     PREFETCH = True
 
@@ -386,12 +388,15 @@ class CytokineFields:
         vals = self.values.reshape(nf, *self._core)
         return {f: m for f, m in done.items() if np.array_equal(vals[f].view(np.uint64), copies[f].view(np.uint64))}
 
+    #: what a pickle leaves out: the prefetch in flight and the kept buffers (rebuilt on demand)
+    _TRANSIENT = ("_prefetch", "_ahead_bufs", "_modes", "_scratch_grids", "_stack")
+
     def __getstate__(self) -> dict:
-        """Pickle without a prefetch in flight (it is recomputed on the next step)."""
+        """Pickle without a prefetch in flight (it is recomputed on the next step) or the kept buffers."""
         pre = self.__dict__.get("_prefetch")
         if pre is not None:
             pre[0].join()
-        return {k: v for k, v in self.__dict__.items() if k != "_prefetch"}
+        return {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
 
     def _transform_batched(self, active: list[int], sourced: list[int], factors, diffused: list[int] = (),
                            dt: float | None = None) -> None:

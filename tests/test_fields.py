@@ -550,15 +550,21 @@ def test_prefetched_decay_modes_are_used_and_bit_identical(monkeypatch):
         orig = f._transform_one
         f._transform_one = lambda i, hs, fac, ahead=None: (used.append(ahead is not None), orig(i, hs, fac, ahead))
         f.values[1] = rng.random(f.shape)
+        per_step = []
         for step in range(6):
             f.sources[0] = rng.random(f.shape) * (rng.random(f.shape) < 0.05)
             if step == 3:
+                if on:
+                    f.__dict__["_prefetch"][0].join()  # the thread has copied the values it transforms
                 f.values[1, 5, 5, 5] += 1.0  # written directly between steps
+            n = len(used)
             f.step(2.0 if step != 4 else 3.0)
-        runs[on] = (f.values.copy(), used)
+            per_step.append(sum(used[n:]))
+        runs[on] = (f.values.copy(), per_step)
     assert np.array_equal(runs[True][0].view(np.uint64), runs[False][0].view(np.uint64))
-    # steps 2, 3, 6 reuse both fields' modes, step 4 only field a's (b was written), step 5 none (dt)
-    assert sum(runs[True][1]) == 2 + 1 + 2 + 1 + 0 and not any(runs[False][1])
+    # step 1 has nothing ahead; steps 2 and 3 reuse both fields' modes; step 4 only field a's (b was
+    # written); step 5 none (dt 3, not the 2 they were computed for); step 6 none (computed for dt 3)
+    assert runs[True][1] == [0, 2, 2, 1, 0, 0] and runs[False][1] == [0] * 6
 
 
 def test_a_prefetch_in_flight_does_not_break_pickling_or_exit(tmp_path):
@@ -613,3 +619,22 @@ def test_only_the_large_grid_path_prefetches(shape):
     f.step(2.0)
     f.step(2.0)
     assert "_prefetch" not in f.__dict__ and f.values[0].min() > 0
+
+
+def test_a_sink_that_is_not_positive_takes_the_dense_reaction(monkeypatch):
+    """The sparse reaction assumes a = decay + sink > 0 where the sink is non-zero; a sink that makes
+    a ≤ 0 there (or nan) falls back to the dense path (a·dt, not (1 − e^{−a dt})/a, where a is not > 0)."""
+    import sim.fields as F
+
+    out = {}
+    for share in (0.0, 1.0):
+        monkeypatch.setattr(F.CytokineFields, "SPARSE_SINK_SHARE", share)
+        f = CytokineFields((30, 30, 1), 10.0, 1, ("a",), [300.0], [30.0], [0.0])
+        f.values[0] = 1.0
+        f.sources[0, 3, 3, 0] = 2.0
+        k = np.zeros((30, 30, 1))
+        k[3, 3, 0] = -f.decay_per_min[0]  # a = 0 at that voxel
+        k[7, 7, 0] = 0.01
+        f.step(2.0, {0: k})
+        out[share] = f.values.copy()
+    assert np.array_equal(out[0.0].view(np.uint64), out[1.0].view(np.uint64))

@@ -181,7 +181,7 @@ def arrive_at_vessels(rng, vessels, n, nk, first, lat, tally, car_fraction, born
     return arrive_nk_cells(rng, nk, first, sites, lat, tally, car_fraction, born_min, p)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # the field prefetch thread runs beside it (sim/fields.py)
 def nk_step(step, now, n_used, cells):
     """Advance every live NK cell (slots < `n_used` of the record `step.nk`) by one step; returns
     (births, deaths, live cells at the start), the births' and deaths' slots written to `step.born`/
@@ -457,7 +457,7 @@ def start_tumor_cells(rng, now, p, tumor, lat, tally, first, sites, antigen, ag_
         start_tumor_cell(tumor, lat, tally, first + k, sites[k], antigen[k], ag_clone[k], mhc[k], ligand[k], 0.0, timer)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # the field prefetch thread runs beside it (sim/fields.py)
 def due_cells(t_used, t_state, t_timer, horizon):
     """The tumor slots whose next event (division, death, clearance) is due by `horizon`, in one pass,
     and how many of them are live: an upper bound on the births of the tumor step."""
@@ -473,7 +473,7 @@ def due_cells(t_used, t_state, t_timer, horizon):
     return order[:n].copy(), n_live
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # the field prefetch thread runs beside it (sim/fields.py)
 def tumor_step(rng, now, dt, p, tumor, t_used, n_free, lat, fld, tally, due):
     """Process the due tumor events (`due`, from `due_cells`: division, death, clearance) in random
     order; returns (t_used, n_free). Every write to `lat.occ` is mirrored in the occupancy bitmap."""
