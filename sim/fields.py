@@ -56,6 +56,24 @@ def _dct_ortho(x: np.ndarray, axes: tuple[int, ...], inverse: bool, workers: int
     return _raw_dct(x, 3 if inverse else 2, axes, 1, out, _fft_workers(workers), None)
 
 
+def _reaction_factors(a: np.ndarray, dt: float, x: np.ndarray | None = None, e: np.ndarray | None = None,
+                      gain: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """e^{−a dt} and (1 − e^{−a dt})/a (dt where a is not > 0) of the decay + sink rates `a`: the exact
+    reaction step of a voxel, into `e` and `gain` (fresh arrays if not given; `x` is scratch)."""
+    x = np.multiply(a, -dt, out=x)  # −a·dt
+    e = np.exp(x, out=e)
+    gain = np.expm1(x, out=gain)
+    if a.size == 0 or a.min() > 0.0:
+        gain /= a
+        np.negative(gain, out=gain)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gain /= a
+        np.negative(gain, out=gain)
+        np.copyto(gain, dt, where=~(a > 0.0))
+    return e, gain
+
+
 def _rows(rows) -> slice | np.ndarray:
     """Row indices as a slice when they are a run (a view, and a plain copy), else an index array."""
     rows = list(rows)
@@ -262,17 +280,7 @@ class CytokineFields:
         u, s = self.values[f], self.sources[f]
         a, x, e, gain = self._scratch(4)
         np.add(self.decay_per_min[f], k, out=a)
-        np.multiply(a, -dt, out=x)  # −a·dt
-        np.exp(x, out=e)
-        np.expm1(x, out=gain)
-        if a.min() > 0.0:  # (1 − e^{−a dt})/a
-            gain /= a
-            np.negative(gain, out=gain)
-        else:  # and dt where a is not > 0
-            with np.errstate(divide="ignore", invalid="ignore"):
-                gain /= a
-            np.negative(gain, out=gain)
-            np.copyto(gain, dt, where=~(a > 0.0))
+        _reaction_factors(a, dt, x, e, gain)
         u *= e
         gain *= s
         u += gain
@@ -283,20 +291,12 @@ class CytokineFields:
         (> 0), and decay g > 0 elsewhere."""
         u, s = self.values[f], self.sources[f]
         uf, sf = u.reshape(-1), s.reshape(-1)
-
-        def factors(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # e^{−a dt}, (1 − e^{−a dt})/a as the dense path
-            x = np.multiply(a, -dt)
-            gain = np.expm1(x)
-            gain /= a
-            np.negative(gain, out=gain)
-            return np.exp(x), gain
-
-        e, gain = factors(a_hit)
+        e, gain = _reaction_factors(a_hit, dt)
         local = uf[hit]
         local *= e
         gain *= sf[hit]
         local += gain
-        e0, gain0 = factors(np.full(1, g))
+        e0, gain0 = _reaction_factors(np.full(1, g), dt)
         tmp = self._scratch(1)[0].reshape(-1)
         uf *= e0
         np.multiply(gain0, sf, out=tmp)

@@ -220,8 +220,8 @@ class TumorImmuneModel(mesa.Model):
         `ag_clone` is the antigen level of each cell's clone (its antigen fluctuates around it on division);
         by default the scenario's mean antigen for antigen-positive cells and 0 for antigen-negative ones."""
         sites = np.asarray(sites, dtype=np.int64)
-        if not distinct_free_sites(sites, self.occ):
-            raise ValueError("tumor sites must be distinct, free and on the lattice")
+        if sites.ndim != 1 or not distinct_free_sites(sites, self.occ):
+            raise ValueError("tumor sites must be a 1-D array of sites distinct, free and on the lattice")
         t, n = self.tumor, sites.size
         t.ensure(n)
         first = t.used

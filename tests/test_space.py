@@ -181,12 +181,13 @@ def test_tumor_cells_are_added_only_on_distinct_free_lattice_sites():
     m = _tiny(3)
     n = m.n_sites
     m.add_tumor(np.array([5, 1]), 1.0, 1.0, 1.0)
-    for bad in ([7, 9, 7], [2, 5], [n], [-1], [n - 1, 3, n - 1]):
+    for bad in ([7, 9, 7], [2, 5], [n], [-1], [n - 1, 3, n - 1], [[7, 9]]):  # the last: not 1-D
         with pytest.raises(ValueError, match="distinct, free and on the lattice"):
             m.add_tumor(np.array(bad), 1.0, 1.0, 1.0)
     assert m.tumor_count() == 2
     m.add_tumor(np.array([n - 1, 0, 64, 63]), 1.0, 1.0, 1.0)  # word edges of the bitmap
     assert m.tumor_count() == 6
+
 
 # ------------------------------------------------------------------------------------ the boundary
 def test_a_tumor_reaching_the_boundary_is_flagged_and_warned_about():
