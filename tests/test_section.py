@@ -4,6 +4,7 @@ an open sample does not, its daughters leave into an outside compartment that gr
 and read-outs scale to the patient."""
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from sim.section import OUT_CELLS, advance_outside, new_state
 from sim.kernels.records import S_EXPORTED, S_LIVE, TUMOR_STATS
 
 DOUBLING_H = 24.0
+LYMPHOMA = Path(__file__).resolve().parents[1] / "scenarios" / "cd19_lymphoma_cb_il15.yaml"
 
 
 def _leukemia(boundary, represents="sample", patient_cells=None, count=1500, seed=3):
@@ -130,6 +132,27 @@ def test_cohort_reads_the_patient_level_burden_of_a_sample():
     ts["tumor_outside"] = np.linspace(0, 2000, days.size)
     ts["tumor_total"] = ts["tumor"] + ts["tumor_outside"]
     assert read_out(ts, c, 2)["response"] == "PD"
+
+
+def test_untreated_lymphoma_sample_grows_at_the_net_rate_of_its_sourced_cycle_and_cell_loss():
+    """The shipped lymphoma section is an open sample with spontaneous cell loss: untreated, section +
+    outside follow the net rate ln2/4.8 d − μ, μ from Iversen's cell loss factor 0.69, a doubling of
+    4.8/(1 − 0.69) = 15.5 d (closed, the packed nodule grew only at its rim: doubling ~36 d, and after
+    therapy regrowth ran at the full 4.8-d cycle). Tolerance: 4 SD of a linear birth-death process from
+    N0 (Var = N0 (λ+μ)/(λ−μ) g (g − 1), g = e^{(λ−μ)t}), plus 2 % for the tumor step's cadence."""
+    days = 28.0
+    r = api.run(LYMPHOMA, days=days, overrides={"dosing.infusions": [], "output.snapshots": False, "output.figure": False})
+    eff = resolve(LYMPHOMA)
+    lam = math.log(2.0) * 24.0 / eff.scenario.tumor.doubling_time_h
+    mu = eff.scenario.tumor.death_per_day
+    assert mu / lam == pytest.approx(0.69, abs=0.005)  # the cell loss factor, as sourced
+    ts = r.timeseries
+    n0, total = ts["tumor_total"].iloc[0], ts["tumor_total"].iloc[-1]
+    g = math.exp((lam - mu) * days)
+    expected = n0 * g
+    sd = math.sqrt(n0 * (lam + mu) / (lam - mu) * g * (g - 1.0))
+    assert abs(total - expected) < 4 * sd + 0.02 * expected
+    assert ts["tumor_outside"].iloc[-1] > 0  # the section exports: growth is not capped by the lattice
 
 
 def test_validation_figure_renders(tmp_path):
