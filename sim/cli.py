@@ -202,10 +202,29 @@ def _cmd_params(args) -> int:
 
         text = references_markdown()
     if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
+        _write_generated_table(Path(args.out), text)
     else:
         sys.stdout.write(text)
     return 0
+
+
+#: what the head of every table `nksim params` writes says (docs/parameters.md, docs/references.md)
+GENERATED_MARK = "by `nksim params"
+
+
+def _write_generated_table(path: Path, text: str) -> None:
+    """Write a generated table atomically; an existing file is replaced only if it is such a table."""
+    from .errors import OutputError
+    from .safe_io import atomic_write_text, check_file_target
+
+    check_file_target(path, what="table")  # a folder, a link, a device: refused
+    if path.exists():
+        with path.open(encoding="utf-8", errors="replace") as f:
+            head = f.read(1000)
+        if GENERATED_MARK not in head:
+            raise OutputError(f"refusing to overwrite {path}: it is not a table `nksim params` wrote; "
+                              f"choose a new file for --out")
+    atomic_write_text(path, text)
 
 
 def _cmd_export(args) -> int:

@@ -117,6 +117,24 @@ def test_out_onto_a_file_is_refused_and_the_file_kept(tmp_path):
     assert hidden(tmp_path) == []
 
 
+@pytest.mark.parametrize("flags", [[], ["--references"]])
+def test_params_out_replaces_only_a_table_nksim_wrote(tmp_path, flags):
+    """`nksim params --out FILE` overwrote any file (a user's notes included) in place; now it writes
+    atomically and replaces only a table it generated earlier (the docs regeneration still works)."""
+    notes = tmp_path / "notes.md"
+    notes.write_text("my notes")
+    p = nksim("params", *flags, "--out", notes, cwd=tmp_path)
+    assert p.returncode == 2
+    assert "notes.md" in one_clean_line(p)
+    assert notes.read_text() == "my notes"
+    table = tmp_path / "table.md"
+    for _ in range(2):  # a new file, then its own earlier output replaced
+        p = nksim("params", *flags, "--out", table, cwd=tmp_path)
+        assert p.returncode == 0, p.stderr
+    assert "nksim params" in table.read_text()
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["notes.md", "table.md"]  # no temporary left
+
+
 @pytest.mark.parametrize("kind", ["fifo", "device", "symlink", "under_a_file"])
 def test_out_onto_a_fifo_device_or_link_is_refused_and_left_alone(tmp_path, kind):
     """A FIFO and a device node made in tmp (the null device's numbers, root only) stand in for
