@@ -360,11 +360,13 @@ class CytokineFields:
         vals = self.values.reshape(nf, *self._core)
         axes = tuple(range(len(self._core)))
         done: dict[int, np.ndarray] = {}
+        # scipy.fft.set_workers is thread-local: the thread takes the workers of the caller's thread
+        workers = self.workers if self.workers is not None else fft.get_workers()
 
         def work():
             for f in fields:
                 np.copyto(copies[f], vals[f])
-                _dct_ortho(copies[f], axes, False, self.workers, modes[f])
+                _dct_ortho(copies[f], axes, False, workers, modes[f])
                 modes[f] *= factors[f][0].reshape(self._core)
                 done[f] = modes[f]
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -565,6 +566,30 @@ def test_prefetched_decay_modes_are_used_and_bit_identical(monkeypatch):
     # step 1 has nothing ahead; steps 2 and 3 reuse both fields' modes; step 4 only field a's (b was
     # written); step 5 none (dt 3, not the 2 they were computed for); step 6 none (computed for dt 3)
     assert runs[True][1] == [0, 2, 2, 1, 0, 0] and runs[False][1] == [0] * 6
+
+
+def test_the_prefetch_thread_transforms_with_the_callers_fft_workers(monkeypatch):
+    """`scipy.fft.set_workers` is thread-local: a background thread would fall back to scipy's default.
+    The prefetch takes the workers of the thread that steps the fields (same numbers either way: a DCT
+    over independent lines)."""
+    import scipy.fft
+
+    import sim.fields as F
+
+    seen = []
+    orig = F._dct_ortho
+
+    def spy(x, axes, inverse, workers, out=None):
+        seen.append((threading.current_thread().name, workers))
+        return orig(x, axes, inverse, workers, out)
+
+    monkeypatch.setattr(F, "_dct_ortho", spy)
+    f = _large_fields()
+    f.values[1] = 1.0
+    with scipy.fft.set_workers(2):
+        f.step(2.0)
+    f.__dict__["_prefetch"][0].join()
+    assert {w for name, w in seen if name == "nksim-field-prefetch"} == {2}
 
 
 def test_a_prefetch_in_flight_does_not_break_pickling_or_exit(tmp_path):
