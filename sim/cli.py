@@ -213,17 +213,19 @@ GENERATED_MARK = "by `nksim params"
 
 
 def _write_generated_table(path: Path, text: str) -> None:
-    """Write a generated table atomically; an existing file is replaced only if it is such a table."""
+    """Write a generated table atomically; an existing file is replaced only if it is empty or the same
+    table written earlier (its title line and the generator's mark), never the other table or a user's file."""
     from .errors import OutputError
     from .safe_io import atomic_write_text, check_file_target
 
-    check_file_target(path, what="table")  # a folder, a link, a device: refused
-    if path.exists():
+    check_file_target(path, what="table", fix="choose a new file for --out")  # a folder, a link, a device
+    if path.exists() and path.stat().st_size:
         with path.open(encoding="utf-8", errors="replace") as f:
             head = f.read(1000)
-        if GENERATED_MARK not in head:
-            raise OutputError(f"refusing to overwrite {path}: it is not a table `nksim params` wrote; "
-                              f"choose a new file for --out")
+        title = text.partition("\n")[0]
+        if head.partition("\n")[0] != title or GENERATED_MARK not in head:
+            raise OutputError(f"refusing to overwrite {path}: it is not the table `nksim params` writes there "
+                              f"({title.lstrip('# ')}); choose a new file for --out")
     atomic_write_text(path, text)
 
 

@@ -407,7 +407,7 @@ def atomic_dir(final: str | Path, overwrite: bool = False, kind: str = "run", na
     _fsync_path(final.parent, directory=True)
 
 
-def check_file_target(path: str | Path, what: str = "checkpoint") -> None:
+def check_file_target(path: str | Path, what: str = "checkpoint", fix: str = "choose another folder with --out") -> None:
     """Refuse a path for a file nksim keeps replacing (a checkpoint) if something other than a regular
     file is there (a folder, a FIFO, a device, a link)."""
     path = Path(path)
@@ -419,4 +419,4 @@ def check_file_target(path: str | Path, what: str = "checkpoint") -> None:
         raise OutputError(f"cannot use {path} for the {what}: {e.strerror}") from None
     if not stat.S_ISREG(st.st_mode):
         raise OutputError(f"refusing to write the {what} to {path}: it is {_kind_of(st.st_mode) if not stat.S_ISDIR(st.st_mode) else 'a folder'}; "
-                          f"choose another folder with --out")
+                          f"{fix}")

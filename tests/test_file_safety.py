@@ -133,6 +133,13 @@ def test_params_out_replaces_only_a_table_nksim_wrote(tmp_path, flags):
         assert p.returncode == 0, p.stderr
     assert "nksim params" in table.read_text()
     assert sorted(x.name for x in tmp_path.iterdir()) == ["notes.md", "table.md"]  # no temporary left
+    other = ["--references"] if not flags else []  # the other table is not replaced either
+    before = table.read_text()
+    p = nksim("params", *other, "--out", table, cwd=tmp_path)
+    assert p.returncode == 2 and "table.md" in one_clean_line(p) and table.read_text() == before
+    empty = tmp_path / "empty.md"  # an empty file (touch, mktemp) is replaced
+    empty.touch()
+    assert nksim("params", *flags, "--out", empty, cwd=tmp_path).returncode == 0 and empty.read_text() == before
 
 
 @pytest.mark.parametrize("kind", ["fifo", "device", "symlink", "under_a_file"])
