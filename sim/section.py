@@ -13,7 +13,7 @@ cell did,
 
     outside ← outside · (live + exported during the step) / live before the step + exported during it,
 
-so an untreated open sample grows as N0·2^(t/Td) in total while its section stays full, and an outside
+so an untreated open sample grows as N0·e^{(λ−μ)t} in total (N0·2^(t/Td) without cell loss μ) while its section stays full, and an outside
 with no cells stays empty. While the section holds no tumor cell it no longer samples anything; the
 outside then grows at the intrinsic net rate (division − spontaneous loss). The outside carries no
 antigen or spatial state: antigen shares are the section's.

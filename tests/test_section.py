@@ -136,16 +136,19 @@ def test_cohort_reads_the_patient_level_burden_of_a_sample():
 
 def test_untreated_lymphoma_sample_grows_at_the_net_rate_of_its_sourced_cycle_and_cell_loss():
     """The shipped lymphoma section is an open sample with spontaneous cell loss: untreated, section +
-    outside follow the net rate ln2/4.8 d − μ, μ from Iversen's cell loss factor 0.69, a doubling of
-    4.8/(1 − 0.69) = 15.5 d (closed, the packed nodule grew only at its rim: doubling ~36 d, and after
-    therapy regrowth ran at the full 4.8-d cycle). Tolerance: 4 SD of a linear birth-death process from
-    N0 (Var = N0 (λ+μ)/(λ−μ) g (g − 1), g = e^{(λ−μ)t}), plus 2 % for the tumor step's cadence."""
+    outside follow the net rate ln2/Tpot − μ, μ = φ·ln2/Tpot with φ = 0.5, the middle of Iversen's
+    1 − Tpot/Td (0.40–0.61): a net doubling of 9.6 d (closed and without loss, the packed nodule grew
+    only at its rim, a 36-d doubling, and regrew at the full 4.8-d cycle after therapy). Tolerance: 4 SD
+    of a linear birth-death process from N0 (Var = N0 (λ+μ)/(λ−μ) g (g − 1), g = e^{(λ−μ)t}) plus 2 %
+    for the tumor step's cadence. The outside copies the section's per-cell growth, so its noise is that
+    of the 1500–3600 section cells, not diluted as the total grows: the real SD is up to ~1.3× the
+    formula's, and the bound is still ≥ 3 real SD."""
     days = 28.0
     r = api.run(LYMPHOMA, days=days, overrides={"dosing.infusions": [], "output.snapshots": False, "output.figure": False})
     eff = resolve(LYMPHOMA)
     lam = math.log(2.0) * 24.0 / eff.scenario.tumor.doubling_time_h
     mu = eff.scenario.tumor.death_per_day
-    assert mu / lam == pytest.approx(0.69, abs=0.005)  # the cell loss factor, as sourced
+    assert mu / lam == pytest.approx(0.5, abs=0.005)  # the cell loss factor, as sourced
     ts = r.timeseries
     n0, total = ts["tumor_total"].iloc[0], ts["tumor_total"].iloc[-1]
     g = math.exp((lam - mu) * days)

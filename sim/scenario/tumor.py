@@ -52,7 +52,7 @@ class Tumor(_Block):
 
     init: TumorInit = Field(default_factory=TumorInit)
     doubling_time_h: Float = P(38.6, "h", "Luque 2024 (CARTopiaX tumor cell cycle)", "cell-cycle time when space is free", gt=0)
-    death_per_day: Float = P(0.0, "1/day", "assumed (0: no spontaneous cell loss; tumors in vivo lose much of what they make, e.g. a cell loss factor of 0.69 in Burkitt lymphoma, Iversen 1974, but the lattice's contact inhibition already limits growth to the rim, so set it per indication)", "spontaneous apoptosis hazard of a live tumor cell, whether or not it has room to divide (net growth with free space: ln 2 / doubling_time − death)", ge=0)
+    death_per_day: Float = P(0.0, "1/day", "assumed (0: no spontaneous cell loss, the right default for a closed lesion, where contact inhibition already limits growth to the rim; an open sample of a tumor that loses cells needs it per indication: e.g. a cell loss factor 1 − Tpot/Td of 0.40–0.61 in Burkitt lymphoma, Iversen 1974, taken as 0.5 by cd19_lymphoma_cb_il15.yaml)", "spontaneous apoptosis hazard of a live tumor cell, whether or not it has room to divide (net growth with free space: ln 2 / doubling_time − death)", ge=0)
     expression_memory_generations: OptFloat = P(2.0, "generations", "Sigal 2006 (protein levels of human cells mix within 1–3 generations)", "memory of a cell's antigen, MHC-I and NKG2D-ligand levels across divisions: non-genetic expression noise (null: daughters copy them exactly)", gt=0)
     apoptosis_delay_min: Float = P(60.0, "min", "assumed (caspase signal ~15–45 min, PMC4543232)", "time from lethal hit to death", ge=0)
     clearance_min: Float = P(120.0, "min", "assumed", "time a dead cell keeps its site before clearance", ge=0)
