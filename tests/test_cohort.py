@@ -345,3 +345,26 @@ def test_follow_up_runs_past_the_assessment_and_reads_durability(tmp_path, capsy
                       "pfs_days": [56.0, 90.0], "progressed": [True, False], "responder": True})
     r = response_rates(d, ["a"]).iloc[0]
     assert r["pfs_end_day"] == 90.0 and r["pfs_end"] == pytest.approx(0.5) and r["pfs_end_lo"] < 0.5 < r["pfs_end_hi"]
+
+
+def test_a_patient_does_not_depend_on_the_order_or_company_of_the_declared_parameters():
+    """The YAML order of `variability:` keys is not part of the model: writing them in another order
+    (or a tool re-dumping the file with sorted keys) must give the same patients; declaring one more
+    independent parameter must leave the others' draws as they were, and so must reordering a
+    correlated pair."""
+    base = {
+        "tumor.init.count": {"dist": "lognormal", "mean": 1500, "cv": 0.4},
+        "tumor.antigen.mean": {"dist": "normal", "mean": 1.0, "sd": 0.25},
+        "tumor.mhc_i.mean": {"dist": "lognormal", "mean": 1.0, "cv": 0.3},
+        "dosing.weight_kg": {"dist": "normal", "mean": 75, "sd": 15},
+    }
+    corr = [{"a": "tumor.antigen.mean", "b": "tumor.mhc_i.mean", "rho": -0.3}]
+    reordered = dict(reversed(list(base.items())))
+    wider = {"host.extra": {"dist": "uniform", "low": 0.0, "high": 1.0}, **base}
+    flipped = [{"a": "tumor.mhc_i.mean", "b": "tumor.antigen.mean", "rho": -0.3}]
+    for seed in (1, 12345, 2 ** 40):
+        ref = draw_patient(spec(variability=base, correlations=corr), seed)
+        assert draw_patient(spec(variability=reordered, correlations=corr), seed) == ref
+        assert draw_patient(spec(variability=reordered, correlations=flipped), seed) == ref
+        more = draw_patient(spec(variability=wider, correlations=corr), seed)
+        assert {k: more[k] for k in base} == ref

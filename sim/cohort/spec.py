@@ -6,6 +6,7 @@ made from that seed alone, so a patient is reproducible on its own and identical
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,15 +167,25 @@ def correlation_matrix(names: list[str], correlations: list[Correlation]) -> np.
 
 
 def draw_patient(spec: CohortSpec, patient_seed: int) -> dict[str, float]:
-    """This patient's values of every declared parameter, from its own seed only."""
-    names = list(spec.variability)
+    """This patient's values of every declared parameter, from its own seed only.
+
+    Each parameter's normal score comes from a stream keyed by its dotted path, and correlated ones are
+    mixed in sorted-path order, so the draws do not depend on the order the YAML lists them in, and
+    declaring one more independent parameter leaves the others' draws as they were."""
+    names = sorted(spec.variability)
     if not names:
         return {}
-    rng = np.random.default_rng([int(patient_seed), DRAW_STREAM])
-    z = rng.standard_normal(len(names))
+    z = np.array([np.random.default_rng([int(patient_seed), DRAW_STREAM, _path_key(p)]).standard_normal()
+                  for p in names])
     if spec.correlations:
         z = np.linalg.cholesky(correlation_matrix(names, spec.correlations)) @ z
-    return {p: spec.variability[p].from_normal(float(z[i])) for i, p in enumerate(names)}
+    value = {p: spec.variability[p].from_normal(float(z[i])) for i, p in enumerate(names)}
+    return {p: value[p] for p in spec.variability}  # reported in the order declared
+
+
+def _path_key(dotted: str) -> int:
+    """A stable 64-bit key of a dotted path (Python's own hash() is salted per process)."""
+    return int.from_bytes(hashlib.blake2b(dotted.encode(), digest_size=8).digest(), "little")
 
 
 @dataclass
