@@ -252,8 +252,9 @@ SECTION_CASE = {"domain": {"dims": 2, "size_um": [2000, 2000], "spacing_um": 20.
 
 def validate_section(out: str | Path, replicates: int = 4) -> dict:
     """Closed against open sample boundary on untreated blasts (`sim/section.py`): the closed section
-    stops at its 10,000 sites, the open sample's section + outside follows N0·2^(t/Td); writes
-    section.png and section.json (largest relative shortfall of the open total against the exponential)."""
+    stops at its 10,000 sites, the open sample's section + outside follows N0·2^(t/Td); and the shipped
+    lymphoma sample, untreated, against the birth-death mean of its sourced cycle and cell loss.
+    Writes section.png and section.json."""
     import warnings
 
     from .errors import DomainEdgeWarning
@@ -268,6 +269,7 @@ def validate_section(out: str | Path, replicates: int = 4) -> dict:
             for k in range(replicates):
                 cfg = {**SECTION_CASE, "domain": {**SECTION_CASE["domain"], "section": {"represents": "sample", "boundary": b}}}
                 runs[b].append(api.run(cfg, seed=100 + k).timeseries)
+        lymphoma = lymphoma_untreated(replicates)
     t = runs["open"][0]["time_h"].to_numpy() / 24.0
     n0 = SECTION_CASE["tumor"]["init"]["count"]
     td = SECTION_CASE["tumor"]["doubling_time_h"] / 24.0
@@ -279,22 +281,78 @@ def validate_section(out: str | Path, replicates: int = 4) -> dict:
     report = {"replicates": replicates, "sites": n_sites, "days": float(t[-1]), "doubling_days": td,
               "closed_final_median": float(np.median(closed[:, -1])), "open_total_final_median": float(np.median(total[:, -1])),
               "exponential_final": float(expo[-1]),
-              "open_total_max_rel_shortfall": float(np.max(np.abs(total.mean(0) / expo - 1.0)))}
+              "open_total_max_rel_shortfall": float(np.max(np.abs(total.mean(0) / expo - 1.0))),
+              "lymphoma": {k: v for k, v in lymphoma.items() if not isinstance(v, np.ndarray)}}
     from matplotlib.figure import Figure  # no pyplot: library code never picks the backend
 
-    fig = Figure(figsize=(6.4, 3.8), layout="constrained")
-    ax = fig.subplots()
+    fig = Figure(figsize=(11.5, 4.0), layout="constrained")
+    ax, bx = fig.subplots(1, 2)
     ax.plot(t, expo, "k--", label=f"N0·2^(t/Td), Td = {td * 24:.1f} h")
     for X, colour, lw, ls, lab in ((closed, "tab:red", 4.0, "-", "closed section (caps growth)"),
-                                   (sec, "tab:blue", 1.5, "--", "open sample: the section itself (full, like the closed one)"),
+                                   (sec, "tab:blue", 1.5, "--", "open sample: the section itself (full)"),
                                    (total, "tab:green", 1.5, "-", "open sample: section + outside (patient level)")):
         ax.fill_between(t, X.min(0), X.max(0), color=colour, alpha=0.25, lw=0)
         ax.plot(t, np.median(X, 0), color=colour, lw=lw, ls=ls, alpha=0.6 if lw > 2 else 1.0,
                 label=f"{lab}, median of {replicates}")
     ax.axhline(n_sites, color="grey", lw=0.8, ls=":", label=f"lattice capacity ({n_sites} sites)")
     ax.set(xlabel="time (days)", ylabel="tumor cells (section units)", yscale="log",
-           title="Untreated disseminated blasts: closed section vs open sample")
+           title="a  Untreated blasts: closed section vs open sample", xlim=(0, t[-1]))
+    ax.title.set_fontsize(10)
     ax.legend(frameon=False, fontsize=7)
+    _lymphoma_panel(bx, lymphoma, replicates)
     fig.savefig(out / "section.png", dpi=90)
     write_json_atomic(out / "section.json", report)
     return report
+
+
+def lymphoma_untreated(replicates: int, days: float = 28.0) -> dict:
+    """The shipped lymphoma sample (`cd19_lymphoma_cb_il15.yaml`) without cells, as shipped (open, cell loss)
+    and as it was before 2026-12-03 (closed, no loss), with the linear birth-death mean and SD of the
+    shipped cycle and loss, λ = ln2/Tpot and μ (the reference `tests/test_section.py` holds it to)."""
+    import warnings
+
+    from .errors import DomainEdgeWarning
+    from .scenario import resolve
+
+    path = data.path("cd19_lymphoma_cb_il15.yaml")
+    quiet = {"dosing.infusions": [], "output.snapshots": False, "output.figure": False}
+    before = {**quiet, "domain.section": {"represents": "lesion", "boundary": "closed"}, "tumor.death_per_day": 0.0}
+    sc = resolve(path).scenario
+    lam, mu = math.log(2.0) * 24.0 / sc.tumor.doubling_time_h, sc.tumor.death_per_day
+    shipped = [api.run(path, days=days, seed=2020 + k, overrides=quiet).timeseries for k in range(replicates)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DomainEdgeWarning)  # the closed lesion reaching its edge is the "before"
+        closed = [api.run(path, days=days, seed=2020 + k, overrides=before).timeseries for k in range(replicates)]
+    t = shipped[0]["time_h"].to_numpy() / 24.0
+    total = np.array([ts["tumor_total"].to_numpy() for ts in shipped])
+    n0 = float(total[0, 0])
+    g = np.exp((lam - mu) * t)
+    sd = np.sqrt(n0 * (lam + mu) / (lam - mu) * g * (g - 1.0))
+    half = np.searchsorted(t, days / 2.0)  # the net doubling over the second half, past the packed start
+    net_doubling = math.log(2.0) * (t[-1] - t[half]) / np.log(np.median(total[:, -1]) / np.median(total[:, half]))
+    return {"t": t, "total": total, "closed": np.array([ts["tumor"].to_numpy() for ts in closed]),
+            "expected": n0 * g, "sd": sd, "n0": n0, "replicates": replicates, "lam_per_day": lam, "mu_per_day": mu,
+            "cell_loss_factor": mu / lam, "potential_doubling_days": math.log(2.0) / lam,
+            "expected_net_doubling_days": math.log(2.0) / (lam - mu),
+            "measured_net_doubling_days": float(net_doubling),
+            "final_median": float(np.median(total[:, -1])), "expected_final": float(n0 * g[-1]),
+            "final_sd": float(sd[-1]), "outside_final_median": float(np.median([ts["tumor_outside"].iloc[-1] for ts in shipped])),
+            "closed_no_loss_final_median": float(np.median([ts["tumor"].iloc[-1] for ts in closed]))}
+
+
+def _lymphoma_panel(ax, ly: dict, replicates: int) -> None:
+    t = ly["t"]
+    ax.plot(t, ly["n0"] * 2.0 ** (t / ly["potential_doubling_days"]), ":", color="grey",
+            label=f"no loss: N0·2^(t/Tpot), Tpot {ly['potential_doubling_days']:.1f} d (Erlanson 1995)")
+    ax.fill_between(t, ly["expected"] - 2 * ly["sd"], ly["expected"] + 2 * ly["sd"], color="k", alpha=0.12, lw=0)
+    ax.plot(t, ly["expected"], "k--", label=f"birth-death mean ± 2 SD, loss φ = {ly['cell_loss_factor']:.2f} (Iversen 1974)")
+    for X, colour, lab in ((ly["total"], "tab:green", "shipped: open sample, cell loss; section + outside"),
+                           (ly["closed"], "tab:red", "before 2026-12-03: closed, no cell loss")):
+        ax.fill_between(t, X.min(0), X.max(0), color=colour, alpha=0.25, lw=0)
+        ax.plot(t, np.median(X, 0), color=colour, lw=1.5, label=f"{lab}, median of {replicates}")
+    ax.set(xlabel="time (days)", ylabel="tumor cells (section units)", yscale="log", xlim=(0, t[-1]),
+           ylim=(ly["n0"] * 0.8, None),
+           title=f"b  Untreated lymphoma sample: net doubling {ly['measured_net_doubling_days']:.1f} d "
+                 f"({ly['expected_net_doubling_days']:.1f} expected)")
+    ax.title.set_fontsize(10)
+    ax.legend(frameon=False, fontsize=7, loc="upper left")

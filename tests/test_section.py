@@ -143,19 +143,20 @@ def test_untreated_lymphoma_sample_grows_at_the_net_rate_of_its_sourced_cycle_an
     for the tumor step's cadence. The outside copies the section's per-cell growth, so its noise is that
     of the 1500–3600 section cells, not diluted as the total grows: the real SD is up to ~1.3× the
     formula's, and the bound is still ≥ 3 real SD."""
-    days = 28.0
-    r = api.run(LYMPHOMA, days=days, overrides={"dosing.infusions": [], "output.snapshots": False, "output.figure": False})
-    eff = resolve(LYMPHOMA)
-    lam = math.log(2.0) * 24.0 / eff.scenario.tumor.doubling_time_h
-    mu = eff.scenario.tumor.death_per_day
-    assert mu / lam == pytest.approx(0.5, abs=0.005)  # the cell loss factor, as sourced
-    ts = r.timeseries
-    n0, total = ts["tumor_total"].iloc[0], ts["tumor_total"].iloc[-1]
+    from sim.validation import lymphoma_untreated
+
+    ly = lymphoma_untreated(1)  # the shipped file (sim/data holds its byte-twin) for 28 days, no cells
+    assert ly["cell_loss_factor"] == pytest.approx(0.5, abs=0.005)  # the cell loss factor, as sourced
+    lam, mu = ly["lam_per_day"], ly["mu_per_day"]
+    assert lam == pytest.approx(math.log(2.0) / 4.8, rel=0.01)  # Erlanson 1995's potential doubling, 115 h
+    n0, days = ly["n0"], ly["t"][-1]
     g = math.exp((lam - mu) * days)
     expected = n0 * g
     sd = math.sqrt(n0 * (lam + mu) / (lam - mu) * g * (g - 1.0))
-    assert abs(total - expected) < 4 * sd + 0.02 * expected
-    assert ts["tumor_outside"].iloc[-1] > 0  # the section exports: growth is not capped by the lattice
+    assert (ly["expected_final"], ly["final_sd"]) == pytest.approx((expected, sd))  # the figure's band is this
+    assert abs(ly["final_median"] - expected) < 4 * sd + 0.02 * expected
+    assert ly["outside_final_median"] > 0  # the section exports: growth is not capped by the lattice
+    assert ly["closed_no_loss_final_median"] < 0.5 * expected  # closed, the packed nodule grew at its rim only
 
 
 def test_validation_figure_renders(tmp_path):
@@ -168,6 +169,7 @@ def test_validation_figure_renders(tmp_path):
     assert (tmp_path / "section.png").stat().st_size > 10_000
     assert rep["closed_final_median"] <= rep["sites"]
     assert rep["open_total_max_rel_shortfall"] < 4 / math.sqrt(1500) + 0.02
+    assert rep["lymphoma"]["replicates"] == 1 and rep["lymphoma"]["final_median"] > rep["lymphoma"]["n0"]
 
 
 def test_checkpoint_resume_keeps_the_outside(tmp_path):
