@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -230,7 +231,7 @@ class CytokineFields:
                 self._transform_one(f, f in sourced, factors[f], ahead.get(f))
         for f in active:
             np.maximum(self.values[f], 0.0, out=self.values[f])  # clip FFT round-off (~1e-16·max) below zero
-        if active and self.PREFETCH and self._axes and not small:  # the large-grid path, which takes it
+        if active and self.PREFETCH and self._axes and not small and not self.__dict__.get("_prefetch_failed"):
             self._start_prefetch(active, dt, factors)
         if any(fl[1] for fl in flags):  # else every source is +0.0 throughout already
             self.sources.fill(0.0)
@@ -364,11 +365,14 @@ class CytokineFields:
         workers = self.workers if self.workers is not None else fft.get_workers()
 
         def work():
-            for f in fields:
-                np.copyto(copies[f], vals[f])
-                _dct_ortho(copies[f], axes, False, workers, modes[f])
-                modes[f] *= factors[f][0].reshape(self._core)
-                done[f] = modes[f]
+            try:
+                for f in fields:
+                    np.copyto(copies[f], vals[f])
+                    _dct_ortho(copies[f], axes, False, workers, modes[f])
+                    modes[f] *= factors[f][0].reshape(self._core)
+                    done[f] = modes[f]
+            except BaseException as e:  # handed to the stepping thread (`_take_prefetch`), not the excepthook
+                done[-1] = e
 
         # not a daemon: the interpreter waits for it at exit (a DCT cut off mid-call aborts the process)
         t = threading.Thread(target=work, name="nksim-field-prefetch")
@@ -383,6 +387,11 @@ class CytokineFields:
             return {}
         t, pdt, done = pre
         t.join()
+        failure = done.pop(-1, None)
+        if failure is not None:  # the modes it did finish are sound, but stop trying on every step
+            self._prefetch_failed = True
+            warnings.warn(f"the field prefetch thread failed ({failure!r}); the fields are computed in the stepping "
+                          "thread from here on (same values, a little slower)", RuntimeWarning, stacklevel=3)
         if pdt != dt:
             return {}
         copies = self._ahead_bufs[0]
@@ -391,7 +400,7 @@ class CytokineFields:
         return {f: m for f, m in done.items() if np.array_equal(vals[f].view(np.uint64), copies[f].view(np.uint64))}
 
     #: what a pickle leaves out: the prefetch in flight and the kept buffers (rebuilt on demand)
-    _TRANSIENT = ("_prefetch", "_ahead_bufs", "_modes", "_scratch_grids", "_stack")
+    _TRANSIENT = ("_prefetch", "_prefetch_failed", "_ahead_bufs", "_modes", "_scratch_grids", "_stack")
 
     def __getstate__(self) -> dict:
         """Pickle without a prefetch in flight (it is recomputed on the next step) or the kept buffers."""

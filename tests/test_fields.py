@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -590,6 +591,39 @@ def test_the_prefetch_thread_transforms_with_the_callers_fft_workers(monkeypatch
         f.step(2.0)
     f.__dict__["_prefetch"][0].join()
     assert {w for name, w in seen if name == "nksim-field-prefetch"} == {2}
+
+
+def test_a_failing_prefetch_warns_once_and_the_steps_stay_exact(monkeypatch):
+    """A transform that fails in the prefetch thread (memory, say) must not vanish into the thread's
+    excepthook step after step: the fields compute in the stepping thread from then on, one
+    RuntimeWarning says so, and the values are bit for bit those of a run without prefetch."""
+    import sim.fields as F
+
+    orig = F._dct_ortho
+
+    def flaky(x, axes, inverse, workers, out=None):
+        if threading.current_thread().name == "nksim-field-prefetch":
+            raise MemoryError("no room for the modes")
+        return orig(x, axes, inverse, workers, out)
+
+    hooked = []
+    monkeypatch.setattr(threading, "excepthook", lambda a: hooked.append(a))
+    runs = {}
+    for on in (True, False):
+        monkeypatch.setattr(F.CytokineFields, "PREFETCH", on)
+        monkeypatch.setattr(F, "_dct_ortho", flaky if on else orig)
+        f = _large_fields()
+        f.values[1] = 1.0
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            for _ in range(4):
+                f.sources[0, 3, 3, 3] = 1.0
+                f.step(2.0)
+        runs[on] = (f.values.copy(), [str(x.message) for x in w if issubclass(x.category, RuntimeWarning)])
+        assert "_prefetch" not in f.__dict__ or not on
+    assert np.array_equal(runs[True][0].view(np.uint64), runs[False][0].view(np.uint64))
+    assert len(runs[True][1]) == 1 and "prefetch" in runs[True][1][0] and runs[False][1] == []
+    assert hooked == []
 
 
 def test_a_prefetch_in_flight_does_not_break_pickling_or_exit(tmp_path):
