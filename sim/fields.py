@@ -99,8 +99,10 @@ class CytokineFields:
     def __init__(self, lattice_shape: tuple[int, int, int], spacing_um: float, coarsen: int,
                  names: tuple[str, ...], diffusion_um2_per_min: Sequence[float],
                  half_life_min: Sequence[float], background_ng_ml: Sequence[float],
-                 *, workers: int | None = None):
-        """Set up zeroed fields; ``half_life_min = inf`` means no decay, ``workers`` is passed to scipy.fft."""
+                 *, workers: int | None = None, large_grid_transform: type | None = None):
+        """Set up zeroed fields; ``half_life_min = inf`` means no decay, ``workers`` is passed to scipy.fft,
+        ``large_grid_transform`` overrides `LARGE_GRID_TRANSFORM` for this grid (the scenario's
+        `domain.field_precision`)."""
         lattice_shape = tuple(int(n) for n in lattice_shape)
         if len(lattice_shape) != 3 or min(lattice_shape) < 1:
             raise ValueError(f"lattice_shape must be 3 positive ints, got {lattice_shape}")
@@ -127,6 +129,8 @@ class CytokineFields:
         self.decay_per_min = math.log(2.0) / half
         self.background = np.asarray(background_ng_ml, dtype=np.float64)
         self.workers = workers
+        if large_grid_transform is not None:
+            self.LARGE_GRID_TRANSFORM = large_grid_transform
         self.values = np.zeros((nf, *self.shape))
         self.sources = np.zeros((nf, *self.shape))
         # per field: may it hold a non-zero value? Kept by step() and load_state_dict(); kernels skip
@@ -160,8 +164,8 @@ class CytokineFields:
                 decay = np.exp(-rate * dt)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     gain = np.where(rate > 0, -np.expm1(-rate * dt) / rate, dt)
-                self._factors.append((decay, gain))
-            self._factors_dt = dt
+                self._factors.append((decay, gain))  # float64 even for single-precision modes: the product
+            self._factors_dt = dt                        # is rounded, not the factor (no bias in the decay rate)
         return self._factors
 
     def index(self, name: str) -> int:
@@ -176,6 +180,17 @@ class CytokineFields:
     #: sink fields) in one forward and one inverse call (scipy's per-call cost dominates small grids;
     #: measured 3.6× faster at 30×30, no gain at 40³). Bit-identical either way.
     BATCH_MAX_VOXELS = 16384
+
+    #: the precision of the DCTs of grids above BATCH_MAX_VOXELS (values and sources stay float64):
+    #: single precision halves the transform time at 100³ (10.8 → 5.6 ms per call) for an error of a
+    #: few 1e-7 of the field's maximum (docs/performance.md, tests/test_fields.py); np.float64 is exact
+    #: to round-off. Small grids, every shipped scenario among them, always transform in float64.
+    LARGE_GRID_TRANSFORM = np.float32
+
+    def _mode_dtype(self) -> type:
+        """The dtype the DCTs of this grid run in (`LARGE_GRID_TRANSFORM` on large grids)."""
+        large = bool(self._axes) and self.values[0].size > self.BATCH_MAX_VOXELS
+        return self.LARGE_GRID_TRANSFORM if large else np.float64
 
     def step(self, dt_min: float, sinks: dict[int, np.ndarray] | None = None) -> None:
         """Advance every field by ``dt_min`` with the current sources, then zero the sources.
@@ -250,18 +265,27 @@ class CytokineFields:
         """Orthonormal DCT-II of the grid `x` on the grid's `_core` shape (one-voxel axes dropped), into
         mode buffer `slot` (0 or 1, kept between steps); returns that buffer."""
         axes = tuple(range(len(self._core)))
-        return _dct_ortho(x.reshape(self._core), axes, False, self.workers, self._mode_buffers()[slot])
+        out = self._mode_buffers()[slot]
+        if out.dtype == x.dtype:
+            return _dct_ortho(x.reshape(self._core), axes, False, self.workers, out)
+        np.copyto(out, x.reshape(self._core), casting="same_kind")  # to the transform's precision
+        return _dct_ortho(out, axes, False, self.workers)
 
     def _idct(self, xh: np.ndarray, into: np.ndarray) -> None:
-        """The inverse of `_dct`: the grid of modes `xh` transformed back into the grid `into`."""
+        """The inverse of `_dct`: the grid of modes `xh` transformed back into the grid `into` (in a
+        lower-precision transform, in place in `xh`, then widened into `into`)."""
         axes = tuple(range(len(self._core)))
-        _dct_ortho(xh, axes, True, self.workers, into.reshape(self._core))
+        if xh.dtype == into.dtype:
+            _dct_ortho(xh, axes, True, self.workers, into.reshape(self._core))
+        else:
+            _dct_ortho(xh, axes, True, self.workers)
+            np.copyto(into.reshape(self._core), xh)
 
     def _mode_buffers(self) -> np.ndarray:
         """Two grids of modes for `_dct` (a field's values and its sources), kept between steps."""
         buf = self.__dict__.get("_modes")
-        if buf is None:
-            buf = self._modes = np.empty((2, *self._core))
+        if buf is None or buf.dtype != self._mode_dtype():
+            buf = self._modes = np.empty((2, *self._core), dtype=self._mode_dtype())
         return buf
 
     #: the reaction half of a sink field is computed voxel by voxel only where the sink is non-zero
@@ -355,8 +379,9 @@ class CytokineFields:
         """Start computing e^{−a dt} DCT(u) of `fields` for the next step (assumed to have the same dt)."""
         nf = len(self.names)
         bufs = self.__dict__.get("_ahead_bufs")
-        if bufs is None:
-            bufs = self._ahead_bufs = (np.empty((nf, *self._core)), np.empty((nf, *self._core)))  # copies, modes
+        dtype = self._mode_dtype()
+        if bufs is None or bufs[1].dtype != dtype:  # copies (to check on use), modes
+            bufs = self._ahead_bufs = (np.empty((nf, *self._core)), np.empty((nf, *self._core), dtype=dtype))
         copies, modes = bufs
         vals = self.values.reshape(nf, *self._core)
         axes = tuple(range(len(self._core)))
@@ -368,7 +393,11 @@ class CytokineFields:
             try:
                 for f in fields:
                     np.copyto(copies[f], vals[f])
-                    _dct_ortho(copies[f], axes, False, workers, modes[f])
+                    if modes.dtype == copies.dtype:
+                        _dct_ortho(copies[f], axes, False, workers, modes[f])
+                    else:  # what `_dct` does in the transform's precision
+                        np.copyto(modes[f], copies[f], casting="same_kind")
+                        _dct_ortho(modes[f], axes, False, workers)
                     modes[f] *= factors[f][0].reshape(self._core)
                     done[f] = modes[f]
             except BaseException as e:  # handed to the stepping thread (`_take_prefetch`), not the excepthook

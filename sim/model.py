@@ -102,6 +102,7 @@ class TumorImmuneModel(mesa.Model):
         self.fields = CytokineFields(
             self.shape, c.domain.spacing_um, c.domain.field_coarsen, FIELD_NAMES,
             [s.diffusion_um2_min for s in specs], [s.half_life_min for s in specs], [s.background_ng_ml for s in specs],
+            large_grid_transform=np.float64 if c.domain.field_precision == "double" else None,
         )
         self.fshape = tuple(int(x) for x in self.fields.shape)
         self.vox_tumor = np.zeros(int(np.prod(self.fshape)), dtype=np.int64)

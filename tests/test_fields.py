@@ -51,6 +51,7 @@ def test_batched_transform_is_bit_identical_to_one_field_at_a_time(shape, monkey
     rng.bit_generator.state = state
     single = build()
     monkeypatch.setattr(single, "BATCH_MAX_VOXELS", 0)
+    monkeypatch.setattr(single, "LARGE_GRID_TRANSFORM", np.float64)  # the per-field path at full precision
     for _ in range(3):
         batched.step(10.0)
         single.step(10.0)
@@ -79,6 +80,7 @@ def test_sink_fields_join_the_batched_transform_bit_identically(shape, monkeypat
 
     batched, single = build(), build()
     monkeypatch.setattr(single, "BATCH_MAX_VOXELS", 0)
+    monkeypatch.setattr(single, "LARGE_GRID_TRANSFORM", np.float64)  # the per-field path at full precision
     for _ in range(3):
         batched.step(10.0, sink)
         single.step(10.0, lambda: sink)
@@ -138,7 +140,8 @@ def test_large_grid_step_into_kept_buffers_matches_fresh_transforms_bit_for_bit(
     from scipy import fft
 
     shape = (40, 40, 12)
-    f = CytokineFields(shape, 10.0, 1, ("a", "b", "c"), [600.0, 60.0, 300.0], [60.0, 600.0, 30.0], [0.0] * 3)
+    f = CytokineFields(shape, 10.0, 1, ("a", "b", "c"), [600.0, 60.0, 300.0], [60.0, 600.0, 30.0], [0.0] * 3,
+                       large_grid_transform=np.float64)  # domain.field_precision: double
     assert f.values[0].size > f.BATCH_MAX_VOXELS
     rng = np.random.default_rng(5)
     f.values[1] = rng.random(shape)
@@ -161,6 +164,38 @@ def test_large_grid_step_into_kept_buffers_matches_fresh_transforms_bit_for_bit(
             np.maximum(w, 0.0, out=w)
             assert np.array_equal(f.values[j].view(np.uint64), w.view(np.uint64)), (step, j)
         u = f.values.copy()
+
+
+def test_large_grids_transform_in_single_precision_within_its_round_off():
+    """Grids above BATCH_MAX_VOXELS run their DCTs in float32 by default (`domain.field_precision:
+    auto`); values stay float64 and the mode factors multiply in float64, so only the transforms round.
+    One day of 10-min steps (144) of a sourced, a slowly decaying (10-h half-life) and a sink field
+    against the float64 path: each step's error is a few float32 unit round-offs u = 2⁻²⁴ of the
+    field's scale, part of it systematic (the transform's normalisation), so over n steps it is at most
+    2·u·n = 1.7e-5 of the field's maximum, in every voxel and in the total mass (measured: 6e-7, 4.5e-6
+    and 4e-7 of the maximum; mass 3e-7, 4.2e-6, 1e-7). Small grids are untouched: float64 always."""
+    shape = (40, 40, 12)
+    runs = {}
+    for dtype in (np.float32, np.float64):
+        f = CytokineFields(shape, 10.0, 1, ("a", "b", "c"), [600.0, 60.0, 300.0], [60.0, 600.0, 30.0], [0.0] * 3,
+                           large_grid_transform=None if dtype is np.float32 else np.float64)
+        assert f.values[0].size > f.BATCH_MAX_VOXELS and f._mode_dtype() is dtype
+        rng = np.random.default_rng(3)
+        f.values[1] = rng.random(shape)
+        for _ in range(144):
+            src = rng.random(shape) * (rng.random(shape) < 0.02)
+            f.sources[0], f.sources[2] = src, 0.5 * src
+            f.step(10.0, {2: np.where(rng.random(shape) < 0.05, 0.01, 0.0)})
+        assert f.values.dtype == np.float64
+        runs[dtype] = f.values.copy()
+    single, double = runs[np.float32], runs[np.float64]
+    bound = 2 * 2.0 ** -24 * 144
+    for j in range(3):
+        scale = np.abs(double[j]).max()
+        assert np.abs(single[j] - double[j]).max() <= bound * scale
+        assert abs(single[j].sum() - double[j].sum()) <= bound * np.abs(double[j]).sum()
+        assert not np.array_equal(single[j], double[j])  # the single-precision path did run
+    assert make((30, 30, 1))._mode_dtype() is np.float64
 
 
 @pytest.mark.parametrize("half_life", [math.inf, 45.0])
@@ -453,11 +488,12 @@ def neumann_laplacian(u: np.ndarray, h: float) -> np.ndarray:
     return out
 
 
-def tgfb_run(dims: int, coarsen: int, edge: int, count: int):
+def tgfb_run(dims: int, coarsen: int, edge: int, count: int, precision: str = "double"):
     """A TGF-β secreting nodule without NK for 6 h: grid mean, mass, mean seen by the live tumor
     cells, tumor count and (coarsen 1 only, else nan) the mean ∇²u at the live tumor cells."""
     m = TumorImmuneModel({
-        "domain": {"dims": dims, "size_um": [20.0 * edge] * dims, "spacing_um": 20.0, "field_coarsen": coarsen},
+        "domain": {"dims": dims, "size_um": [20.0 * edge] * dims, "spacing_um": 20.0, "field_coarsen": coarsen,
+                   "field_precision": precision},
         "time": {"days": 0.25, "dt_min": 2.0, "output_every_h": 1.0, "snapshot_every_h": 0},
         "tumor": {"init": {"count": count}, "tgfb_secretion": 5.0},
         "nk": {"dose": {"cells": 0}},
@@ -478,7 +514,8 @@ def test_model_tgfb_independent_of_field_coarsen(dims, edge, count):
     Without NK the cells do not feel TGF-β, so the tumor is the same on every grid. Then:
     - grid mean and total mass agree to round-off: mode 0 of the solver is the grid sum, decay is
       uniform, and the lattice edge (48 or 36 sites) is a multiple of 1, 2, 3 so no voxel overhangs
-      (measured ≤ 4e-16 relative; allowed 1e-12). Mean above background = mass / tissue volume,
+      (measured ≤ 4e-16 relative; allowed 1e-12; with `domain.field_precision: double`, as the 36³
+      grid at c = 1 is above the size whose transforms run in single precision by default). Mean above background = mass / tissue volume,
       the tissue being sites · h³ (a 2D slab is one site thick).
     - the mean concentration the tumor cells see carries the coarse-grid error: source and sample are
       both spread over a c-site box (variance (c²−1)h²/12 per axis each), so to second order
