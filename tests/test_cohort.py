@@ -368,3 +368,15 @@ def test_a_patient_does_not_depend_on_the_order_or_company_of_the_declared_param
         assert draw_patient(spec(variability=reordered, correlations=flipped), seed) == ref
         more = draw_patient(spec(variability=wider, correlations=corr), seed)
         assert {k: more[k] for k in base} == ref
+
+
+def test_progression_free_share_is_read_at_the_end_of_follow_up_not_at_the_last_event():
+    """Every patient progressed by day 14 of a 28-day follow-up: the table must say 0 % progression-free
+    at day 28 (the end of follow-up), not "at day 14" (the last event), which reads as a shorter study."""
+    d = pd.DataFrame({"arm": "a", "best_response": ["SD", "SD", "PD"], "response": ["PD", "PD", "PD"],
+                      "pfs_days": [7.0, 14.0, 7.0], "progressed": [True, True, True], "responder": False})
+    r = response_rates(d, ["a"], follow_up_day=28.0).iloc[0]
+    assert r["pfs_end_day"] == 28.0 and r["pfs_end"] == 0.0
+    d2 = d.assign(pfs_days=[7.0, 28.0, 28.0], progressed=[True, False, False])
+    r2 = response_rates(d2, ["a"], follow_up_day=28.0).iloc[0]
+    assert r2["pfs_end_day"] == 28.0 and r2["pfs_end"] == pytest.approx(2 / 3)

@@ -35,7 +35,7 @@ def write_cohort_outputs(plan: CohortPlan, out: Path) -> tuple[list[Path], dict]
     _write_parquet(patients, files[0])
     if patients.empty:
         return files, {"*": "no finished run"}
-    rates = response_rates(patients, arms)
+    rates = response_rates(patients, arms, follow_up_day=plan.spec.criteria.run_days)
     diffs = paired_differences(patients, arms)
     rates.to_csv(out / "response_rates.csv", index=False)
     diffs.to_csv(out / "arm_differences.csv", index=False)

@@ -29,9 +29,10 @@ def patient_rows(plan: CohortPlan, timeseries: dict[str, pd.DataFrame]) -> pd.Da
     return df
 
 
-def response_rates(patients: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
+def response_rates(patients: pd.DataFrame, arms: list[str], follow_up_day: float | None = None) -> pd.DataFrame:
     """Per arm: n, count and rate of each best response, ORR (CR + PR) and CR rate with Wilson 95 % CIs,
-    the Kaplan–Meier median PFS, progressions and how many of them were antigen-negative."""
+    the Kaplan–Meier median PFS and progression-free share at the end of follow-up (`follow_up_day`;
+    default the longest time on study), progressions and how many of them were antigen-negative."""
     out = []
     for arm in arms:
         d = patients[patients["arm"] == arm]
@@ -45,7 +46,7 @@ def response_rates(patients: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
             row.update({name: k / n if n else float("nan"), f"{name}_lo": lo, f"{name}_hi": hi})
         row["median_pfs_days"] = km_median(d["pfs_days"], d["progressed"]) if n else float("nan")
         # durability: the Kaplan–Meier progression-free share at the end of follow-up, with its 95 % CI
-        end = float(d["pfs_days"].max()) if n else float("nan")
+        end = float(follow_up_day) if follow_up_day is not None else float(d["pfs_days"].max()) if n else float("nan")
         s, lo, hi = km_at(d["pfs_days"], d["progressed"], end) if n else (float("nan"),) * 3
         row.update({"pfs_end_day": end, "pfs_end": s, "pfs_end_lo": lo, "pfs_end_hi": hi})
         row["n_progressed"] = int(d["progressed"].sum())
