@@ -14,8 +14,9 @@ with the source ``S`` held constant over the step each mode evolves as
 (``Ŝ_k dt`` when ``a_k = 0``). Mode 0 is the grid sum, so mass is conserved exactly
 (up to round-off). The exact semi-discrete propagator ``exp(dt (D L − γ))`` of a graph
 Laplacian ``L`` is entrywise non-negative, so with non-negative sources the result is
-non-negative in exact arithmetic; the FFT leaves round-off of order 1e-16 × max(u),
-which is clipped to 0 after the inverse transform. Sources are therefore meant to be
+non-negative in exact arithmetic; the FFT leaves round-off of order 1e-16 × max(u)
+(about 1e-7 × max(u) per step on grids whose transforms run in single precision,
+`LARGE_GRID_TRANSFORM`), which is clipped to 0 after the inverse transform. Sources are therefore meant to be
 secretion (≥ 0); uptake by cells would need another treatment.
 
 The field grid may be coarser than the cell lattice by an integer factor ``coarsen``:
@@ -181,10 +182,13 @@ class CytokineFields:
     #: measured 3.6× faster at 30×30, no gain at 40³). Bit-identical either way.
     BATCH_MAX_VOXELS = 16384
 
-    #: the precision of the DCTs of grids above BATCH_MAX_VOXELS (values and sources stay float64):
-    #: single precision halves the transform time at 100³ (10.8 → 5.6 ms per call) for an error of a
-    #: few 1e-7 of the field's maximum (docs/performance.md, tests/test_fields.py); np.float64 is exact
-    #: to round-off. Small grids, every shipped scenario among them, always transform in float64.
+    #: the precision of the DCTs of grids above BATCH_MAX_VOXELS: the modes are float32 (the products
+    #: with the float64 mode factors round once into them); values and sources stay float64. It halves
+    #: the transform time at 100³ (10.8 → 5.6 ms per call) for an error of ~1e-7 of the field's maximum
+    #: per step, which accumulates over the steps a slowly decaying field remembers (4.5e-6 after a day
+    #: for a 10-h half-life) and, clipped at 0 where the field is near zero, adds a little mass there
+    #: (docs/performance.md, tests/test_fields.py). np.float64 is exact to round-off. Small grids,
+    #: every shipped scenario among them, always transform in float64.
     LARGE_GRID_TRANSFORM = np.float32
 
     def _mode_dtype(self) -> type:
@@ -245,7 +249,7 @@ class CytokineFields:
             for f in active:
                 self._transform_one(f, f in sourced, factors[f], ahead.get(f))
         for f in active:
-            np.maximum(self.values[f], 0.0, out=self.values[f])  # clip FFT round-off (~1e-16·max) below zero
+            np.maximum(self.values[f], 0.0, out=self.values[f])  # clip FFT round-off (~1e-16·max; ~1e-7·max in single precision) below zero
         if active and self.PREFETCH and self._axes and not small and not self.__dict__.get("_prefetch_failed"):
             self._start_prefetch(active, dt, factors)
         if any(fl[1] for fl in flags):  # else every source is +0.0 throughout already
@@ -468,7 +472,7 @@ class CytokineFields:
             else:
                 u[into] = u[into] + sh
         _dct_ortho(u, axes, True, self.workers)
-        np.maximum(u, 0.0, out=u)  # clip FFT round-off (~1e-16·max) below zero
+        np.maximum(u, 0.0, out=u)  # clip FFT round-off (~1e-16·max; ~1e-7·max in single precision) below zero
         vals[rows] = u
 
     def _batch_plan(self, active: tuple, sourced: tuple, diffused: tuple, factors, dt):

@@ -306,7 +306,7 @@ def validate_section(out: str | Path, replicates: int = 4) -> dict:
 
 
 def lymphoma_untreated(replicates: int, days: float = 28.0) -> dict:
-    """The shipped lymphoma sample (`cd19_lymphoma_cb_il15.yaml`) without cells, as shipped (open, cell loss)
+    """The shipped lymphoma sample (`cd19_lymphoma_cb_il15.yaml`) without NK cells (no infusions), as shipped (open, cell loss)
     and as it was before 2026-12-03 (closed, no loss), with the linear birth-death mean and SD of the
     shipped cycle and loss, λ = ln2/Tpot and μ (the reference `tests/test_section.py` holds it to)."""
     import warnings

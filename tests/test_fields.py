@@ -170,10 +170,12 @@ def test_large_grids_transform_in_single_precision_within_its_round_off():
     """Grids above BATCH_MAX_VOXELS run their DCTs in float32 by default (`domain.field_precision:
     auto`); values stay float64 and the mode factors multiply in float64, so only the transforms round.
     One day of 10-min steps (144) of a sourced, a slowly decaying (10-h half-life) and a sink field
-    against the float64 path: each step's error is a few float32 unit round-offs u = 2⁻²⁴ of the
-    field's scale, part of it systematic (the transform's normalisation), so over n steps it is at most
-    2·u·n = 1.7e-5 of the field's maximum, in every voxel and in the total mass (measured: 6e-7, 4.5e-6
-    and 4e-7 of the maximum; mass 3e-7, 4.2e-6, 1e-7). Small grids are untouched: float64 always."""
+    against the float64 path. The bound is empirical, not derived: a step rounds the modes to float32
+    (unit round-off u = 2⁻²⁴) with a part that does not average out (the slow field drifts by ~0.5 u
+    of its mass per step), so we allow 2 u per step, 2·u·n = 1.7e-5 of the field's maximum over n
+    steps, in every voxel and in the total mass. Measured: 6e-7, 4.5e-6 and 4e-7 of the maximum;
+    mass 3e-7, 4.2e-6, 1e-7 (a localized point source, where the clip at 0 adds mass in the near-zero
+    far field, measured 8.8e-6 by review). Small grids are untouched: float64 always."""
     shape = (40, 40, 12)
     runs = {}
     for dtype in (np.float32, np.float64):

@@ -40,8 +40,8 @@ class Domain(_Block):
     field_coarsen: Int = P(2, "sites", "assumed; error bounded in tests/test_fields.py", "field voxel edge in lattice sites", ge=1, le=16)
     field_precision: Literal["auto", "double"] = P(
         "auto", "-", "measured (docs/performance.md; tests/test_fields.py)", "auto: the DCTs of field grids above 16,384 "
-        "voxels run in single precision (2× faster, error ~1e-7 of the field's scale; values stay float64), smaller "
-        "grids in double; double: every grid in double precision")
+        "voxels run in single precision (2× faster; error ~1e-7 of the field's maximum per step, 4.5e-6 after a day for a "
+        "10-h half-life; values stay float64), smaller grids in double; double: every grid in double precision")
     section: Section = Field(default_factory=Section, description="what the section represents and its boundary")
 
     @model_validator(mode="after")
