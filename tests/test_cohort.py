@@ -380,3 +380,20 @@ def test_progression_free_share_is_read_at_the_end_of_follow_up_not_at_the_last_
     d2 = d.assign(pfs_days=[7.0, 28.0, 28.0], progressed=[True, False, False])
     r2 = response_rates(d2, ["a"], follow_up_day=28.0).iloc[0]
     assert r2["pfs_end_day"] == 28.0 and r2["pfs_end"] == pytest.approx(2 / 3)
+
+
+def test_the_shipped_cohort_rewritten_with_sorted_keys_is_the_same_plan(tmp_path):
+    """Metamorphic: `scenarios/cohort_cd19_cb_il15.yaml` and the same document re-dumped by YAML with
+    sorted keys (what many tools write) give the same patients, draws, layers and run ids."""
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "scenarios" / "cohort_cd19_cb_il15.yaml"
+    doc = yaml.safe_load(src.read_text())
+    base = src.parent / doc["base"]
+    (tmp_path / doc["base"]).write_text(base.read_text())
+    resorted = tmp_path / "cohort.yaml"
+    resorted.write_text(yaml.safe_dump(doc, sort_keys=True))
+    assert list(yaml.safe_load(resorted.read_text())["variability"]) != list(doc["variability"])  # reordered
+    a, b = load_cohort(src), load_cohort(resorted)
+    assert [(p.seed, p.draws) for p in a.patients] == [(p.seed, p.draws) for p in b.patients]
+    assert [r.run_id for r in a.runs] == [r.run_id for r in b.runs]
