@@ -207,7 +207,7 @@ def test_cohort_command_writes_tables_and_figures(tmp_path):
     out = tmp_path / "out"
     p = read_parquet(out / "patients.parquet")
     assert len(p) == 12 and set(p["arm"]) == {"low", "high"}
-    assert {"draw:tumor.init.count", "best_response", "response", "pfs_days", "best_change", "seed"} <= set(p.columns)
+    assert {"draw:tumor.init.count", "best_response", "response", "pfs_days", "best_change", "seed", "infused"} <= set(p.columns)
     # paired: each patient's baseline burden is the same in both arms
     assert (p.pivot(index="patient", columns="arm", values="burden_baseline").nunique(axis=1) == 1).all()
     for name in ("waterfall", "swimmer", "km_pfs", "forest"):
@@ -397,3 +397,15 @@ def test_the_shipped_cohort_rewritten_with_sorted_keys_is_the_same_plan(tmp_path
     a, b = load_cohort(src), load_cohort(resorted)
     assert [(p.seed, p.draws) for p in a.patients] == [(p.seed, p.draws) for p in b.patients]
     assert [r.run_id for r in a.runs] == [r.run_id for r in b.runs]
+
+
+def test_response_among_infused_patients_is_reported_beside_intention_to_treat():
+    """Trials report efficacy among the patients who received cells; a virtual patient whose lot fails
+    release gets none. The table gives both: ORR over all (intention to treat) and over the infused."""
+    d = pd.DataFrame({"arm": "a", "best_response": ["CR", "PR", "SD", "PD"], "response": ["CR", "PR", "SD", "PD"],
+                      "pfs_days": [28.0, 28.0, 28.0, 7.0], "progressed": [False, False, False, True],
+                      "responder": [True, True, False, False], "infused": [True, True, True, False]})
+    r = response_rates(d, ["a"], follow_up_day=28.0).iloc[0]
+    assert r["orr"] == pytest.approx(0.5) and r["n_infused"] == 3 and r["orr_infused"] == pytest.approx(2 / 3)
+    assert (r["orr_infused_lo"], r["orr_infused_hi"]) == pytest.approx(wilson(2, 3))
+    assert "n_infused" not in response_rates(d.drop(columns="infused"), ["a"]).columns

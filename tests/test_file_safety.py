@@ -315,7 +315,7 @@ def _start_long_run(tmp_path: Path, s: Path, out: Path, *extra) -> subprocess.Po
     _warm_cli(tmp_path, s)
     return subprocess.Popen([sys.executable, "-m", "sim", "run", str(s), "--out", str(out), "--quiet",
                              "--days", LONG_DAYS, "--checkpoint-every-h", "6", *extra],
-                            cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path, env={**ENV, "PYTHONFAULTHANDLER": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_sigint_as_in_a_terminal)
 
 
@@ -418,7 +418,12 @@ def test_ctrl_c_exits_130_and_keeps_the_checkpoint(tmp_path, sig, status):
     try:
         _wait_for(ck, proc)
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=300)  # answered in about a second; generous for a loaded machine
+        try:
+            _, err = proc.communicate(timeout=300)  # answered in about a second; generous for a loaded machine
+        except subprocess.TimeoutExpired:  # seen once in CI (2026-12-03, ctrl-c): say where the child is stuck
+            proc.send_signal(signal.SIGABRT)  # faulthandler (PYTHONFAULTHANDLER) dumps every thread's stack
+            _, err = proc.communicate(timeout=60)
+            pytest.fail(f"no answer to {sig.name} within 300 s; the child's stacks:\n{err[-6000:]}")
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -29,7 +29,7 @@ def write_cohort_outputs(plan: CohortPlan, out: Path) -> tuple[list[Path], dict]
     """patients.parquet, response_rates.csv/json, arm_differences.csv and the four figures."""
     runs_dir = out / "runs"
     ts = {r.run_id: read_parquet(runs_dir / r.run_id / "timeseries.parquet") for r in plan.runs if is_done(runs_dir, r.run_id)}
-    patients = patient_rows(plan, ts)
+    patients = patient_rows(plan, ts, {rid: _infused(runs_dir / rid) for rid in ts})
     arms = [a.name for a in plan.spec.arms]
     files = [out / "patients.parquet"]
     _write_parquet(patients, files[0])
@@ -52,6 +52,12 @@ def write_cohort_outputs(plan: CohortPlan, out: Path) -> tuple[list[Path], dict]
     return files, {}
 
 
+def _infused(run: Path) -> bool:
+    """Whether the run's patient received cells: False only where the product lot failed release."""
+    lot = json.loads((run / "summary.json").read_text()).get("therapy", {}).get("lot") or {}
+    return bool(lot.get("infused", True))
+
+
 def _finite(rows: list[dict]) -> list[dict]:
     """Rows for strict JSON: NaN and ±inf (a median PFS not reached) become null."""
     return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()} for r in rows]
@@ -65,4 +71,6 @@ def print_rates(out: Path) -> None:
         print(f"  {r['arm']}: n={r['n']}  CR {r['n_CR']}  PR {r['n_PR']}  SD {r['n_SD']}  PD {r['n_PD']}  "
               f"ORR {100 * r['orr']:.0f} % (95 % CI {100 * r['orr_lo']:.0f}–{100 * r['orr_hi']:.0f})  "
               f"median PFS {'not reached' if r['median_pfs_days'] is None else format(r['median_pfs_days'], '.1f') + ' d'}  "
-              f"progression-free at day {r['pfs_end_day']:g} {100 * r['pfs_end']:.0f} %")
+              f"progression-free at day {r['pfs_end_day']:g} {100 * r['pfs_end']:.0f} %"
+              + (f"  (infused {r['n_infused']}: ORR {100 * r['orr_infused']:.0f} %)"
+                 if r.get("n_infused") and r["n_infused"] < r["n"] else ""))

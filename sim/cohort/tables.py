@@ -8,8 +8,10 @@ from .response import ORDER, paired_difference, read_out, wilson
 from .spec import CohortPlan
 
 
-def patient_rows(plan: CohortPlan, timeseries: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """`patients.parquet`: every finished patient-arm run (run id → its timeseries)."""
+def patient_rows(plan: CohortPlan, timeseries: dict[str, pd.DataFrame],
+                 infused: dict[str, bool] | None = None) -> pd.DataFrame:
+    """`patients.parquet`: every finished patient-arm run (run id → its timeseries; `infused`: run id →
+    whether the patient received cells, False where the product lot failed release)."""
     crit = plan.spec.criteria
     rows = []
     for r in plan.runs:
@@ -20,6 +22,8 @@ def patient_rows(plan: CohortPlan, timeseries: dict[str, pd.DataFrame]) -> pd.Da
         row = {"patient": r.patient, "arm": r.arm, "seed": r.seed, "run_id": r.run_id}
         row.update({f"draw:{k}": v for k, v in pt.draws.items()})
         row.update(read_out(ts, crit, plan.dims))
+        if infused is not None:
+            row["infused"] = bool(infused.get(r.run_id, True))
         rows.append(row)
     df = pd.DataFrame(rows)
     if not df.empty:
@@ -49,6 +53,12 @@ def response_rates(patients: pd.DataFrame, arms: list[str], follow_up_day: float
         end = float(follow_up_day) if follow_up_day is not None else float(d["pfs_days"].max()) if n else float("nan")
         s, lo, hi = km_at(d["pfs_days"], d["progressed"], end) if n else (float("nan"),) * 3
         row.update({"pfs_end_day": end, "pfs_end": s, "pfs_end_lo": lo, "pfs_end_hi": hi})
+        if "infused" in d:  # the trials' efficacy population: the patients who received cells
+            treated = d[d["infused"].astype(bool)]
+            k = int(treated["best_response"].isin(["CR", "PR"]).sum())
+            lo, hi = wilson(k, len(treated))
+            row.update({"n_infused": len(treated), "orr_infused": k / len(treated) if len(treated) else float("nan"),
+                        "orr_infused_lo": lo, "orr_infused_hi": hi})
         row["n_progressed"] = int(d["progressed"].sum())
         if "antigen_negative_progression" in d:
             row["n_antigen_negative_progression"] = int(d["antigen_negative_progression"].sum())
