@@ -58,6 +58,16 @@ def _dct_ortho(x: np.ndarray, axes: tuple[int, ...], inverse: bool, workers: int
     return _raw_dct(x, 3 if inverse else 2, axes, 1, out, _fft_workers(workers), None)
 
 
+def _dct_into(x: np.ndarray, axes: tuple[int, ...], workers: int | None, out: np.ndarray) -> np.ndarray:
+    """Forward DCT of `x` into the mode buffer `out`, in `out`'s precision: straight into it when the
+    dtypes agree, else `x` narrowed into `out` and transformed in place. The stepping thread (`_dct`)
+    and the prefetch thread call this one function, so their modes are bit for bit the same."""
+    if out.dtype == x.dtype:
+        return _dct_ortho(x, axes, False, workers, out)
+    np.copyto(out, x, casting="same_kind")
+    return _dct_ortho(out, axes, False, workers)
+
+
 def _reaction_factors(a: np.ndarray, dt: float, x: np.ndarray | None = None, e: np.ndarray | None = None,
                       gain: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """e^{−a dt} and (1 − e^{−a dt})/a (dt where a is not > 0) of the decay + sink rates `a`: the exact
@@ -165,8 +175,10 @@ class CytokineFields:
                 decay = np.exp(-rate * dt)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     gain = np.where(rate > 0, -np.expm1(-rate * dt) / rate, dt)
-                self._factors.append((decay, gain))  # float64 even for single-precision modes: the product
-            self._factors_dt = dt                        # is rounded, not the factor (no bias in the decay rate)
+                # float64 even for single-precision modes: the product is rounded, not the factor, so
+                # the decay rate carries no rounding bias
+                self._factors.append((decay, gain))
+            self._factors_dt = dt
         return self._factors
 
     def index(self, name: str) -> int:
@@ -269,11 +281,7 @@ class CytokineFields:
         """Orthonormal DCT-II of the grid `x` on the grid's `_core` shape (one-voxel axes dropped), into
         mode buffer `slot` (0 or 1, kept between steps); returns that buffer."""
         axes = tuple(range(len(self._core)))
-        out = self._mode_buffers()[slot]
-        if out.dtype == x.dtype:
-            return _dct_ortho(x.reshape(self._core), axes, False, self.workers, out)
-        np.copyto(out, x.reshape(self._core), casting="same_kind")  # to the transform's precision
-        return _dct_ortho(out, axes, False, self.workers)
+        return _dct_into(x.reshape(self._core), axes, self.workers, self._mode_buffers()[slot])
 
     def _idct(self, xh: np.ndarray, into: np.ndarray) -> None:
         """The inverse of `_dct`: the grid of modes `xh` transformed back into the grid `into` (in a
@@ -397,11 +405,7 @@ class CytokineFields:
             try:
                 for f in fields:
                     np.copyto(copies[f], vals[f])
-                    if modes.dtype == copies.dtype:
-                        _dct_ortho(copies[f], axes, False, workers, modes[f])
-                    else:  # what `_dct` does in the transform's precision
-                        np.copyto(modes[f], copies[f], casting="same_kind")
-                        _dct_ortho(modes[f], axes, False, workers)
+                    _dct_into(copies[f], axes, workers, modes[f])
                     modes[f] *= factors[f][0].reshape(self._core)
                     done[f] = modes[f]
             except BaseException as e:  # handed to the stepping thread (`_take_prefetch`), not the excepthook

@@ -269,7 +269,7 @@ def validate_section(out: str | Path, replicates: int = 4) -> dict:
             for k in range(replicates):
                 cfg = {**SECTION_CASE, "domain": {**SECTION_CASE["domain"], "section": {"represents": "sample", "boundary": b}}}
                 runs[b].append(api.run(cfg, seed=100 + k).timeseries)
-        lymphoma = lymphoma_untreated(replicates)
+    lymphoma = lymphoma_untreated(replicates)
     t = runs["open"][0]["time_h"].to_numpy() / 24.0
     n0 = SECTION_CASE["tumor"]["init"]["count"]
     td = SECTION_CASE["tumor"]["doubling_time_h"] / 24.0
@@ -325,19 +325,20 @@ def lymphoma_untreated(replicates: int, days: float = 28.0) -> dict:
         closed = [api.run(path, days=days, seed=2020 + k, overrides=before).timeseries for k in range(replicates)]
     t = shipped[0]["time_h"].to_numpy() / 24.0
     total = np.array([ts["tumor_total"].to_numpy() for ts in shipped])
+    closed_cells = np.array([ts["tumor"].to_numpy() for ts in closed])
     n0 = float(total[0, 0])
     g = np.exp((lam - mu) * t)
     sd = np.sqrt(n0 * (lam + mu) / (lam - mu) * g * (g - 1.0))
     half = np.searchsorted(t, days / 2.0)  # the net doubling over the second half, past the packed start
     net_doubling = math.log(2.0) * (t[-1] - t[half]) / np.log(np.median(total[:, -1]) / np.median(total[:, half]))
-    return {"t": t, "total": total, "closed": np.array([ts["tumor"].to_numpy() for ts in closed]),
+    return {"t": t, "total": total, "closed": closed_cells,
             "expected": n0 * g, "sd": sd, "n0": n0, "replicates": replicates, "lam_per_day": lam, "mu_per_day": mu,
             "cell_loss_factor": mu / lam, "potential_doubling_days": math.log(2.0) / lam,
             "expected_net_doubling_days": math.log(2.0) / (lam - mu),
             "measured_net_doubling_days": float(net_doubling),
             "final_median": float(np.median(total[:, -1])), "expected_final": float(n0 * g[-1]),
             "final_sd": float(sd[-1]), "outside_final_median": float(np.median([ts["tumor_outside"].iloc[-1] for ts in shipped])),
-            "closed_no_loss_final_median": float(np.median([ts["tumor"].iloc[-1] for ts in closed]))}
+            "closed_no_loss_final_median": float(np.median(closed_cells[:, -1]))}
 
 
 def _lymphoma_panel(ax, ly: dict, replicates: int) -> None:

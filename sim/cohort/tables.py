@@ -33,6 +33,12 @@ def patient_rows(plan: CohortPlan, timeseries: dict[str, pd.DataFrame],
     return df
 
 
+def _rate(name: str, k: int, n: int) -> dict:
+    """`name`, `name_lo`, `name_hi`: the share k/n (nan when n = 0) and its Wilson 95 % interval."""
+    lo, hi = wilson(k, n)
+    return {name: k / n if n else float("nan"), f"{name}_lo": lo, f"{name}_hi": hi}
+
+
 def response_rates(patients: pd.DataFrame, arms: list[str], follow_up_day: float | None = None) -> pd.DataFrame:
     """Per arm: n, count and rate of each best response, ORR (CR + PR) and CR rate with Wilson 95 % CIs,
     the Kaplan–Meier median PFS and progression-free share at the end of follow-up (`follow_up_day`;
@@ -46,8 +52,7 @@ def response_rates(patients: pd.DataFrame, arms: list[str], follow_up_day: float
             row[f"n_{cat}"] = int((d["best_response"] == cat).sum())
         for name, k in (("orr", row["n_CR"] + row["n_PR"]), ("cr", row["n_CR"]),
                         ("response_at_assessment", int(d["response"].isin(["CR", "PR"]).sum()))):
-            lo, hi = wilson(k, n)
-            row.update({name: k / n if n else float("nan"), f"{name}_lo": lo, f"{name}_hi": hi})
+            row.update(_rate(name, k, n))
         row["median_pfs_days"] = km_median(d["pfs_days"], d["progressed"]) if n else float("nan")
         # durability: the Kaplan–Meier progression-free share at the end of follow-up, with its 95 % CI
         end = float(follow_up_day) if follow_up_day is not None else float(d["pfs_days"].max()) if n else float("nan")
@@ -55,10 +60,8 @@ def response_rates(patients: pd.DataFrame, arms: list[str], follow_up_day: float
         row.update({"pfs_end_day": end, "pfs_end": s, "pfs_end_lo": lo, "pfs_end_hi": hi})
         if "infused" in d:  # the trials' efficacy population: the patients who received cells
             treated = d[d["infused"].astype(bool)]
-            k = int(treated["best_response"].isin(["CR", "PR"]).sum())
-            lo, hi = wilson(k, len(treated))
-            row.update({"n_infused": len(treated), "orr_infused": k / len(treated) if len(treated) else float("nan"),
-                        "orr_infused_lo": lo, "orr_infused_hi": hi})
+            row["n_infused"] = len(treated)
+            row.update(_rate("orr_infused", int(treated["best_response"].isin(["CR", "PR"]).sum()), len(treated)))
         row["n_progressed"] = int(d["progressed"].sum())
         if "antigen_negative_progression" in d:
             row["n_antigen_negative_progression"] = int(d["antigen_negative_progression"].sum())
