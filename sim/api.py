@@ -11,6 +11,7 @@ import pandas as pd
 
 from . import checkpoint as ckpt
 from . import safe_io
+from .interrupts import interrupts_between_steps
 from .guard import NumericGuard
 from .metrics import outcome_metrics
 from .model import TumorImmuneModel
@@ -107,18 +108,20 @@ def run(scenario: Any, seed: int | None = None, out: str | Path | None = None, p
             bar = tqdm(total=n_steps, initial=done, unit="step", desc=cfg.name, dynamic_ncols=True, mininterval=0.5)
         next_snap = (len(snaps)) * snap_every if snap_every else None
         try:
-            for k in range(done, n_steps):
-                model.step()
-                guard.after_step()
-                if snap_every and model.now_min + 1e-9 >= next_snap:
-                    snaps.add(model.snapshot())  # straight to the temporary run folder
-                    next_snap += snap_every
-                if ck_every and (k + 1) % ck_every == 0 and k + 1 < n_steps:
-                    ckpt.save(model, checkpoint, snaps.items)
-                if bar is not None and (k % 50 == 0 or k == n_steps - 1):
-                    bar.set_postfix_str(f"t={model.now_min / MIN_PER_DAY:.2f} d tumor={model.tumor_count()} NK={model.nk_live()}",
-                                        refresh=False)
-                    bar.update(k + 1 - bar.n)  # redraws at most every `mininterval` seconds
+            with interrupts_between_steps() as stop:  # Ctrl-C/SIGTERM stop the run between two steps
+                for k in range(done, n_steps):
+                    model.step()
+                    guard.after_step()
+                    if snap_every and model.now_min + 1e-9 >= next_snap:
+                        snaps.add(model.snapshot())  # straight to the temporary run folder
+                        next_snap += snap_every
+                    if ck_every and (k + 1) % ck_every == 0 and k + 1 < n_steps:
+                        ckpt.save(model, checkpoint, snaps.items)
+                    if bar is not None and (k % 50 == 0 or k == n_steps - 1):
+                        bar.set_postfix_str(f"t={model.now_min / MIN_PER_DAY:.2f} d tumor={model.tumor_count()} NK={model.nk_live()}",
+                                            refresh=False)
+                        bar.update(k + 1 - bar.n)  # redraws at most every `mininterval` seconds
+                    stop.check()
         finally:
             if bar is not None:
                 bar.close()

@@ -442,7 +442,8 @@ def _warnings_as_lines():
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `nksim` console script."""
-    from .errors import NksimError, raise_on_sigterm
+    from .errors import NksimError
+    from .interrupts import interrupt_in_chain, raise_on_sigterm
 
     args = build_parser(only=_command_word(argv)).parse_args(argv)
     raise_on_sigterm()  # a scheduler's stop ends a run like Ctrl-C does (checkpoint kept), exit 143
@@ -458,6 +459,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # a full disk, an I/O error: one line, not a traceback
         print(f"nksim: error: {_os_error(e)}", file=sys.stderr)
         return 1
+    except Exception as e:  # C code that saw a Ctrl-C mid-call (a Numba dispatcher) raises SystemError from it
+        stop = interrupt_in_chain(e)
+        if stop is None:
+            raise
+        print("nksim: interrupted", file=sys.stderr)
+        return interrupted_status(stop)
 
 
 if __name__ == "__main__":

@@ -40,13 +40,3 @@ class Terminated(KeyboardInterrupt):
 def interrupted_status(e: BaseException) -> int:
     """The exit status of an interrupted command: 128 + the signal (SIGTERM 15, SIGINT 2)."""
     return 143 if isinstance(e, Terminated) else 130
-
-
-def raise_on_sigterm() -> None:
-    """From now on SIGTERM raises `Terminated` in the main thread, the way SIGINT raises KeyboardInterrupt."""
-    import signal
-
-    def handler(signum, frame):
-        raise Terminated()
-
-    signal.signal(signal.SIGTERM, handler)

@@ -18,6 +18,7 @@ from .agents.tumor import TumorCellSet
 from .domain_watch import DomainWatch
 from . import section
 from .fields import CytokineFields
+from .interrupts import run_steps
 from .kernels import step as K
 from .kernels.killing import is_exhausted
 from .kernels.lattice import count_immune, distinct_free_sites, moore_offsets, occupancy_bits, pack_alive, pack_occupancy
@@ -754,11 +755,7 @@ class TumorImmuneModel(mesa.Model):
     def run_days(self, days: float, progress=None) -> None:
         """Run for `days` simulated days (days × 1440 / dt steps); `progress(model)` is called after each
         step if given."""
-        n = int(round(days * MIN_PER_DAY / self.dt))
-        for _ in range(n):
-            self.step()
-            if progress is not None:
-                progress(self)
+        run_steps(self, int(round(days * MIN_PER_DAY / self.dt)), progress)
 
     # ----------------------------------------------------------------------------------- outputs
     def kills_per_nk(self) -> np.ndarray:

@@ -18,6 +18,7 @@ import mesa
 import numpy as np
 
 from . import scenario as cfgmod
+from .interrupts import run_steps
 from .kernels.rates import LN2
 from .kernels.wellmixed import WM_COUNTS, WellMixedParams, mass_action_probabilities, wellmixed_step
 from .output import TIMESERIES_COLUMNS
@@ -127,10 +128,7 @@ class WellMixedModel(mesa.Model):
 
     def run_days(self, days: float, progress=None) -> None:
         """Run for `days` simulated days (`run_for(n)` is Mesa's: n steps)."""
-        for _ in range(int(round(days * MIN_PER_DAY / self.dt))):
-            self.step()
-            if progress is not None:
-                progress(self)
+        run_steps(self, int(round(days * MIN_PER_DAY / self.dt)), progress)
 
     def tumor_count(self) -> int:
         return int(self.n_tumor)

@@ -20,6 +20,7 @@ import yaml
 
 import sim
 from sim import checkpoint
+from sim.errors import Terminated
 from sim.model import TumorImmuneModel
 from sim.scenario import coerce
 
@@ -433,6 +434,40 @@ def test_ctrl_c_exits_130_and_keeps_the_checkpoint(tmp_path, sig, status):
     assert "interrupted" in err and "run.checkpoint.npz" in err
     assert ck.is_file() and checkpoint.read_meta(ck)["seed"] == 5
     assert not out.exists() and hidden(tmp_path) == []
+
+
+@pytest.mark.parametrize("sig,raised", [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)],
+                         ids=["ctrl-c", "sigterm"])
+def test_a_signal_during_a_step_stops_the_run_after_that_step(tmp_path, small_scenario, monkeypatch, sig, raised):
+    """The CI failures of 2026-12-01/03 (no answer within 300 s): raised from the handler, the
+    interrupt lands wherever the main thread is; inside a Numba dispatcher's C code it was swallowed
+    (the run went on: 2 of 65 signals in a stress run) or became a SystemError (exit 1, a traceback).
+    Now the handler only sets a flag, and the run stops between steps: the step the signal hit
+    completes (its Numba calls included), the next one never starts."""
+    from sim.interrupts import raise_on_sigterm
+
+    old = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    raise_on_sigterm()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    steps, real = [], TumorImmuneModel.step
+
+    def step(self):
+        steps.append("started")
+        if len(steps) == 7:
+            os.kill(os.getpid(), sig)  # delivered at once, in the middle of this step
+            sum(range(10_000))  # Python bytecode: the old handler raised here
+        real(self)
+        steps[-1] = "done"
+
+    monkeypatch.setattr(TumorImmuneModel, "step", step)
+    try:
+        with pytest.raises(raised):
+            sim.run(coerce(small_scenario), seed=3, checkpoint=tmp_path / "c.npz", checkpoint_every_h=0.1)
+    finally:
+        signal.signal(signal.SIGTERM, old[0])
+        signal.signal(signal.SIGINT, old[1])
+    assert steps == ["done"] * 7
+    assert signal.getsignal(signal.SIGINT) is old[1]  # the run's flag handlers are gone
 
 
 # ---------------------------------------------------------------------------------------------
