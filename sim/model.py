@@ -616,6 +616,14 @@ class TumorImmuneModel(mesa.Model):
             indices = np.flatnonzero((st == K.T_ALIVE) | (st == K.T_DOOMED))
         return TumorCellSet([TumorCell(self, int(i)) for i in indices], random=self.random)
 
+    def antigen_low_count(self) -> int:
+        """Live antigen-positive tumor cells below `tumor.antigen.low_below` × the antigen mean: the
+        antigen-low escape that CD19-negative counts miss (Spiegel 2021 report CD19−/lo relapse)."""
+        t, ag = self.tumor, self.config.tumor.antigen
+        a, st = t.antigen[: t.used], t.state[: t.used]
+        live = (st == K.T_ALIVE) | (st == K.T_DOOMED)  # as `tumor_stats` counts them (tumor_ag_pos, tumor_ag_neg)
+        return int(np.count_nonzero(live & (a > 0.0) & (a < ag.low_below * ag.mean)))
+
     def reporters(self) -> dict:
         """Model reporters for mesa.DataCollector: the time series columns."""
         f = self.fields
@@ -624,6 +632,7 @@ class TumorImmuneModel(mesa.Model):
             "tumor": lambda m: m.tumor_count(),
             "tumor_ag_pos": lambda m: int(m.tumor_stats.antigen_pos),
             "tumor_ag_neg": lambda m: int(m.tumor_stats.antigen_neg),
+            "tumor_ag_low": lambda m: m.antigen_low_count(),
             "nk_live": lambda m: m.nk_live(),
             "nk_exhausted": lambda m: m.nk_exhausted(),
             "kills_car": lambda m: m.nk_counts.kills_car,

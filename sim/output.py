@@ -14,7 +14,7 @@ from . import safe_io
 
 #: The columns every run's timeseries.parquet starts with (therapy and modulator columns follow).
 TIMESERIES_COLUMNS = (
-    "time_h", "tumor", "tumor_ag_pos", "tumor_ag_neg", "nk_live", "nk_exhausted",
+    "time_h", "tumor", "tumor_ag_pos", "tumor_ag_neg", "tumor_ag_low", "nk_live", "nk_exhausted",
     "kills_car", "kills_innate", "kills_adcc", "mean_ifng_ng_ml", "mean_tgfb_ng_ml", "mean_il15_ng_ml",
     "nk_blood",
 )

@@ -283,6 +283,41 @@ def test_antigen_negative_progression_is_read_from_the_tumor_ag_neg_series():
     assert "antigen_negative_progression" not in read_out(ts(days, cells), c, 2)
 
 
+def test_the_tumor_ag_low_column_counts_live_positive_cells_under_the_cut(small_scenario):
+    """`tumor_ag_low`: live (or doomed) antigen-positive cells below `low_below` × the antigen mean; the
+    negative, the empty slots and cells at the cut do not count, and the column is in every run's series."""
+    from sim import api
+    from sim.kernels import step as K
+    from sim.model import TumorImmuneModel
+    from sim.scenario import coerce
+
+    cfg = coerce({**small_scenario, "tumor": {**small_scenario["tumor"], "antigen": {"mean": 2.0, "low_below": 0.25}}})
+    m = TumorImmuneModel(cfg, rng=1)
+    t = m.tumor
+    live = np.flatnonzero(t.state[: t.used] == K.T_ALIVE)
+    t.antigen[live] = 2.0
+    t.antigen[live[:7]] = 0.3      # under 0.25 × 2.0 = 0.5: low
+    t.antigen[live[7:10]] = 0.5    # at the cut: not low
+    t.antigen[live[10:14]] = 0.0   # negative: counted in tumor_ag_neg, not here
+    t.state[live[5:7]] = K.T_DOOMED  # hit, dying: still counted, as in tumor_ag_pos
+    assert m.antigen_low_count() == 7
+    r = api.run(coerce(small_scenario), seed=2, days=0.25)
+    assert (r.timeseries["tumor_ag_low"] <= r.timeseries["tumor_ag_pos"]).all() and r.timeseries["tumor_ag_low"].iat[0] > 0
+
+
+def test_antigen_low_cells_count_with_the_negative_ones_in_the_negative_or_low_read_out():
+    """Spiegel 2021 report CD19-negative or -low progression: a regrowth that is 30 % negative and 40 %
+    low is neither antigen-positive nor (at under one half) an antigen-negative progression, but it is
+    a negative-or-low one (70 %)."""
+    c = Criteria(disease="heme", assessment_day=28, assess_every_days=7)
+    days = np.arange(0, 29)
+    cells = np.r_[np.linspace(1000, 100, 8), np.linspace(100, 400, 21)]
+    r = read_out(ts(days, cells).assign(tumor_ag_neg=0.3 * cells, tumor_ag_low=0.4 * cells), c, 2)
+    assert r["progressed"] and not r["antigen_negative_progression"] and r["antigen_negative_or_low_progression"]
+    assert r["antigen_negative_or_low_share_at_progression"] == pytest.approx(0.7)
+    assert "antigen_negative_or_low_progression" not in read_out(ts(days, cells).assign(tumor_ag_neg=0.0), c, 2)
+
+
 @pytest.mark.parametrize("name", ["cohort_cd19_cb_il15.yaml", "cohort_cd19_carnk_vs_cart.yaml", "cohort_her2_solid.yaml"])
 def test_check_validates_a_shipped_cohort_file(name, capsys):
     """`nksim check` reads a cohort file as a cohort (it used to take `base:` for a sweep and reject

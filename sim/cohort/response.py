@@ -106,15 +106,22 @@ def read_out(ts: pd.DataFrame, c: Criteria, dims: int) -> dict:
 def antigen_negative_readouts(ts: pd.DataFrame, cells: np.ndarray, first_pd: int, upto: np.ndarray) -> dict:
     """Antigen escape: the antigen-negative share of the tumor at the assessment day and at the first
     PD visit; a progression is antigen-negative when that share is at least one half (the way CD19-negative
-    relapse is reported after CD19 CAR therapy). NaN where the series has no `tumor_ag_neg` or no tumor."""
+    relapse is reported after CD19 CAR therapy); the same for antigen-negative or -low cells where the
+    series has `tumor_ag_low`. NaN where the series has no `tumor_ag_neg` or no tumor."""
     if "tumor_ag_neg" not in ts:
         return {}
+    out = {}
     neg = ts["tumor_ag_neg"].to_numpy(dtype=float)
-    share = np.divide(neg, cells, out=np.full(cells.shape, np.nan), where=cells > 0)
-    at_pd = float(share[first_pd]) if first_pd >= 0 else math.nan
-    return {"antigen_negative_share_at_assessment": float(share[upto][-1]) if upto.any() else math.nan,
-            "antigen_negative_share_at_progression": at_pd,
-            "antigen_negative_progression": bool(first_pd >= 0 and at_pd >= 0.5)}
+    escaped = {"antigen_negative": neg}
+    if "tumor_ag_low" in ts:  # negative or low (`tumor.antigen.low_below`): Spiegel 2021's CD19−/lo
+        escaped["antigen_negative_or_low"] = neg + ts["tumor_ag_low"].to_numpy(dtype=float)
+    for name, count in escaped.items():
+        share = np.divide(count, cells, out=np.full(cells.shape, np.nan), where=cells > 0)
+        at_pd = float(share[first_pd]) if first_pd >= 0 else math.nan
+        out |= {f"{name}_share_at_assessment": float(share[upto][-1]) if upto.any() else math.nan,
+                f"{name}_share_at_progression": at_pd,
+                f"{name}_progression": bool(first_pd >= 0 and at_pd >= 0.5)}
+    return out
 
 
 def wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:

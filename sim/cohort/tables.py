@@ -63,8 +63,9 @@ def response_rates(patients: pd.DataFrame, arms: list[str], follow_up_day: float
             row["n_infused"] = len(treated)
             row.update(_rate("orr_infused", int(treated["best_response"].isin(["CR", "PR"]).sum()), len(treated)))
         row["n_progressed"] = int(d["progressed"].sum())
-        if "antigen_negative_progression" in d:
-            row["n_antigen_negative_progression"] = int(d["antigen_negative_progression"].sum())
+        for escape in ("antigen_negative", "antigen_negative_or_low"):
+            if f"{escape}_progression" in d:
+                row[f"n_{escape}_progression"] = int(d[f"{escape}_progression"].sum())
         out.append(row)
     return pd.DataFrame(out)
 

@@ -20,6 +20,8 @@ class Antigen(Distribution):
 
     name: str = Field("CD19", description="target antigen (CD19, HER2, EGFR, CLDN18.2, ...)")
     negative_fraction: Float = P(0.02, "fraction", "assumed", "fraction of antigen-negative cells at start", ge=0, le=1)
+    low_below: Float = P(0.5, "× mean", "assumed (Spiegel 2021 call CD19-low an IHC H-score under 150, half the 300 of full-intensity staining of every cell)",
+                         "read-out only: antigen-positive cells below this fraction of `mean` count as antigen-low (`tumor_ag_low`)", ge=0, le=1)
 
 
 class TumorInit(_Block):

@@ -113,7 +113,7 @@ def simulate(sc: dict, seed: int) -> tuple[pd.DataFrame, dict, list[dict]]:
     steps_per_out = max(1, int(round(every / dt)))
     for j in range(n_out):
         T = pos + negc
-        rows.append((j * every, T, pos, negc, nk, exh, kc, ki, ka, 0.05 * kc / max(1.0, j * every + 1), 2e-4 * T, (1e-4 * nk if il15 else 0.0), 0))  # nk_blood: no dosing here
+        rows.append((j * every, T, pos, negc, 0, nk, exh, kc, ki, ka, 0.05 * kc / max(1.0, j * every + 1), 2e-4 * T, (1e-4 * nk if il15 else 0.0), 0))  # nk_blood: no dosing here
         if j == n_out - 1:
             break
         for _ in range(steps_per_out):
@@ -138,7 +138,7 @@ def simulate(sc: dict, seed: int) -> tuple[pd.DataFrame, dict, list[dict]]:
             nk += rng.poisson(prolif * nk * dt) - rng.binomial(int(nk), min(death * dt, 1.0))
             exh = min(nk, exh + rng.binomial(int(max(nk - exh, 0)), min(0.002 * dt, 1.0)))
     ts = pd.DataFrame(rows, columns=list(TIMESERIES_COLUMNS))
-    for c in ("tumor", "tumor_ag_pos", "tumor_ag_neg", "nk_live", "nk_exhausted", "kills_car", "kills_innate", "kills_adcc", "nk_blood"):
+    for c in ("tumor", "tumor_ag_pos", "tumor_ag_neg", "tumor_ag_low", "nk_live", "nk_exhausted", "kills_car", "kills_innate", "kills_adcc", "nk_blood"):
         ts[c] = ts[c].astype("int64")
 
     total_kills = int(ts["kills_car"].iat[-1] + ts["kills_innate"].iat[-1] + ts["kills_adcc"].iat[-1])
