@@ -84,6 +84,7 @@ def run(scenario: Any, seed: int | None = None, out: str | Path | None = None, p
         safe_io.clean_leftovers(checkpoint)
         if restart and checkpoint.exists():
             checkpoint.unlink()
+        ckpt.check_snapshot_store(checkpoint)  # nksim's own or absent (and dropped without its checkpoint)
     with (atomic_dir(out, overwrite=overwrite, name=cfg.name) if out is not None else nullcontext(None)) as tmp:
         snaps = SnapshotSink(None if tmp is None else tmp / "snapshots")
         if checkpoint is not None and checkpoint.exists():
@@ -116,7 +117,7 @@ def run(scenario: Any, seed: int | None = None, out: str | Path | None = None, p
                         snaps.add(model.snapshot())  # straight to the temporary run folder
                         next_snap += snap_every
                     if ck_every and (k + 1) % ck_every == 0 and k + 1 < n_steps:
-                        ckpt.save(model, checkpoint, snaps.items)
+                        ckpt.save(model, checkpoint, snaps.items, file_sums=snaps.sha256)
                     if bar is not None and (k % 50 == 0 or k == n_steps - 1):
                         bar.set_postfix_str(f"t={model.now_min / MIN_PER_DAY:.2f} d tumor={model.tumor_count()} NK={model.nk_live()}",
                                             refresh=False)
@@ -149,8 +150,10 @@ def run(scenario: Any, seed: int | None = None, out: str | Path | None = None, p
         result = Result(ts, summary, LazySnapshots(out / "snapshots"), out)
     else:
         result = Result(ts, summary, snaps.items)
-    if checkpoint is not None and checkpoint.exists():
-        checkpoint.unlink()
+    if checkpoint is not None:
+        if checkpoint.exists():
+            checkpoint.unlink()
+        ckpt.remove_snapshot_store(checkpoint)  # after the checkpoint: a store alone is dropped by the next run
     return result
 
 

@@ -1,6 +1,11 @@
 """Checkpoints for long runs: the complete model state (arrays, clock, RNG, recorded series) in one
 .npz written atomically, so an interrupted run resumes bit-identically.
 
+The snapshot files a run has written so far go beside it, in `snapshot_store(path)` (for
+``run.checkpoint.npz``, the folder ``run.checkpoint.snapshots``): each enters once, as a hard link to
+the run's own file where the file system allows (else a copy), and the checkpoint lists each with its
+SHA-256, so a checkpoint costs the same on day 28 as on day 1 (it used to carry every snapshot so far).
+
 A checkpoint records what it belongs to: a SHA-256 of the effective scenario (canonical JSON of
 ``model.config.model_dump(mode="json")``), the seed and the nksim version, plus a SHA-256 of every
 array it holds. `load` with `expect` refuses anything that differs or does not verify with one
@@ -12,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import shutil
 import warnings
 import zipfile
 from pathlib import Path
@@ -23,12 +30,95 @@ import mesa
 from . import safe_io
 from .kernels.step import NK_EMPTY
 from .model import TumorImmuneModel
-from .errors import CheckpointError, DomainEdgeWarning
+from .errors import CheckpointError, DomainEdgeWarning, OutputError
 from .scenario.resolve import Effective, resolve
 
 _ARRAYS = ("occ", "vox_tumor", "vox_stroma", "tstats", "counters", "next_ids", "section_state")
 FORMAT = 4  # 3: cell ids (populations' cell_id, the model's next_ids); 4: the tumor outside a sample (sim/section.py)
-_SNAPFILE = "snapfile__"  # a snapshot .npz carried as the bytes of its file
+
+
+_STORE_MARKER = ".nksim-checkpoint-snapshots"  # what makes a snapshot store nksim's own
+
+
+def snapshot_store(path: str | Path) -> Path:
+    """The folder beside checkpoint `path` that holds the snapshot files it covers."""
+    path = Path(path)
+    stem = path.name[: -len(".npz")] if path.name.endswith(".npz") else path.name
+    return path.with_name(f"{stem}.snapshots")
+
+
+def _is_store(store: Path) -> bool:
+    return store.is_dir() and not store.is_symlink() and (store / _STORE_MARKER).is_file()
+
+
+def check_snapshot_store(path: str | Path) -> None:
+    """Refuse a checkpoint whose snapshot-store path holds something nksim did not make (before anything
+    is written), and remove a store left without its checkpoint (a run killed before its first one)."""
+    path, store = Path(path), snapshot_store(path)
+    if not os.path.lexists(store):
+        return
+    if not _is_store(store):
+        raise OutputError(f"refusing to keep the checkpoint's snapshot files in {store}: it is not a folder nksim made; "
+                          "move it, or choose another folder with --out")
+    if not path.exists():
+        remove_snapshot_store(path)
+
+
+def remove_snapshot_store(path: str | Path) -> None:
+    """Delete the snapshot store of checkpoint `path` (only nksim's own: its marker, .npz files and
+    temporary files; a folder holding anything else is left in place)."""
+    store = snapshot_store(path)
+    if not _is_store(store):
+        return
+    for f in store.iterdir():
+        if f.is_file() and not f.is_symlink() and (f.suffix == ".npz" or f.name.startswith(".")):
+            safe_io._unlink_quiet(f)
+    try:
+        store.rmdir()
+    except OSError:
+        pass
+
+
+def _place(src: Path, dst: Path) -> None:
+    """`src` into the store as `dst`: a hard link (no bytes written), else an atomic copy; made durable."""
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system, or one without links
+        with safe_io.atomic_file(dst) as tmp:
+            shutil.copyfile(src, tmp)
+        return
+    safe_io._fsync_path(dst)
+
+
+def _store_files(path: Path, files: list[Path], sums: dict[str, str]) -> list[list[str]]:
+    """Put the snapshot `files` into the store of checkpoint `path` (those not there yet); their
+    [name, sha256] in order. `sums` caches each file's SHA-256 by name (computed once per file)."""
+    store = snapshot_store(path)
+    if os.path.lexists(store) and not _is_store(store):
+        check_snapshot_store(path)  # raises: not nksim's
+    if not store.exists():
+        store.mkdir()
+        safe_io.atomic_write_text(store / _STORE_MARKER, json.dumps({"nksim": "checkpoint snapshots", "checkpoint": path.name}) + "\n")
+    listed = []
+    for f in files:
+        f = Path(f)
+        if f.name not in sums:
+            sums[f.name] = safe_io.sha256_file(f)
+        dst = store / f.name
+        if not dst.exists():
+            _place(f, dst)
+        listed.append([f.name, sums[f.name]])
+    safe_io._fsync_path(store, directory=True)
+    return listed
+
+
+def _prune_store(path: Path, listed: list[list[str]]) -> None:
+    """Remove store files the checkpoint no longer lists (taken after it, by a run killed before its next)."""
+    store = snapshot_store(path)
+    keep = {name for name, _ in listed} | {_STORE_MARKER}
+    for f in store.iterdir():
+        if f.name not in keep and f.is_file() and not f.is_symlink():
+            safe_io._unlink_quiet(f)
 
 
 def scenario_sha256(config: Any) -> str:
@@ -52,14 +142,19 @@ def _write_npz(path: Path, entries: Iterator[tuple[str, np.ndarray]]) -> None:
                     np.lib.format.write_array(fh, np.asanyarray(arr), allow_pickle=False)
 
 
-def save(model, path: str | Path, snapshots: Iterable[dict | Path] | None = None) -> None:
-    """Write the model's full state (and the snapshots taken so far: dicts, or .npz files of a run
-    folder, read one at a time) to `path` atomically."""
+def save(model, path: str | Path, snapshots: Iterable[dict | Path] | None = None,
+         file_sums: dict[str, str] | None = None) -> None:
+    """Write the model's full state to `path` atomically, with the snapshots taken so far: dicts go
+    inside it, .npz files of a run folder into its snapshot store (`file_sums`: their SHA-256 by name,
+    filled in as computed, so each file is hashed once per run)."""
     from . import __version__
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     snapshots = list(snapshots or [])
+    files = [Path(s) for s in snapshots if isinstance(s, (str, Path))]
+    snapshots = [s for s in snapshots if not isinstance(s, (str, Path))]
+    listed = _store_files(path, files, {} if file_sums is None else file_sums) if files else []
     arrays = {f"m_{k}": getattr(model, k) for k in _ARRAYS}
     for pop_name in ("tumor", "nk"):
         pop = getattr(model, pop_name)
@@ -77,20 +172,23 @@ def save(model, path: str | Path, snapshots: Iterable[dict | Path] | None = None
             checksums[k] = _array_sha256(np.asarray(v))
             yield k, v
         for i, snap in enumerate(snapshots):
-            if isinstance(snap, (str, Path)):
-                k = f"{_SNAPFILE}{Path(snap).name}"
-                v = np.frombuffer(Path(snap).read_bytes(), dtype=np.uint8)
-                checksums[k] = _array_sha256(v)
-                yield k, v
-                continue
             for name, v in snap.items():
                 k = f"snap{i}__{name}"
                 v = np.asarray(v)
                 checksums[k] = _array_sha256(v)
                 yield k, v
-        yield "meta", np.frombuffer(json.dumps(_meta(model, len(snapshots), checksums, __version__)).encode(), dtype=np.uint8)
+        meta = _meta(model, len(snapshots) + len(listed), checksums, __version__)
+        meta["snapshot_files"] = listed
+        yield "meta", np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
 
-    _write_npz(path, entries())
+    try:
+        _write_npz(path, entries())
+    except BaseException:
+        if not path.exists():  # the first checkpoint failed (a full disk): no store without its checkpoint
+            remove_snapshot_store(path)
+        raise
+    if _is_store(snapshot_store(path)):
+        _prune_store(path, listed)
 
 
 def _meta(model, n_snapshots: int, checksums: dict, version: str) -> dict:
@@ -195,25 +293,48 @@ def load(path: str | Path, expect: tuple[Any, int] | None = None, snapshot_sink=
                 v = z[k]
                 if _array_sha256(v) != sums[k]:
                     raise ValueError(f"{k} does not verify")
-                if k.startswith(_SNAPFILE) and snapshot_sink is not None and snapshot_sink.folder is not None:
-                    snapshot_sink.add_file(k[len(_SNAPFILE):], v.tobytes())
-                else:
-                    data[k] = v
+                data[k] = v
     except CheckpointError:
         raise
     except Exception:  # noqa: BLE001
         raise _refuse(path, "it is damaged or not an nksim checkpoint") from None
+    stored = _stored_snapshots(path, meta.get("snapshot_files", []))
     try:
         model, snaps = _rebuild(meta, data)
     except Exception as e:  # noqa: BLE001  (verified arrays, but metadata this nksim cannot restore)
         raise _refuse(path, f"it cannot be restored by this nksim: {type(e).__name__}") from None
     if scenario_sha256(model.config) != meta["scenario_sha256"]:
         raise _refuse(path, "it resolves to another scenario in this nksim")
+    if snapshot_sink is not None and snapshot_sink.folder is not None:
+        for f, sha in stored:
+            snapshot_sink.add_existing(f, sha)
+    else:
+        snaps = [_read_snapshot(f) for f, _ in stored] + snaps
     if snapshot_sink is not None:
         for snap in snaps:
             snapshot_sink.add(snap)
         return model, snapshot_sink.items
     return model, snaps
+
+
+def _stored_snapshots(path: Path, listed: list) -> list[tuple[Path, str]]:
+    """The snapshot files checkpoint `path` lists, each verified against its SHA-256."""
+    store, out = snapshot_store(path), []
+    for name, sha in listed:
+        f = store / name
+        try:
+            ok = _is_store(store) and f.is_file() and not f.is_symlink() and safe_io.sha256_file(f) == sha
+        except OSError:
+            ok = False
+        if not ok:
+            raise _refuse(path, f"it is damaged: its snapshot {f} is missing or does not verify")
+        out.append((f, sha))
+    return out
+
+
+def _read_snapshot(f: Path) -> dict:
+    with np.load(f, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
 
 
 def _rebuild(meta: dict, data: dict):
@@ -270,8 +391,5 @@ def _rebuild(meta: dict, data: dict):
         snap = {k[len(pre):]: v for k, v in data.items() if k.startswith(pre)}
         if snap:
             snaps.append(snap)
-    for k in sorted(k for k in data if k.startswith(_SNAPFILE)):  # files, when no sink took them
-        with np.load(io.BytesIO(data[k].tobytes()), allow_pickle=False) as z:
-            snaps.append({n: z[n] for n in z.files})
     snaps.sort(key=lambda s: float(s["time_h"]))
     return model, snaps

@@ -4,6 +4,8 @@ itself is sim/safe_io.py)."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -59,6 +61,7 @@ class SnapshotSink:
     def __init__(self, folder: Path | None):
         self.folder = None if folder is None else Path(folder)
         self.items: list = []  # Paths (with a folder) or dicts
+        self.sha256: dict[str, str] = {}  # of the files, by name, once a checkpoint has needed it
 
     def add(self, snap: dict) -> None:
         if self.folder is None:
@@ -69,11 +72,15 @@ class SnapshotSink:
         np.savez_compressed(p, **snap)
         self.items.append(p)
 
-    def add_file(self, name: str, data: bytes) -> None:
-        """A snapshot carried over from a checkpoint, as the bytes of its .npz file."""
+    def add_existing(self, src: Path, sha256: str) -> None:
+        """A snapshot file carried over from a checkpoint's snapshot store: a hard link, else a copy."""
         self.folder.mkdir(exist_ok=True)
-        p = self.folder / name
-        p.write_bytes(data)
+        p = self.folder / src.name
+        try:
+            os.link(src, p)
+        except OSError:  # another file system, or one without links
+            shutil.copyfile(src, p)
+        self.sha256[p.name] = sha256
         self.items.append(p)
 
     def __len__(self) -> int:

@@ -15,12 +15,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 import sim
 from sim import checkpoint
-from sim.errors import Terminated
+from sim import safe_io
+from sim.errors import CheckpointError, OutputError, Terminated
 from sim.model import TumorImmuneModel
 from sim.scenario import coerce
 
@@ -470,6 +472,101 @@ def test_a_signal_during_a_step_stops_the_run_after_that_step(tmp_path, small_sc
     assert signal.getsignal(signal.SIGINT) is old[1]  # the run's flag handlers are gone
 
 
+def _interrupt_at_step(monkeypatch, k: int) -> None:
+    """The next run gets Ctrl-C during its k-th step (counted from 1, resumed runs too)."""
+    real, n = TumorImmuneModel.step, [0]
+
+    def step(self):
+        n[0] += 1
+        if n[0] == k:
+            os.kill(os.getpid(), signal.SIGINT)
+        real(self)
+
+    monkeypatch.setattr(TumorImmuneModel, "step", step)
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT raises KeyboardInterrupt in this process during the test (a background test run ignores it)."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+def _snapshot_scenario(small_scenario) -> "sim.scenario.Scenario":
+    return coerce({**small_scenario, "time": {"days": 1.0, "output_every_h": 2.0, "snapshot_every_h": 2.0},
+                   "output": {"snapshots": True, "figure": False}})
+
+
+def test_a_resumed_run_with_snapshots_equals_the_uninterrupted_run_byte_for_byte(tmp_path, small_scenario, monkeypatch, ctrl_c_raises):
+    """Two routes to one run: straight, or Ctrl-C after 6 snapshots and a resume from the checkpoint,
+    which carries the snapshots taken so far. Every snapshot file and the time series agree bit for bit."""
+    cfg = _snapshot_scenario(small_scenario)
+    sim.run(cfg, seed=4, out=tmp_path / "straight")
+    ck = tmp_path / "run.checkpoint.npz"
+    _interrupt_at_step(monkeypatch, 330)  # dt 2 min: 11 h in, after the 10 h checkpoint and 6 snapshots (0-10 h)
+    with pytest.raises(KeyboardInterrupt):
+        sim.run(cfg, seed=4, out=tmp_path / "run", checkpoint=ck, checkpoint_every_h=5)
+    assert ck.is_file() and not (tmp_path / "run").exists()
+    monkeypatch.undo()
+    sim.run(cfg, seed=4, out=tmp_path / "run", checkpoint=ck, checkpoint_every_h=5)
+    straight, resumed = tmp_path / "straight", tmp_path / "run"
+    names = sorted(p.name for p in (straight / "snapshots").iterdir())
+    assert len(names) == 13 and names == sorted(p.name for p in (resumed / "snapshots").iterdir())
+    for n in names:
+        assert (straight / "snapshots" / n).read_bytes() == (resumed / "snapshots" / n).read_bytes(), n
+    assert (straight / "timeseries.parquet").read_bytes() == (resumed / "timeseries.parquet").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "straight"]  # checkpoint and its snapshots gone
+
+
+def test_a_checkpoint_does_not_copy_the_snapshots_each_time(tmp_path, small_scenario, monkeypatch, ctrl_c_raises):
+    """Each checkpoint used to hold every snapshot taken so far, so a long run wrote (and hashed) a
+    quadratic amount: a 1e7-cell lesion with daily snapshots, 15 GB per checkpoint by day 28. Now a
+    snapshot enters the checkpoint's snapshot store once, as a hard link to the run's own file where the
+    file system allows (else a copy), and the checkpoint lists it with its SHA-256."""
+    cfg = _snapshot_scenario(small_scenario)
+    ck = tmp_path / "run.checkpoint.npz"
+    store = checkpoint.snapshot_store(ck)
+    _interrupt_at_step(monkeypatch, 330)
+    with pytest.raises(KeyboardInterrupt):
+        sim.run(cfg, seed=4, out=tmp_path / "run", checkpoint=ck, checkpoint_every_h=5)
+    with np.load(ck) as z:
+        assert not [k for k in z.files if "snap" in k]  # no snapshot bytes inside the checkpoint
+    meta = checkpoint.read_meta(ck)
+    listed = dict(meta["snapshot_files"])
+    assert len(listed) == 6 and sorted(listed) == sorted(p.name for p in store.glob("*.npz"))
+    for name, sha in listed.items():
+        assert safe_io.sha256_file(store / name) == sha
+
+
+def test_a_damaged_or_missing_checkpoint_snapshot_gives_the_clean_message(tmp_path, small_scenario, monkeypatch, ctrl_c_raises):
+    cfg = _snapshot_scenario(small_scenario)
+    ck = tmp_path / "run.checkpoint.npz"
+    _interrupt_at_step(monkeypatch, 330)
+    with pytest.raises(KeyboardInterrupt):
+        sim.run(cfg, seed=4, out=tmp_path / "run", checkpoint=ck, checkpoint_every_h=5)
+    monkeypatch.undo()
+    victim = sorted(checkpoint.snapshot_store(ck).glob("*.npz"))[2]
+    victim.write_bytes(victim.read_bytes()[:-10])
+    with pytest.raises(CheckpointError, match="damaged"):
+        sim.run(cfg, seed=4, out=tmp_path / "run", checkpoint=ck, checkpoint_every_h=5)
+    victim.unlink()
+    with pytest.raises(CheckpointError, match="damaged"):
+        sim.run(cfg, seed=4, out=tmp_path / "run", checkpoint=ck, checkpoint_every_h=5)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_folder_of_the_users_where_the_snapshot_store_goes_is_refused_and_kept(tmp_path, small_scenario):
+    cfg = _snapshot_scenario(small_scenario)
+    ck = tmp_path / "run.checkpoint.npz"
+    mine = checkpoint.snapshot_store(ck)
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="snapshot"):
+        sim.run(cfg, seed=4, out=tmp_path / "run", checkpoint=ck, checkpoint_every_h=5)
+    assert (mine / "notes.txt").read_text() == "mine" and not (tmp_path / "run").exists()
+
+
 # ---------------------------------------------------------------------------------------------
 # Writability, full disks
 # ---------------------------------------------------------------------------------------------
@@ -525,8 +622,9 @@ def test_a_full_disk_gives_one_clean_message_and_leaves_nothing(tmp_path, with_c
         msg = one_clean_line(p)
         assert "No space left" in msg and "--out" in msg
         left = sorted(x.name for x in disk.iterdir())
-        assert left in (["filler"], ["filler", "run.checkpoint.npz"]) and (with_checkpoint or left == ["filler"])
-        if len(left) == 2:
+        # a checkpoint is kept with the snapshot files it covers (checkpoint.snapshot_store), or nothing
+        assert left in (["filler"], ["filler", "run.checkpoint.npz", "run.checkpoint.snapshots"]) and (with_checkpoint or left == ["filler"])
+        if len(left) > 1:
             assert "run.checkpoint.npz" in msg and checkpoint.read_meta(disk / "run.checkpoint.npz")["seed"] == 5
     finally:
         _umount(disk)
