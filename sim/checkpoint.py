@@ -15,7 +15,6 @@ zip or pickle error.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -90,6 +89,14 @@ def _place(src: Path, dst: Path) -> None:
     safe_io._fsync_path(dst)
 
 
+def _holds(dst: Path, f: Path, sha: str) -> bool:
+    """Whether the store's `dst` is the file `f` (a link to it, or the same bytes)."""
+    try:
+        return dst.is_file() and not dst.is_symlink() and (os.path.samefile(f, dst) or safe_io.sha256_file(dst) == sha)
+    except OSError:
+        return False
+
+
 def _store_files(path: Path, files: list[Path], sums: dict[str, str]) -> list[list[str]]:
     """Put the snapshot `files` into the store of checkpoint `path` (those not there yet); their
     [name, sha256] in order. `sums` caches each file's SHA-256 by name (computed once per file)."""
@@ -102,9 +109,12 @@ def _store_files(path: Path, files: list[Path], sums: dict[str, str]) -> list[li
     listed = []
     for f in files:
         f = Path(f)
-        if f.name not in sums:
+        known = f.name in sums  # placed (or restored) by this run
+        if not known:
             sums[f.name] = safe_io.sha256_file(f)
         dst = store / f.name
+        if not known and os.path.lexists(dst) and not _holds(dst, f, sums[f.name]):
+            safe_io._unlink_quiet(dst)  # left by a run killed after its last checkpoint, and not this file
         if not dst.exists():
             _place(f, dst)
         listed.append([f.name, sums[f.name]])

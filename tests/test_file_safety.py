@@ -499,8 +499,9 @@ def _snapshot_scenario(small_scenario) -> "sim.scenario.Scenario":
 
 
 def test_a_resumed_run_with_snapshots_equals_the_uninterrupted_run_byte_for_byte(tmp_path, small_scenario, monkeypatch, ctrl_c_raises):
-    """Two routes to one run: straight, or Ctrl-C after 6 snapshots and a resume from the checkpoint,
-    which carries the snapshots taken so far. Every snapshot file and the time series agree bit for bit."""
+    """Two routes to one run: straight, or Ctrl-C after 6 snapshots, a resume from the checkpoint (which
+    carries the snapshots taken so far), Ctrl-C again and a second resume, with a stale file planted in
+    the checkpoint's snapshot store on the way. Every snapshot file and the time series agree bit for bit."""
     cfg = _snapshot_scenario(small_scenario)
     sim.run(cfg, seed=4, out=tmp_path / "straight")
     ck = tmp_path / "run.checkpoint.npz"
@@ -508,9 +509,16 @@ def test_a_resumed_run_with_snapshots_equals_the_uninterrupted_run_byte_for_byte
     with pytest.raises(KeyboardInterrupt):
         sim.run(cfg, seed=4, out=tmp_path / "run", checkpoint=ck, checkpoint_every_h=5)
     assert ck.is_file() and not (tmp_path / "run").exists()
+    straight, resumed = tmp_path / "straight", tmp_path / "run"
+    # a stale file where the 12-h snapshot will go (a run killed after writing it, before its checkpoint)
+    stale = checkpoint.snapshot_store(ck) / sorted(p.name for p in (straight / "snapshots").iterdir())[6]
+    stale.write_bytes(b"not this run's")
+    monkeypatch.undo()
+    _interrupt_at_step(monkeypatch, 160)  # resumed at 10 h: stopped at 15.3 h, after the 15-h checkpoint
+    with pytest.raises(KeyboardInterrupt):
+        sim.run(cfg, seed=4, out=tmp_path / "run", checkpoint=ck, checkpoint_every_h=5)
     monkeypatch.undo()
     sim.run(cfg, seed=4, out=tmp_path / "run", checkpoint=ck, checkpoint_every_h=5)
-    straight, resumed = tmp_path / "straight", tmp_path / "run"
     names = sorted(p.name for p in (straight / "snapshots").iterdir())
     assert len(names) == 13 and names == sorted(p.name for p in (resumed / "snapshots").iterdir())
     for n in names:
