@@ -619,10 +619,8 @@ class TumorImmuneModel(mesa.Model):
     def antigen_low_count(self) -> int:
         """Live antigen-positive tumor cells below `tumor.antigen.low_below` × the antigen mean: the
         antigen-low escape that CD19-negative counts miss (Spiegel 2021 report CD19−/lo relapse)."""
-        t, ag = self.tumor, self.config.tumor.antigen
-        a, st = t.antigen[: t.used], t.state[: t.used]
-        live = (st == K.T_ALIVE) | (st == K.T_DOOMED)  # as `tumor_stats` counts them (tumor_ag_pos, tumor_ag_neg)
-        return int(np.count_nonzero(live & (a > 0.0) & (a < ag.low_below * ag.mean)))
+        ag = self.config.tumor.antigen  # live as `tumor_stats` counts them (tumor_ag_pos, tumor_ag_neg): alive or doomed
+        return int(K.count_antigen_low(self.tumor.state, self.tumor.antigen, self.tumor.used, float(ag.low_below * ag.mean)))
 
     def reporters(self) -> dict:
         """Model reporters for mesa.DataCollector: the time series columns."""
