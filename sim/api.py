@@ -82,9 +82,10 @@ def run(scenario: Any, seed: int | None = None, out: str | Path | None = None, p
         checkpoint = Path(checkpoint)
         safe_io.check_file_target(checkpoint)
         safe_io.clean_leftovers(checkpoint)
+        ckpt.check_snapshot_store(checkpoint)  # nksim's own or absent (and dropped without its checkpoint)
         if restart and checkpoint.exists():
             checkpoint.unlink()
-        ckpt.check_snapshot_store(checkpoint)  # nksim's own or absent (and dropped without its checkpoint)
+            ckpt.remove_snapshot_store(checkpoint)
     with (atomic_dir(out, overwrite=overwrite, name=cfg.name) if out is not None else nullcontext(None)) as tmp:
         snaps = SnapshotSink(None if tmp is None else tmp / "snapshots")
         if checkpoint is not None and checkpoint.exists():

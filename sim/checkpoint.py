@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import warnings
 import zipfile
@@ -33,10 +34,13 @@ from .errors import CheckpointError, DomainEdgeWarning, OutputError
 from .scenario.resolve import Effective, resolve
 
 _ARRAYS = ("occ", "vox_tumor", "vox_stroma", "tstats", "counters", "next_ids", "section_state")
-FORMAT = 4  # 3: cell ids (populations' cell_id, the model's next_ids); 4: the tumor outside a sample (sim/section.py)
+FORMAT = 5  # 3: cell ids (populations' cell_id, the model's next_ids); 4: the tumor outside a sample (sim/section.py);
+# 5: snapshot files in the snapshot store beside the checkpoint, not inside it
 
 
-_STORE_MARKER = ".nksim-checkpoint-snapshots"  # what makes a snapshot store nksim's own
+_STORE_MARKER = ".nksim-checkpoint-snapshots"  # what makes a snapshot store nksim's own: it names its checkpoint
+#: the only files nksim puts in a store: snapshot files (`output.snapshot_name`) and their temporary copies
+_STORE_FILE = re.compile(r"(t\d+\.\d{2}h\.npz|\.t\d+\.\d{2}h\.npz\.tmp-\d+-[0-9a-f]+)")
 
 
 def snapshot_store(path: str | Path) -> Path:
@@ -46,40 +50,70 @@ def snapshot_store(path: str | Path) -> Path:
     return path.with_name(f"{stem}.snapshots")
 
 
-def _is_store(store: Path) -> bool:
-    return store.is_dir() and not store.is_symlink() and (store / _STORE_MARKER).is_file()
+def _is_store(store: Path, path: Path) -> bool:
+    """Whether `store` is the snapshot store nksim made for checkpoint `path` (its marker names it:
+    ``ck`` and ``ck.npz`` map to the same folder, and neither may take the other's)."""
+    if not store.is_dir() or store.is_symlink():
+        return False
+    try:
+        return json.loads((store / _STORE_MARKER).read_text(encoding="utf-8")).get("checkpoint") == path.name
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def check_snapshot_store(path: str | Path) -> None:
-    """Refuse a checkpoint whose snapshot-store path holds something nksim did not make (before anything
-    is written), and remove a store left without its checkpoint (a run killed before its first one)."""
+    """Refuse a checkpoint whose snapshot-store path holds something other than its own store (before
+    anything is touched), and remove its store if found without the checkpoint (a run killed before
+    its first one)."""
     path, store = Path(path), snapshot_store(path)
+    safe_io.clean_leftovers(store)  # a store being created when its process died
     if not os.path.lexists(store):
         return
-    if not _is_store(store):
-        raise OutputError(f"refusing to keep the checkpoint's snapshot files in {store}: it is not a folder nksim made; "
-                          "move it, or choose another folder with --out")
+    if not _is_store(store, path):
+        raise OutputError(f"refusing to keep the checkpoint's snapshot files in {store}: it is not the folder nksim made "
+                          f"for {path.name}; move it, or choose another folder with --out")
     if not path.exists():
         remove_snapshot_store(path)
 
 
+def _own_files(store: Path) -> list[Path]:
+    return [f for f in store.iterdir() if _STORE_FILE.fullmatch(f.name) and f.is_file() and not f.is_symlink()]
+
+
 def remove_snapshot_store(path: str | Path) -> None:
-    """Delete the snapshot store of checkpoint `path` (only nksim's own: its marker, .npz files and
-    temporary files; a folder holding anything else is left in place)."""
+    """Delete checkpoint `path`'s snapshot store: only what nksim put there (snapshot files, their
+    temporary copies, the marker); a folder that also holds anything else is left in place."""
+    path = Path(path)
     store = snapshot_store(path)
-    if not _is_store(store):
+    if not _is_store(store, path):
         return
-    for f in store.iterdir():
-        if f.is_file() and not f.is_symlink() and (f.suffix == ".npz" or f.name.startswith(".")):
-            safe_io._unlink_quiet(f)
+    for f in _own_files(store):
+        safe_io._unlink_quiet(f)
+    safe_io._unlink_quiet(store / _STORE_MARKER)
     try:
         store.rmdir()
     except OSError:
         pass
 
 
+def _make_store(path: Path) -> None:
+    """Create the store of checkpoint `path` complete with its marker, in one rename: a kill or a full
+    disk never leaves an unmarked folder that would block the next run."""
+    store = snapshot_store(path)
+    tmp = safe_io.tmp_sibling(store)
+    try:
+        tmp.mkdir()
+        safe_io.atomic_write_text(tmp / _STORE_MARKER, json.dumps({"nksim": "checkpoint snapshots", "checkpoint": path.name}) + "\n")
+        os.rename(tmp, store)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    safe_io._fsync_path(store.parent, directory=True)
+
+
 def _place(src: Path, dst: Path) -> None:
-    """`src` into the store as `dst`: a hard link (no bytes written), else an atomic copy; made durable."""
+    """`src` into the store as `dst`: a hard link (no bytes written), else an atomic copy; made durable.
+    Snapshot files are written once each (`SnapshotSink` replaces, never rewrites), so a link is safe."""
     try:
         os.link(src, dst)
     except OSError:  # another file system, or one without links
@@ -101,11 +135,11 @@ def _store_files(path: Path, files: list[Path], sums: dict[str, str]) -> list[li
     """Put the snapshot `files` into the store of checkpoint `path` (those not there yet); their
     [name, sha256] in order. `sums` caches each file's SHA-256 by name (computed once per file)."""
     store = snapshot_store(path)
-    if os.path.lexists(store) and not _is_store(store):
-        check_snapshot_store(path)  # raises: not nksim's
-    if not store.exists():
-        store.mkdir()
-        safe_io.atomic_write_text(store / _STORE_MARKER, json.dumps({"nksim": "checkpoint snapshots", "checkpoint": path.name}) + "\n")
+    if os.path.lexists(store):
+        if not _is_store(store, path):
+            check_snapshot_store(path)  # raises: not this checkpoint's
+    else:
+        _make_store(path)
     listed = []
     for f in files:
         f = Path(f)
@@ -123,11 +157,11 @@ def _store_files(path: Path, files: list[Path], sums: dict[str, str]) -> list[li
 
 
 def _prune_store(path: Path, listed: list[list[str]]) -> None:
-    """Remove store files the checkpoint no longer lists (taken after it, by a run killed before its next)."""
-    store = snapshot_store(path)
-    keep = {name for name, _ in listed} | {_STORE_MARKER}
-    for f in store.iterdir():
-        if f.name not in keep and f.is_file() and not f.is_symlink():
+    """Remove nksim's store files the checkpoint no longer lists (taken after it, by a run killed before
+    its next checkpoint); anything else in the folder is left alone."""
+    keep = {name for name, _ in listed}
+    for f in _own_files(snapshot_store(path)):
+        if f.name not in keep:
             safe_io._unlink_quiet(f)
 
 
@@ -164,7 +198,7 @@ def save(model, path: str | Path, snapshots: Iterable[dict | Path] | None = None
     snapshots = list(snapshots or [])
     files = [Path(s) for s in snapshots if isinstance(s, (str, Path))]
     snapshots = [s for s in snapshots if not isinstance(s, (str, Path))]
-    listed = _store_files(path, files, {} if file_sums is None else file_sums) if files else []
+    listed: list[list[str]] = []
     arrays = {f"m_{k}": getattr(model, k) for k in _ARRAYS}
     for pop_name in ("tumor", "nk"):
         pop = getattr(model, pop_name)
@@ -192,12 +226,14 @@ def save(model, path: str | Path, snapshots: Iterable[dict | Path] | None = None
         yield "meta", np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
 
     try:
+        if files:
+            listed[:] = _store_files(path, files, {} if file_sums is None else file_sums)
         _write_npz(path, entries())
     except BaseException:
         if not path.exists():  # the first checkpoint failed (a full disk): no store without its checkpoint
             remove_snapshot_store(path)
         raise
-    if _is_store(snapshot_store(path)):
+    if _is_store(snapshot_store(path), path):
         _prune_store(path, listed)
 
 
@@ -232,9 +268,14 @@ def _refuse(path: Path, why: str) -> CheckpointError:
                            f"(restart=True in Python)")
 
 
-def _read_meta(z) -> dict:
+def _read_meta(z, path: Path) -> dict:
     meta = json.loads(bytes(z["meta"]).decode())
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict):
+        raise ValueError("not a checkpoint")
+    fmt = meta.get("format")
+    if isinstance(fmt, int) and fmt < FORMAT:  # an nksim checkpoint from before a format change
+        raise _refuse(path, f"it is in an older checkpoint format ({fmt}; this nksim reads {FORMAT})")
+    if fmt != FORMAT:
         raise ValueError("not a checkpoint of this format")
     return meta
 
@@ -244,7 +285,9 @@ def read_meta(path: str | Path) -> dict:
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as z:
-            return _read_meta(z)
+            return _read_meta(z, path)
+    except CheckpointError:
+        raise
     except Exception:  # noqa: BLE001  (zip, npy, JSON or format errors all mean the same to the user)
         raise _refuse(path, "it is damaged or not an nksim checkpoint") from None
 
@@ -291,7 +334,7 @@ def load(path: str | Path, expect: tuple[Any, int] | None = None, snapshot_sink=
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as z:
-            meta = _read_meta(z)
+            meta = _read_meta(z, path)
             _check(path, meta, expect)
             sums = meta["arrays_sha256"]
             if set(sums) != set(z.files) - {"meta"}:
@@ -333,7 +376,7 @@ def _stored_snapshots(path: Path, listed: list) -> list[tuple[Path, str]]:
     for name, sha in listed:
         f = store / name
         try:
-            ok = _is_store(store) and f.is_file() and not f.is_symlink() and safe_io.sha256_file(f) == sha
+            ok = _is_store(store, path) and f.is_file() and not f.is_symlink() and safe_io.sha256_file(f) == sha
         except OSError:
             ok = False
         if not ok:

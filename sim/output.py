@@ -69,7 +69,12 @@ class SnapshotSink:
             return
         self.folder.mkdir(exist_ok=True)
         p = self.folder / snapshot_name(snap)
-        np.savez_compressed(p, **snap)
+        # a new file each time, never one rewritten in place: a checkpoint's snapshot store may link to it
+        with safe_io.atomic_file(p, fsync=False) as tmp, open(tmp, "xb") as fh:
+            np.savez_compressed(fh, **snap)
+        if p in self.items:  # the same name again (snapshots under 0.01 h apart): the newer file replaced it
+            self.items.remove(p)
+        self.sha256.pop(p.name, None)
         self.items.append(p)
 
     def add_existing(self, src: Path, sha256: str) -> None:

@@ -575,6 +575,112 @@ def test_a_folder_of_the_users_where_the_snapshot_store_goes_is_refused_and_kept
     assert (mine / "notes.txt").read_text() == "mine" and not (tmp_path / "run").exists()
 
 
+def _interrupted_run(tmp_path, cfg, ck, monkeypatch, at: int = 330, seed: int = 4) -> None:
+    """A run of `cfg` into tmp_path/run stopped by Ctrl-C at step `at`, leaving checkpoint `ck` (every 5 h)."""
+    _interrupt_at_step(monkeypatch, at)
+    with pytest.raises(KeyboardInterrupt):
+        sim.run(cfg, seed=seed, out=tmp_path / "run", checkpoint=ck, checkpoint_every_h=5)
+    monkeypatch.undo()
+
+
+def test_two_checkpoint_names_that_share_a_store_folder_do_not_take_each_others(tmp_path, small_scenario, monkeypatch,
+                                                                                ctrl_c_raises):
+    """`ck` and `ck.npz` map to one store folder (review of 1dc6042: the second run deleted the first's
+    snapshots as "a store without its checkpoint"). The store's marker names its checkpoint: the other
+    run is refused, and the first still resumes."""
+    cfg = _snapshot_scenario(small_scenario)
+    ck = tmp_path / "ck"
+    _interrupted_run(tmp_path, cfg, ck, monkeypatch)
+    with pytest.raises(OutputError, match="not the folder nksim made for ck.npz"):
+        sim.run(cfg, seed=9, out=tmp_path / "other", checkpoint=tmp_path / "ck.npz", checkpoint_every_h=5)
+    sim.run(cfg, seed=4, out=tmp_path / "run", checkpoint=ck, checkpoint_every_h=5)
+    assert len(list((tmp_path / "run" / "snapshots").iterdir())) == 13
+
+
+def test_an_older_checkpoint_format_is_refused_by_name(tmp_path, small_scenario, monkeypatch):
+    """A format-4 checkpoint carried its snapshots inside; read by this nksim it lost them silently (and
+    took a snapshot every step to catch up). It is refused, saying why."""
+    cfg = coerce(small_scenario)
+    m = TumorImmuneModel(cfg, rng=3)
+    m.run_days(0.1)
+    monkeypatch.setattr(checkpoint, "FORMAT", 4)
+    checkpoint.save(m, tmp_path / "c.npz")
+    monkeypatch.undo()
+    with pytest.raises(CheckpointError, match=r"older checkpoint format \(4; this nksim reads 5\)"):
+        checkpoint.load(tmp_path / "c.npz")
+
+
+def test_a_store_cut_off_while_being_made_does_not_block_the_next_run(tmp_path, small_scenario, monkeypatch):
+    """The store appears complete with its marker or not at all (review of 1dc6042: a kill or a full disk
+    between mkdir and the marker left an unmarked folder that every later run refused). A full disk at
+    the marker leaves nothing; a dead process's half-made store is cleaned up by the next run."""
+    import errno
+
+    cfg = _snapshot_scenario(small_scenario)
+    ck = tmp_path / "run.checkpoint.npz"
+    real = safe_io.atomic_write_text
+
+    def full(path, text, fsync=True):
+        if Path(path).name == ".nksim-checkpoint-snapshots":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, text, fsync)
+
+    monkeypatch.setattr(safe_io, "atomic_write_text", full)
+    with pytest.raises(OSError):
+        sim.run(cfg, seed=4, out=tmp_path / "run", checkpoint=ck, checkpoint_every_h=5)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    (tmp_path / ".run.checkpoint.snapshots.tmp-999999999-0badcafe").mkdir()  # a killed run's half-made store
+    sim.run(cfg, seed=4, out=tmp_path / "run", checkpoint=ck, checkpoint_every_h=5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_files_of_the_users_in_the_store_are_never_deleted(tmp_path, small_scenario, monkeypatch, ctrl_c_raises):
+    """Checkpoints and the end of the run delete only the snapshot files nksim put in the store (review of
+    1dc6042: a checkpoint deleted every unlisted file, `notes.txt` and `my-analysis.npz` among them)."""
+    cfg = _snapshot_scenario(small_scenario)
+    ck = tmp_path / "run.checkpoint.npz"
+    _interrupted_run(tmp_path, cfg, ck, monkeypatch)
+    store = checkpoint.snapshot_store(ck)
+    (store / "notes.txt").write_text("mine")
+    (store / "my-analysis.npz").write_bytes(b"mine too")
+    sim.run(cfg, seed=4, out=tmp_path / "run", checkpoint=ck, checkpoint_every_h=5)
+    assert sorted(p.name for p in store.iterdir()) == ["my-analysis.npz", "notes.txt"]
+
+
+def test_restart_refuses_a_foreign_store_before_deleting_the_checkpoint(tmp_path, small_scenario, monkeypatch, ctrl_c_raises):
+    cfg = _snapshot_scenario(small_scenario)
+    ck = tmp_path / "run.checkpoint.npz"
+    _interrupted_run(tmp_path, cfg, ck, monkeypatch)
+    store = checkpoint.snapshot_store(ck)
+    (store / ".nksim-checkpoint-snapshots").unlink()  # no longer nksim's
+    with pytest.raises(OutputError):
+        sim.run(cfg, seed=4, out=tmp_path / "run", checkpoint=ck, checkpoint_every_h=5, restart=True)
+    assert ck.is_file()
+
+
+def test_snapshots_that_share_a_name_resume_byte_for_byte(tmp_path, small_scenario, monkeypatch, ctrl_c_raises):
+    """Snapshot names have 0.01-h resolution, so with dt 0.25 min and snapshots every step a name repeats
+    and the newer file replaces the older. It used to be rewritten in place, which through the store's
+    hard link changed a file the checkpoint listed, and the resume was refused as damaged (review of
+    1dc6042). Straight and interrupted-then-resumed runs now agree byte for byte."""
+    cfg = coerce({**small_scenario, "time": {"days": 0.05, "dt_min": 0.25, "output_every_h": 0.25, "snapshot_every_h": 0.004},
+                  "output": {"snapshots": True, "figure": False}})
+    sim.run(cfg, seed=4, out=tmp_path / "straight")
+    ck = tmp_path / "run.checkpoint.npz"
+    _interrupt_at_step(monkeypatch, 170)
+    with pytest.raises(KeyboardInterrupt):
+        sim.run(cfg, seed=4, out=tmp_path / "run", checkpoint=ck, checkpoint_every_h=0.5)
+    monkeypatch.undo()
+    listed = [n for n, _ in checkpoint.read_meta(ck)["snapshot_files"]]
+    assert len(listed) == len(set(listed))
+    sim.run(cfg, seed=4, out=tmp_path / "run", checkpoint=ck, checkpoint_every_h=0.5)
+    a, b = tmp_path / "straight" / "snapshots", tmp_path / "run" / "snapshots"
+    names = sorted(p.name for p in a.iterdir())
+    assert names == sorted(p.name for p in b.iterdir()) and len(names) < 0.05 * 1440 / 0.25
+    assert all((a / n).read_bytes() == (b / n).read_bytes() for n in names)
+
+
 # ---------------------------------------------------------------------------------------------
 # Writability, full disks
 # ---------------------------------------------------------------------------------------------
