@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 from .errors import interrupted_status
+from .interrupts import interrupt_in_chain, raise_on_sigterm
 from .scenario import ScenarioError
 
 MAX_MEMORY_HELP = ("refuse a scenario whose memory estimate exceeds SIZE (e.g. 8G, 512M; default: the memory "
@@ -47,6 +48,14 @@ def _compile_notice() -> None:
         print(COMPILE_NOTICE, file=sys.stderr, flush=True)
 
 
+def _interrupted_run(ck: Path | None, e: KeyboardInterrupt) -> int:
+    """`nksim run` stopped by Ctrl-C or SIGTERM: one line saying what is kept; 130 or 143."""
+    kept = f"the last checkpoint is {ck}: rerun the same command to resume" if ck is not None and ck.exists() \
+        else "nothing was written (--checkpoint-every-h H makes a long run resumable)"
+    print(f"nksim: interrupted; {kept}", file=sys.stderr)
+    return interrupted_status(e)
+
+
 def _cmd_run(args) -> int:
     from .scenario import resolve
 
@@ -75,14 +84,16 @@ def _cmd_run(args) -> int:
                       restart=getattr(args, "restart", False),
                       on_resume=lambda t_h: print(f"resuming from {ck} (t = {t_h:g} h)"))
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (errors.Terminated)
-        kept = f"the last checkpoint is {ck}: rerun the same command to resume" if ck is not None and ck.exists() \
-            else "nothing was written (--checkpoint-every-h H makes a long run resumable)"
-        print(f"nksim: interrupted; {kept}", file=sys.stderr)
-        return interrupted_status(e)
+        return _interrupted_run(ck, e)
     except OSError as e:
         kept = f" (the last checkpoint, {ck}, is kept: rerun to resume)" if ck is not None and ck.exists() else ""
         print(f"nksim: error: {_os_error(e)}; free some space or choose another folder with --out{kept}", file=sys.stderr)
         return 1
+    except Exception as e:  # Ctrl-C seen inside C code before the step loop (a Numba dispatcher's SystemError)
+        stop = interrupt_in_chain(e)
+        if stop is None:
+            raise
+        return _interrupted_run(ck, stop)
     m = res.metrics
     print(f"wrote {out}/  (tumor {m['tumor_initial']} → {m['tumor_final']}, reduction {m['tumor_reduction']:.1%}, "
           f"kills CAR/innate {m['kills_car']}/{m['kills_innate']}, wall {res.summary['wall_time_s']:.1f} s)")
@@ -443,7 +454,6 @@ def _warnings_as_lines():
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `nksim` console script."""
     from .errors import NksimError
-    from .interrupts import interrupt_in_chain, raise_on_sigterm
 
     args = build_parser(only=_command_word(argv)).parse_args(argv)
     raise_on_sigterm()  # a scheduler's stop ends a run like Ctrl-C does (checkpoint kept), exit 143

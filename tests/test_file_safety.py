@@ -472,6 +472,39 @@ def test_a_signal_during_a_step_stops_the_run_after_that_step(tmp_path, small_sc
     assert signal.getsignal(signal.SIGINT) is old[1]  # the run's flag handlers are gone
 
 
+def _ctrl_c_inside_c_code(*a, **k):
+    """What a Numba dispatcher reports when a KeyboardInterrupt is raised during its call."""
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt as e:
+        raise SystemError("CPUDispatcher(<function grid_flags>) returned a result with an exception set") from e
+
+
+def test_a_ctrl_c_that_c_code_turned_into_a_system_error_is_still_an_interrupt(tmp_path, monkeypatch, capsys):
+    """Outside the step loop (model set-up, a resume) a Ctrl-C can still land in Numba code and come out as a
+    SystemError: `nksim run` says "interrupted" with its checkpoint line and exits 130 (not a traceback and
+    exit 1), and a sweep worker passes it on instead of recording a failed run. A genuine error raised
+    `from None` while handling one is not mistaken for it."""
+    from sim import api
+    from sim.cli import main
+    from sim.interrupts import interrupt_in_chain
+    from sim.sweep.worker import execute_run
+
+    s = scenario(tmp_path)
+    monkeypatch.setattr(api, "run", _ctrl_c_inside_c_code)
+    assert main(["run", str(s), "--out", str(tmp_path / "run"), "--quiet", "--checkpoint-every-h", "1"]) == 130
+    assert capsys.readouterr().err.strip() == "nksim: interrupted; nothing was written (--checkpoint-every-h H makes a long run resumable)"
+    with pytest.raises(KeyboardInterrupt):
+        execute_run({"run_id": "r", "document": yaml.safe_load(s.read_text()), "layer": {}, "seed": 1, "runner": _ctrl_c_inside_c_code})
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise ValueError("a real error") from None
+    except ValueError as e:
+        assert interrupt_in_chain(e) is None
+
+
 def _interrupt_at_step(monkeypatch, k: int) -> None:
     """The next run gets Ctrl-C during its k-th step (counted from 1, resumed runs too)."""
     real, n = TumorImmuneModel.step, [0]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 
+from sim.interrupts import interrupt_in_chain
 from sim.scenario.resolve import resolve, untreated_effective
 
 from .store import SweepError, _json_default
@@ -63,7 +64,7 @@ def _collect(folder: Path) -> dict[str, bytes]:
 
 
 def execute_run(task: dict) -> dict:
-    """Run one simulation in a private temp folder and return its files (never raises)."""
+    """Run one simulation in a private temp folder and return its files (raises only on Ctrl-C/SIGTERM)."""
     t0 = time.perf_counter()
     worker = f"{socket.gethostname()}:{os.getpid()}"
     tmp = Path(tempfile.mkdtemp(prefix=f"nksim-{task['run_id']}-"))
@@ -80,7 +81,10 @@ def execute_run(task: dict) -> dict:
         files = _collect(out)
         return {"ok": True, "files": files, "wall_time_s": time.perf_counter() - t0, "worker": worker,
                 "finished_at": time.time()}
-    except Exception:
+    except Exception as e:
+        stop = interrupt_in_chain(e)  # Ctrl-C seen inside C code (a Numba dispatcher's SystemError): not a failed run
+        if stop is not None:
+            raise stop from None
         return {"ok": False, "error": traceback.format_exc(), "wall_time_s": time.perf_counter() - t0, "worker": worker,
                 "finished_at": time.time()}
     finally:
