@@ -31,6 +31,7 @@ from . import safe_io
 from .kernels.step import NK_EMPTY
 from .model import TumorImmuneModel
 from .errors import CheckpointError, DomainEdgeWarning, OutputError
+from .interrupts import interrupt_in_chain
 from .scenario.resolve import Effective, resolve
 
 _ARRAYS = ("occ", "vox_tumor", "vox_stroma", "tstats", "counters", "next_ids", "section_state")
@@ -89,11 +90,12 @@ def remove_snapshot_store(path: str | Path) -> None:
         return
     for f in _own_files(store):
         safe_io._unlink_quiet(f)
-    safe_io._unlink_quiet(store / _STORE_MARKER)
-    try:
-        store.rmdir()
-    except OSError:
-        pass
+    if {f.name for f in store.iterdir()} == {_STORE_MARKER}:  # else the user's files keep it, still marked as this store
+        safe_io._unlink_quiet(store / _STORE_MARKER)
+        try:
+            store.rmdir()
+        except OSError:
+            pass
 
 
 def _make_store(path: Path) -> None:
@@ -263,6 +265,14 @@ def _meta(model, n_snapshots: int, checksums: dict, version: str) -> dict:
     }
 
 
+def _reraise_interrupt(e: Exception) -> None:
+    """A Ctrl-C that Numba code turned into a SystemError while a checkpoint was read is an interrupt,
+    not a damaged checkpoint (which the refusal would tell the user to delete)."""
+    stop = interrupt_in_chain(e)
+    if stop is not None:
+        raise stop from None
+
+
 def _refuse(path: Path, why: str) -> CheckpointError:
     return CheckpointError(f"checkpoint {path} does not match this run ({why}); delete it or use --restart "
                            f"(restart=True in Python)")
@@ -288,7 +298,8 @@ def read_meta(path: str | Path) -> dict:
             return _read_meta(z, path)
     except CheckpointError:
         raise
-    except Exception:  # noqa: BLE001  (zip, npy, JSON or format errors all mean the same to the user)
+    except Exception as e:  # noqa: BLE001  (zip, npy, JSON or format errors all mean the same to the user)
+        _reraise_interrupt(e)
         raise _refuse(path, "it is damaged or not an nksim checkpoint") from None
 
 
@@ -349,12 +360,14 @@ def load(path: str | Path, expect: tuple[Any, int] | None = None, snapshot_sink=
                 data[k] = v
     except CheckpointError:
         raise
-    except Exception:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001
+        _reraise_interrupt(e)
         raise _refuse(path, "it is damaged or not an nksim checkpoint") from None
     stored = _stored_snapshots(path, meta.get("snapshot_files", []))
     try:
         model, snaps = _rebuild(meta, data)
     except Exception as e:  # noqa: BLE001  (verified arrays, but metadata this nksim cannot restore)
+        _reraise_interrupt(e)
         raise _refuse(path, f"it cannot be restored by this nksim: {type(e).__name__}") from None
     if scenario_sha256(model.config) != meta["scenario_sha256"]:
         raise _refuse(path, "it resolves to another scenario in this nksim")

@@ -60,13 +60,15 @@ def interrupts_between_steps() -> Iterator[SafePoints]:
         signal.signal(sig, flag)
     try:
         yield stop
-    finally:  # restored with both signals held back, so none reaches a half-restored pair
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, tuple(raising))
+    finally:  # restored with both signals held back where the platform can (not Windows), so none meets a half-restored pair
+        mask = getattr(signal, "pthread_sigmask", None)
+        held = mask(signal.SIG_BLOCK, tuple(raising)) if mask else None
         try:
             for sig, h in replaced.items():
                 signal.signal(sig, h)
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)  # one held meanwhile raises here, as usual
+            if mask:
+                mask(signal.SIG_SETMASK, held)  # one held meanwhile raises here, as usual
     stop.check()  # a signal during the last step
 
 

@@ -72,10 +72,7 @@ class SnapshotSink:
         # a new file each time, never one rewritten in place: a checkpoint's snapshot store may link to it
         with safe_io.atomic_file(p, fsync=False) as tmp, open(tmp, "xb") as fh:
             np.savez_compressed(fh, **snap)
-        if p in self.items:  # the same name again (snapshots under 0.01 h apart): the newer file replaced it
-            self.items.remove(p)
-        self.sha256.pop(p.name, None)
-        self.items.append(p)
+        self.items.append(p)  # names never repeat: `time.snapshot_every_h` is refused below 0.01 h + one step
 
     def add_existing(self, src: Path, sha256: str) -> None:
         """A snapshot file carried over from a checkpoint's snapshot store: a hard link, else a copy."""

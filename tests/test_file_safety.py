@@ -678,7 +678,10 @@ def test_files_of_the_users_in_the_store_are_never_deleted(tmp_path, small_scena
     (store / "notes.txt").write_text("mine")
     (store / "my-analysis.npz").write_bytes(b"mine too")
     sim.run(cfg, seed=4, out=tmp_path / "run", checkpoint=ck, checkpoint_every_h=5)
-    assert sorted(p.name for p in store.iterdir()) == ["my-analysis.npz", "notes.txt"]
+    # the user's files keep the folder, so it stays marked as this checkpoint's store and the next run may use it
+    assert sorted(p.name for p in store.iterdir()) == [".nksim-checkpoint-snapshots", "my-analysis.npz", "notes.txt"]
+    sim.run(cfg, seed=4, out=tmp_path / "again", checkpoint=ck, checkpoint_every_h=5)
+    assert sorted(p.name for p in store.iterdir()) == [".nksim-checkpoint-snapshots", "my-analysis.npz", "notes.txt"]
 
 
 def test_restart_refuses_a_foreign_store_before_deleting_the_checkpoint(tmp_path, small_scenario, monkeypatch, ctrl_c_raises):
@@ -692,26 +695,43 @@ def test_restart_refuses_a_foreign_store_before_deleting_the_checkpoint(tmp_path
     assert ck.is_file()
 
 
-def test_snapshots_that_share_a_name_resume_byte_for_byte(tmp_path, small_scenario, monkeypatch, ctrl_c_raises):
-    """Snapshot names have 0.01-h resolution, so with dt 0.25 min and snapshots every step a name repeats
-    and the newer file replaces the older. It used to be rewritten in place, which through the store's
-    hard link changed a file the checkpoint listed, and the resume was refused as damaged (review of
-    1dc6042). Straight and interrupted-then-resumed runs now agree byte for byte."""
-    cfg = coerce({**small_scenario, "time": {"days": 0.05, "dt_min": 0.25, "output_every_h": 0.25, "snapshot_every_h": 0.004},
-                  "output": {"snapshots": True, "figure": False}})
-    sim.run(cfg, seed=4, out=tmp_path / "straight")
+def test_snapshot_intervals_the_file_names_cannot_tell_apart_are_refused(tmp_path, small_scenario):
+    """Snapshot files are named to 0.01 h and taken at the first step past each interval (at most one a
+    step), so with dt under 0.6 min an interval under 0.01 h + one step made a name repeat: the newer file replaced the older (a snapshot lost), and
+    through the checkpoint store's hard link the resume was refused as damaged or took its snapshots at
+    other times (reviews of 1dc6042 and a7fec30). Such an interval is bad input: exit 2, naming the key.
+    At the smallest accepted interval every snapshot keeps its own file."""
+    from sim.output import SnapshotSink
+    from sim.scenario import ScenarioError
+
+    bad = {**small_scenario, "time": {"days": 0.05, "dt_min": 0.25, "snapshot_every_h": 0.006}, "output": {"snapshots": True}}
+    with pytest.raises(ScenarioError, match="snapshot_every_h"):
+        coerce(bad)
+    p = nksim("check", scenario(tmp_path, time__dt_min=0.25, time__snapshot_every_h=0.006), cwd=tmp_path)
+    assert p.returncode == 2 and "time" in one_clean_line(p) and "snapshot_every_h" in one_clean_line(p)
+    least = 0.01 + 0.25 / 60
+    ok = coerce({**bad, "time": {**bad["time"], "snapshot_every_h": least, "output_every_h": 0.25}})
+    sink = []
+    real = SnapshotSink.add
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(SnapshotSink, "add", lambda self, snap: (sink.append(snap["time_h"]), real(self, snap)))
+        sim.run(ok, seed=4, out=tmp_path / "run")
+    assert len(list((tmp_path / "run" / "snapshots").iterdir())) == len(sink) > 50
+
+
+def test_a_ctrl_c_turned_into_a_system_error_while_resuming_is_an_interrupt(tmp_path, small_scenario, monkeypatch,
+                                                                           ctrl_c_raises):
+    """Not "it cannot be restored by this nksim ... delete it or use --restart" (review of f15ce76): the
+    checkpoint is good, and the user is told to rerun."""
+    cfg = _snapshot_scenario(small_scenario)
     ck = tmp_path / "run.checkpoint.npz"
-    _interrupt_at_step(monkeypatch, 170)
+    _interrupted_run(tmp_path, cfg, ck, monkeypatch)
+    monkeypatch.setattr(TumorImmuneModel, "pack_bitmaps", _ctrl_c_inside_c_code)
     with pytest.raises(KeyboardInterrupt):
-        sim.run(cfg, seed=4, out=tmp_path / "run", checkpoint=ck, checkpoint_every_h=0.5)
+        sim.run(cfg, seed=4, out=tmp_path / "run", checkpoint=ck, checkpoint_every_h=5)
     monkeypatch.undo()
-    listed = [n for n, _ in checkpoint.read_meta(ck)["snapshot_files"]]
-    assert len(listed) == len(set(listed))
-    sim.run(cfg, seed=4, out=tmp_path / "run", checkpoint=ck, checkpoint_every_h=0.5)
-    a, b = tmp_path / "straight" / "snapshots", tmp_path / "run" / "snapshots"
-    names = sorted(p.name for p in a.iterdir())
-    assert names == sorted(p.name for p in b.iterdir()) and len(names) < 0.05 * 1440 / 0.25
-    assert all((a / n).read_bytes() == (b / n).read_bytes() for n in names)
+    assert ck.is_file()
+    sim.run(cfg, seed=4, out=tmp_path / "run", checkpoint=ck, checkpoint_every_h=5)
 
 
 # ---------------------------------------------------------------------------------------------

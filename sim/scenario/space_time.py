@@ -69,3 +69,14 @@ class TimeCfg(_Block):
     field_dt_min: Float = P(10.0, "min", "assumed; solver exact for any step", "cytokine field step", gt=0, le=1440)
     output_every_h: Float = P(2.0, "h", "assumed", "time-series output interval", gt=0)
     snapshot_every_h: Float = P(24.0, "h", "assumed", "spatial snapshot interval (0 = none)", ge=0)
+
+    @model_validator(mode="after")
+    def _snapshots_apart(self) -> "TimeCfg":
+        # files are named by time to 0.01 h (`output.snapshot_name`) and taken at the first step past each
+        # interval (at most one a step), so two are at least max(dt, snapshot_every_h − dt) apart: closer than
+        # 0.01 h (possible only with dt under 0.6 min), one would replace another
+        least = 0.01 + self.dt_min / 60.0
+        if self.dt_min < 0.6 and 0 < self.snapshot_every_h < least:
+            raise ValueError(f"snapshot_every_h {self.snapshot_every_h:g} h is too short for dt_min {self.dt_min:g} min: snapshot files "
+                             f"are named to 0.01 h, so give at least {least:.4g} h (0.01 h plus one step), or 0 for none")
+        return self
