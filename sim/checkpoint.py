@@ -62,6 +62,11 @@ def _is_store(store: Path, path: Path) -> bool:
         return False
 
 
+def _foreign(store: Path, path: Path) -> OutputError:
+    return OutputError(f"refusing to keep the checkpoint's snapshot files in {store}: it is not the folder nksim made "
+                       f"for {path.name}; move it, or choose another folder with --out")
+
+
 def check_snapshot_store(path: str | Path) -> None:
     """Refuse a checkpoint whose snapshot-store path holds something other than its own store (before
     anything is touched), and remove its store if found without the checkpoint (a run killed before
@@ -71,8 +76,7 @@ def check_snapshot_store(path: str | Path) -> None:
     if not os.path.lexists(store):
         return
     if not _is_store(store, path):
-        raise OutputError(f"refusing to keep the checkpoint's snapshot files in {store}: it is not the folder nksim made "
-                          f"for {path.name}; move it, or choose another folder with --out")
+        raise _foreign(store, path)
     if not path.exists():
         remove_snapshot_store(path)
 
@@ -113,18 +117,6 @@ def _make_store(path: Path) -> None:
     safe_io._fsync_path(store.parent, directory=True)
 
 
-def _place(src: Path, dst: Path) -> None:
-    """`src` into the store as `dst`: a hard link (no bytes written), else an atomic copy; made durable.
-    Snapshot files are written once each (`SnapshotSink` replaces, never rewrites), so a link is safe."""
-    try:
-        os.link(src, dst)
-    except OSError:  # another file system, or one without links
-        with safe_io.atomic_file(dst) as tmp:
-            shutil.copyfile(src, tmp)
-        return
-    safe_io._fsync_path(dst)
-
-
 def _holds(dst: Path, f: Path, sha: str) -> bool:
     """Whether the store's `dst` is the file `f` (a link to it, or the same bytes)."""
     try:
@@ -137,11 +129,10 @@ def _store_files(path: Path, files: list[Path], sums: dict[str, str]) -> list[li
     """Put the snapshot `files` into the store of checkpoint `path` (those not there yet); their
     [name, sha256] in order. `sums` caches each file's SHA-256 by name (computed once per file)."""
     store = snapshot_store(path)
-    if os.path.lexists(store):
-        if not _is_store(store, path):
-            check_snapshot_store(path)  # raises: not this checkpoint's
-    else:
+    if not os.path.lexists(store):
         _make_store(path)
+    elif not _is_store(store, path):
+        raise _foreign(store, path)
     listed = []
     for f in files:
         f = Path(f)
@@ -151,8 +142,8 @@ def _store_files(path: Path, files: list[Path], sums: dict[str, str]) -> list[li
         dst = store / f.name
         if not known and os.path.lexists(dst) and not _holds(dst, f, sums[f.name]):
             safe_io._unlink_quiet(dst)  # left by a run killed after its last checkpoint, and not this file
-        if not dst.exists():
-            _place(f, dst)
+        if not dst.exists():  # a link is safe: snapshot files are written once each, never rewritten (`SnapshotSink`)
+            safe_io.link_or_copy(f, dst)
         listed.append([f.name, sums[f.name]])
     safe_io._fsync_path(store, directory=True)
     return listed
@@ -386,10 +377,11 @@ def load(path: str | Path, expect: tuple[Any, int] | None = None, snapshot_sink=
 def _stored_snapshots(path: Path, listed: list) -> list[tuple[Path, str]]:
     """The snapshot files checkpoint `path` lists, each verified against its SHA-256."""
     store, out = snapshot_store(path), []
+    ours = not listed or _is_store(store, path)
     for name, sha in listed:
         f = store / name
         try:
-            ok = _is_store(store, path) and f.is_file() and not f.is_symlink() and safe_io.sha256_file(f) == sha
+            ok = ours and f.is_file() and not f.is_symlink() and safe_io.sha256_file(f) == sha
         except OSError:
             ok = False
         if not ok:

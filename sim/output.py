@@ -4,8 +4,6 @@ itself is sim/safe_io.py)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -78,10 +76,7 @@ class SnapshotSink:
         """A snapshot file carried over from a checkpoint's snapshot store: a hard link, else a copy."""
         self.folder.mkdir(exist_ok=True)
         p = self.folder / src.name
-        try:
-            os.link(src, p)
-        except OSError:  # another file system, or one without links
-            shutil.copyfile(src, p)
+        safe_io.link_or_copy(src, p, fsync=False)  # the run folder is made durable when it is published
         self.sha256[p.name] = sha256
         self.items.append(p)
 

@@ -89,6 +89,19 @@ def atomic_file(path: str | Path, fsync: bool = True) -> Iterator[Path]:
         _fsync_path(path.parent, directory=True)
 
 
+def link_or_copy(src: str | Path, dst: str | Path, fsync: bool = True) -> None:
+    """`dst` as a hard link to `src` (no bytes written), else (another file system, or one without
+    links) an atomic copy; with `fsync`, durable either way."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        with atomic_file(dst, fsync=fsync) as tmp:
+            shutil.copyfile(src, tmp)
+        return
+    if fsync:
+        _fsync_path(Path(dst))
+
+
 def atomic_write_bytes(path: str | Path, data: bytes, fsync: bool = True) -> None:
     """Write `data` to `path` via a temporary sibling and os.replace: never seen half-written."""
     with atomic_file(path, fsync=fsync) as tmp:
