@@ -1,15 +1,20 @@
 """The kernel's fast paths give exactly the rule they stand for: the inlined SFC64 stream, uniform
-indices and directions, the row-wise neighbourhood test and the skipped reads of zero fields."""
+indices and directions, the row-wise neighbourhood masks and scans, and the skipped reads of zero
+fields."""
 import math
 
 import numpy as np
 import pytest
+from numba import njit
 from scipy import stats
 
-from sim.kernels.lattice import any_neighbour_flagged, moore_offsets, occupied, row_bits, scan_neighbours, set_occupied
+from sim.kernels.lattice import (
+    moore_offsets, neighbour_mask, occupied, random_room_neighbour, row_bits, scan_neighbours, set_occupied,
+)
 from sim.kernels.motility import axis_step, random_direction
 from sim.kernels.rates import uniform_index
-from sim.kernels.streams import SFC64Stream, seeded_stream, stream_from, stream_random
+from sim.kernels.memory import keep_alive, unmanaged
+from sim.kernels.streams import SFC64Stream, seeded_stream, stream_from, stream_random, stream_view
 from sim.model import TumorImmuneModel
 
 
@@ -22,6 +27,39 @@ def test_sfc64_stream_is_numpy_sfc64_bit_for_bit():
     s = ref.bit_generator.state["state"]
     proxy = SFC64Stream(*s["state"])  # a, b, c and the counter
     assert [proxy.random() for _ in range(10)] == list(ref.random(10))
+
+
+@njit(cache=True)
+def _draw_through_view(st, n, out):
+    """n draws through `stream_view(st)`, then n straight from `st`: one state, one stream."""
+    v = stream_view(st)
+    for i in range(n):
+        out[i] = v.random()
+    for i in range(n, 2 * n):
+        out[i] = st.random()
+    keep_alive(st)
+
+
+@njit(cache=True)
+def _write_through_unmanaged(a):
+    v = unmanaged(a)
+    for i in range(v.shape[0]):
+        v[i] += i
+    return v.sum()
+
+
+def test_uncounted_views_read_and_write_the_state_they_view():
+    """`stream_view` draws NumPy's SFC64 sequence from the structref's own words (so the stream is the
+    same whichever a kernel draws through), and `unmanaged` arrays alias their array."""
+    words = np.random.SeedSequence(7).generate_state(3, np.uint64)
+    ref = np.random.Generator(np.random.SFC64(np.random.SeedSequence(7)))
+    out = np.empty(200)
+    st = seeded_stream(*words)
+    _draw_through_view(st, 100, out)
+    assert list(out) == list(ref.random(200))
+    assert stream_random(st) == ref.random()
+    a = np.zeros(5)
+    assert _write_through_unmanaged(a) == 10.0 and list(a) == [0.0, 1.0, 2.0, 3.0, 4.0]
 
 
 def test_kernel_stream_depends_only_on_the_model_generator():
@@ -73,28 +111,60 @@ def brute_neighbours(site, shape, offsets):
     return out
 
 
+def cyclic_scan(rng, site, shape, offsets, draws, accept):
+    """The rule the fast scans stand for, written plainly: no draw if `draws` is False, else a random
+    start offset and the first neighbour, cyclically in `moore_offsets` order, that `accept`s."""
+    if not draws:
+        return -1
+    k = len(offsets)
+    start = int(rng.random() * k)  # uniform_index
+    x, y, z = np.unravel_index(site, shape)
+    for t in range(k):
+        o = offsets[(start + t) % k]
+        p = (x + o[0], y + o[1], z + o[2])
+        if all(0 <= p[a] < shape[a] for a in range(3)):
+            q = int(np.ravel_multi_index(p, shape))
+            if accept(q):
+                return q
+    return -1
+
+
 @pytest.mark.parametrize("shape, dims", [((13, 70, 1), 2), ((9, 11, 67), 3), ((7, 9, 1), 3), ((6, 5, 2), 3)])
-def test_row_test_and_scan_agree_with_a_brute_force_neighbourhood(shape, dims):
-    """Random bitmaps (rows straddling 64-bit words included): the row test, and the scan's site,
-    match a plain enumeration of the Moore neighbours, for both flag values, at every site
-    (flat and thin 3D domains included)."""
+def test_neighbour_masks_and_scans_match_the_plain_cyclic_scan(shape, dims):
+    """Random bitmaps (rows straddling 64-bit words included) and random immune counts: at every
+    site the mask has bit u exactly for a flagged neighbour at offset u, and the contact scan and the
+    room scan return the very site, after the very draws, of the plain cyclic scan (`cyclic_scan`),
+    for both flag values (flat and thin 3D domains included): same rule, same random stream."""
     rng = np.random.default_rng(11)
     offsets = moore_offsets(dims)
     n = int(np.prod(shape))
+    cap = 3
     for density in (0.02, 0.5, 0.98):
         bits = np.zeros((n + 63) // 64, dtype=np.int64)
         for s in np.flatnonzero(rng.random(n) < density):
             set_occupied(bits, s, True)
+        count = rng.integers(0, cap + 1, n).astype(np.uint16)  # a quarter of the sites full
         for s in range(n):
             x, y, z = (int(c) for c in np.unravel_index(s, shape))
             nb = brute_neighbours(s, shape, offsets)
+            inside = 0 < x < shape[0] - 1 and 0 < y < shape[1] - 1 and (dims == 2 or 0 < z < shape[2] - 1)
+            if inside:
+                want = sum(1 << u for u, o in enumerate(offsets)
+                           if occupied(bits, s + int((o[0] * shape[1] + o[1]) * shape[2] + o[2])))
+                assert neighbour_mask(bits, x, y, z, shape[1], shape[2]) == want
             for flag in (True, False):
-                want = [q for q in nb if occupied(bits, q) == flag]
-                inside = 0 < x < shape[0] - 1 and 0 < y < shape[1] - 1 and (dims == 2 or 0 < z < shape[2] - 1)
-                if inside:
-                    assert any_neighbour_flagged(bits, flag, x, y, z, shape[1], shape[2]) == bool(want)
-                got = scan_neighbours(rng, s, x, y, z, offsets, bits, flag, *shape)
-                assert (got in want) if want else got == -1
+                draws = not inside or any(occupied(bits, q) == flag for q in nb)
+                seed = int(rng.integers(2**32))
+                ref = cyclic_scan(np.random.default_rng(seed), s, shape, offsets, draws,
+                                  lambda q: occupied(bits, q) == flag)
+                fast_rng = np.random.default_rng(seed)
+                assert scan_neighbours(fast_rng, s, x, y, z, offsets, bits, flag, *shape) == ref
+                assert fast_rng.random() == np.random.default_rng(seed).random(1 + draws)[-1]  # as many draws
+            draws = not inside or any(not occupied(bits, q) for q in nb)
+            seed = int(rng.integers(2**32))
+            ref = cyclic_scan(np.random.default_rng(seed), s, shape, offsets, draws,
+                              lambda q: not occupied(bits, q) and count[q] < cap)
+            assert random_room_neighbour(np.random.default_rng(seed), s, offsets, bits, count, cap, *shape) == ref
     assert row_bits(np.array([-1], dtype=np.int64), 61) == 7
 
 

@@ -1,6 +1,7 @@
 """Lattice geometry: linear site indices (C order over nx, ny, nz) and Moore neighbourhoods."""
 import numpy as np
 from numba import njit
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from .rates import uniform_index
 from .streams import generator_of
@@ -112,59 +113,74 @@ def row_bits(bits, site):
 
 
 @njit(cache=True, inline='always')
-def row_flagged(bits, start, flag, centre):
-    """Whether a site of the 3-site row from `start` has its bit equal to `flag`; the middle site is
-    left out when the row runs through the centre of the neighbourhood (`centre`)."""
-    v = row_bits(bits, start)
-    if not flag:
-        v = ~v
-    return v & (5 if centre else 7) != 0
+def neighbour_mask(bits, x, y, z, ny, nz):
+    """The Moore neighbours of the interior site (x, y, z) whose bit is set in `bits`, as a mask: bit u
+    for row u of `moore_offsets` (8 bits in 2D, 26 in 3D).
+
+    Read as rows of three consecutive sites (3 reads in 2D, 9 in 3D instead of 8 or 26 single bits);
+    the middle bit of the 27-site (9-site) block, the site itself, is dropped."""
+    if nz == 1:  # 2D: rows run along y; block bit 3·(dx+1) + (dy+1)
+        m = (row_bits(bits, (x - 1) * ny + y - 1) | (row_bits(bits, x * ny + y - 1) << 3)
+             | (row_bits(bits, (x + 1) * ny + y - 1) << 6))
+        return (m & 0xF) | ((m >> 5) << 4)
+    m = 0  # 3D: rows run along z; block bit 9·(dx+1) + 3·(dy+1) + (dz+1)
+    for dx in range(3):
+        for dy in range(3):
+            m |= row_bits(bits, ((x + dx - 1) * ny + y + dy - 1) * nz + z - 1) << (9 * dx + 3 * dy)
+    return (m & 0x1FFF) | ((m >> 14) << 13)
 
 
 @njit(cache=True, inline='always')
-def any_neighbour_flagged(bits, flag, x, y, z, ny, nz):
-    """Whether any Moore neighbour of the interior site (x, y, z) has its bit equal to `flag`.
+def first_cyclic(mask, start):
+    """The first set bit of `mask` (not 0) at `start` or after it, wrapping around to bit 0: the offset
+    a cyclic scan from `start` stops at, found without a loop (no mispredicted branch per offset)."""
+    later = mask >> start
+    if later != 0:
+        return start + trailing_zeros(later)
+    return trailing_zeros(mask)
 
-    Reads the neighbourhood as rows of three consecutive sites (3 reads in 2D, 9 in 3D instead of 8
-    or 26 single bits), so a cell with nothing around it is dismissed at once."""
-    if nz == 1:  # 2D: rows run along y
-        for dx in range(-1, 2):
-            if row_flagged(bits, (x + dx) * ny + y - 1, flag, dx == 0):
-                return True
-        return False
-    for dx in range(-1, 2):  # 3D: rows run along z
-        for dy in range(-1, 2):
-            centre = dx == 0 and dy == 0
-            if row_flagged(bits, ((x + dx) * ny + y + dy) * nz + z - 1, flag, centre):
-                return True
-    return False
+
+@njit(cache=True, inline='always')
+def flagged_mask(bits, flag, x, y, z, ny, nz, k):
+    """`neighbour_mask` of the neighbours whose bit equals `flag` (k = 8 or 26 offsets)."""
+    m = neighbour_mask(bits, x, y, z, ny, nz)
+    return m if flag else ~m & ((np.int64(1) << k) - 1)
 
 
 @njit(cache=True, inline='always')
 def scan_neighbours(rng, site, x, y, z, offsets, bits, flag, nx, ny, nz):
     """The first Moore neighbour of `site` (at x, y, z) whose bit in `bits` equals `flag`, scanning
-    the offsets cyclically from a random one, or -1.
+    the offsets (`moore_offsets`, in its order) cyclically from a random one, or -1.
 
-    An interior site with no such neighbour returns -1 after a row test and no random draw; interior
-    sites also skip the domain-bound checks."""
+    An interior site with no such neighbour returns -1 after a row test and no random draw; for an
+    interior site the scan is one mask (`neighbour_mask`, `first_cyclic`), with no bound checks and
+    no loop. Inlined code keeps no loop: Numba cannot drop the reference counting of the arrays an
+    inlined function with a loop takes, an atomic add per array and call (that cost the NK step ~40 %
+    of its time); the domain edge's scan is a call (`scan_edge_neighbours`)."""
     k = offsets.shape[0]
     # interior: every neighbour exists (a 3D neighbourhood, 26 offsets, needs z inside as well)
     inside = 0 < x < nx - 1 and 0 < y < ny - 1 and (k == 8 or 0 < z < nz - 1)
-    if inside and not any_neighbour_flagged(bits, flag, x, y, z, ny, nz):
+    if not inside:
+        return scan_edge_neighbours(rng, x, y, z, offsets, bits, flag, nx, ny, nz)
+    mask = flagged_mask(bits, flag, x, y, z, ny, nz, k)
+    if mask == 0:
         return -1
+    off = offset_at(offsets, first_cyclic(mask, uniform_index(rng, k)))
+    return site + (off[0] * ny + off[1]) * nz + off[2]
+
+
+@njit(cache=True)
+def scan_edge_neighbours(rng, x, y, z, offsets, bits, flag, nx, ny, nz):
+    """`scan_neighbours` for a site on the domain edge: a random start offset, then the first existing
+    neighbour whose bit equals `flag`, cyclically, or -1."""
+    k = offsets.shape[0]
     start = uniform_index(rng, k)
     for t in range(k):
         u = start + t
         if u >= k:
             u -= k
-        off = offset_at(offsets, u)
-        if inside:
-            s2 = site + (off[0] * ny + off[1]) * nz + off[2]
-        else:
-            s2 = neighbour_at(x, y, z, off, nx, ny, nz)
-            if s2 < 0:
-                continue
-        if occupied(bits, s2) == flag:
+        s2 = neighbour_at(x, y, z, offset_at(offsets, u), nx, ny, nz)
+        if s2 >= 0 and occupied(bits, s2) == flag:
             return s2
     return -1
 
@@ -208,25 +224,51 @@ def random_room_neighbour(rng, site, offsets, bits, count, cap, nx, ny, nz):
     scanning from a random offset, or -1.
 
     Draws exactly as `random_free_neighbour` does (none for an interior site without a tumor-free
-    neighbour, else one offset) and returns the same site while no site around is full."""
+    neighbour, else one offset) and returns the same site while no site around is full. Inlined code
+    keeps no loop (see `scan_neighbours`): the scan past a full site, and the domain edge's, are calls."""
     x, y, z = site_coords(site, ny, nz)
     k = offsets.shape[0]
     inside = 0 < x < nx - 1 and 0 < y < ny - 1 and (k == 8 or 0 < z < nz - 1)
-    if inside and not any_neighbour_flagged(bits, False, x, y, z, ny, nz):
+    if not inside:
+        return room_edge_neighbour(rng, x, y, z, offsets, bits, count, cap, nx, ny, nz)
+    free = flagged_mask(bits, False, x, y, z, ny, nz, k)
+    if free == 0:
         return -1
+    u = first_cyclic(free, uniform_index(rng, k))
+    off = offset_at(offsets, u)
+    s2 = site + (off[0] * ny + off[1]) * nz + off[2]
+    if count[s2] < cap:
+        return s2
+    return room_past_full(site, u, free, offsets, count, cap, ny, nz)
+
+
+@njit(cache=True)
+def room_past_full(site, u, free, offsets, count, cap, ny, nz):
+    """The interior scan of `random_room_neighbour` on from the full free neighbour at offset `u`: the
+    next tumor-free neighbours (`free`, a `neighbour_mask`) in the cyclic order, the first not full, or -1."""
+    free &= ~(np.int64(1) << u)
+    while free != 0:
+        u = first_cyclic(free, u)
+        off = offset_at(offsets, u)
+        s2 = site + (off[0] * ny + off[1]) * nz + off[2]
+        if count[s2] < cap:
+            return s2
+        free &= ~(np.int64(1) << u)
+    return -1
+
+
+@njit(cache=True)
+def room_edge_neighbour(rng, x, y, z, offsets, bits, count, cap, nx, ny, nz):
+    """`random_room_neighbour` for a site on the domain edge: a random start offset, then the first
+    existing neighbour an immune cell may enter, cyclically, or -1."""
+    k = offsets.shape[0]
     start = uniform_index(rng, k)
     for t in range(k):
         u = start + t
         if u >= k:
             u -= k
-        off = offset_at(offsets, u)
-        if inside:
-            s2 = site + (off[0] * ny + off[1]) * nz + off[2]
-        else:
-            s2 = neighbour_at(x, y, z, off, nx, ny, nz)
-            if s2 < 0:
-                continue
-        if immune_can_enter(bits, count, s2, cap):
+        s2 = neighbour_at(x, y, z, offset_at(offsets, u), nx, ny, nz)
+        if s2 >= 0 and immune_can_enter(bits, count, s2, cap):
             return s2
     return -1
 

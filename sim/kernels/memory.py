@@ -37,3 +37,35 @@ def prefetch(typingctx, arr, idx):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@intrinsic
+def unmanaged(typingctx, arr):
+    """A view of `arr` without a reference count (no meminfo): Numba cannot drop every reference-count
+    update of arrays passed into the functions it inlines into a large kernel, and each one on a
+    counted array is an atomic add; on a view they are a null test. Only for a local of a kernel while
+    a record or argument keeps `arr` alive (the view must not be stored or returned)."""
+    if not isinstance(arr, types.Array):
+        return None
+    sig = arr(arr)
+
+    def codegen(context, builder, signature, args):
+        src = context.make_array(signature.args[0])(context, builder, args[0])
+        dst = context.make_array(signature.return_type)(context, builder)
+        for name in ("nitems", "itemsize", "data", "shape", "strides"):
+            setattr(dst, name, getattr(src, name))
+        dst.meminfo = cgutils.get_null_value(dst.meminfo.type)
+        dst.parent = cgutils.get_null_value(dst.parent.type)
+        return dst._getvalue()
+
+    return sig, codegen
+
+
+@intrinsic
+def keep_alive(typingctx, obj):
+    """A use of `obj` that compiles to nothing: a kernel calls it last, so a structref or array that an
+    uncounted view (`unmanaged`, `streams.stream_view`) reads is not freed before then."""
+    def codegen(context, builder, signature, args):
+        return context.get_dummy_value()
+
+    return types.void(obj), codegen

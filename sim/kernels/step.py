@@ -24,7 +24,7 @@ from .params import IFNG, IL15, TGFB
 from .escape import daughter_antigen
 from .noise import clone_log_mean, relaxed_level, standard_normal_pair
 from .field_ops import field_at, refresh_zero_flags
-from .memory import prefetch
+from .memory import keep_alive, prefetch, unmanaged
 from .persistence import (
     activation_induced_death, antigen_driven_division_probability, cell_half_life, death_probability,
     either_probability, exhaustion_half_life, il15_division_probability, leaves_tissue, lineage_division_probability,
@@ -35,7 +35,7 @@ from .records import (  # noqa: F401  (the statistics layout, re-exported for th
     C_CONJ, C_KILL0, C_NKBIRTH, C_NKDEATH, C_NKEGRESS, C_TRIG, NK_COUNTS, S_AGNEG, S_AGPOS, S_BIRTHS, S_DEATHS, S_EDGE, S_EXPORTED, S_LIVE, S_SX,
     S_SY, S_SZ, TUMOR_STATS, tumor_centroid,
 )
-from .streams import generator_of, stream_from
+from .streams import generator_of, stream_from, stream_view
 from .recognition import (
     ROUTE_CAR, activating_signals, effective_mhc, intrinsic_responsiveness, kill_route, net_signal, tgfb_suppression,
     trigger_probability,
@@ -209,18 +209,21 @@ def nk_step(step, now, n_used, cells):
     died = step.died
     refresh_zero_flags(fld.values, fld.nonzero)
     centroid = tumor_centroid(tally.tumor, lat.shape[0], lat.shape[1], lat.shape[2])
-    r = stream_from(rng)  # the kernel's own inlined stream, seeded from the model's Generator
+    stream = stream_from(rng)  # the kernel's own inlined stream, seeded from the model's Generator
+    r = stream_view(stream)  # drawn from through an uncounted view (kept alive to the end)
     # the records' arrays as locals: the loop below runs on plain arrays
-    n_site, n_dir, n_state, n_target, n_timer = nk.site, nk.direction, nk.state, nk.target, nk.timer
+    n_site, n_dir, n_state, n_target, n_timer = nk.site, unmanaged(nk.direction), nk.state, nk.target, nk.timer
     n_route, n_gran, n_dr, n_stims, n_kills = nk.route, nk.granules, nk.dr_left, nk.stims, nk.kills
     n_divs, n_mem, n_car, n_resp = nk.divisions, nk.memory, nk.car, nk.resp
     t_antigen, t_mhc, t_ligand, t_coat = tumor.antigen, tumor.mhc, tumor.ligand, tumor.coat
-    t_state, t_timer, t_site = tumor.state, tumor.timer, tumor.site
-    occ, bits, alive_bits, offsets = lat.occ, lat.occ_bits, lat.alive_bits, lat.offsets
-    count, cap = lat.nk_count, p.immune_cap  # volume exclusion: immune cells per site, and the most a site holds
-    vx, vy, vz = lat.vx, lat.vy, lat.vz
+    t_state, t_timer, t_site = unmanaged(tumor.state), unmanaged(tumor.timer), unmanaged(tumor.site)
+    # the arrays the inlined rules take, as uncounted views (`memory.unmanaged`; the records keep them)
+    occ, bits, alive_bits, offsets = lat.occ, unmanaged(lat.occ_bits), unmanaged(lat.alive_bits), unmanaged(lat.offsets)
+    count, cap = unmanaged(lat.nk_count), p.immune_cap  # volume exclusion: immune cells per site, and the most a site holds
+    vx, vy, vz = unmanaged(lat.vx), unmanaged(lat.vy), unmanaged(lat.vz)
     coarsen = lat.coarsen
-    fvals, fbg, fsrc, fnonzero, src_scale = fld.values, fld.background, fld.sources, fld.nonzero, fld.source_scale
+    fvals, fbg, fsrc = unmanaged(fld.values), unmanaged(fld.background), unmanaged(fld.sources)
+    fnonzero, src_scale = unmanaged(fld.nonzero), fld.source_scale
     counters = tally.nk
     nx, ny, nz = lat.shape
     fx, fy, fz = lat.fshape
@@ -394,6 +397,7 @@ def nk_step(step, now, n_used, cells):
                 immune_move(count, s, s2)
             s = s2
         n_site[i] = s
+    keep_alive(stream)
     return nb, nd, m
 
 
@@ -488,11 +492,12 @@ def due_cells(t_used, t_state, t_timer, horizon):
 def tumor_step(rng, now, dt, p, tumor, t_used, n_free, lat, fld, tally, due):
     """Process the due tumor events (`due`, from `due_cells`: division, death, clearance) in random
     order; returns (t_used, n_free). Every write to `lat.occ` is mirrored in the occupancy bitmap."""
-    r = stream_from(rng)
+    stream = stream_from(rng)
+    r = stream_view(stream)  # uncounted views for the inlined rules, as in `nk_step`
     t_site, t_antigen, t_mhc, t_ligand, t_coat = tumor.site, tumor.antigen, tumor.mhc, tumor.ligand, tumor.coat
-    t_state, t_timer, free_slots, t_ag_clone = tumor.state, tumor.timer, tumor.free_slots, tumor.ag_clone
-    t_quiescent = tumor.quiescent
-    occ, bits, offsets, coarsen = lat.occ, lat.occ_bits, lat.offsets, lat.coarsen
+    t_state, t_timer, free_slots, t_ag_clone = unmanaged(tumor.state), unmanaged(tumor.timer), tumor.free_slots, tumor.ag_clone
+    t_site, t_quiescent, alive_bits = unmanaged(t_site), tumor.quiescent, unmanaged(lat.alive_bits)
+    occ, bits, offsets, coarsen = lat.occ, unmanaged(lat.occ_bits), unmanaged(lat.offsets), lat.coarsen
     fvals, fbg = fld.values, fld.background
     tstats = tally.tumor
     nx, ny, nz = lat.shape
@@ -505,7 +510,7 @@ def tumor_step(rng, now, dt, p, tumor, t_used, n_free, lat, fld, tally, due):
         s = t_site[i]
         if st == T_ALIVE:
             if dies_spontaneously(r, p.division_rate, p.death_rate):
-                doom_tumor(i, t_timer[i], p.apoptosis_delay_min, t_state, t_timer, t_site, lat.alive_bits)
+                doom_tumor(i, t_timer[i], p.apoptosis_delay_min, t_state, t_timer, t_site, alive_bits)
                 continue
             v = voxel_of(s, ny, nz, fy, fz, coarsen)
             ifng = fvals[IFNG, v] + fbg[IFNG]
@@ -575,4 +580,5 @@ def tumor_step(rng, now, dt, p, tumor, t_used, n_free, lat, fld, tally, due):
                         t_quiescent[q] = 0  # room again: no longer contact-inhibited
                         if t_timer[q] == np.inf:
                             t_timer[q] = horizon + next_division_delay(r, rate)
+    keep_alive(stream)
     return t_used, n_free

@@ -13,8 +13,9 @@ Mechanism functions take any object with a `random()` method in [0, 1): the kern
 """
 import numpy as np
 from numba import njit, typeof, types
+from numba.core import cgutils
 from numba.experimental import structref
-from numba.extending import overload, overload_method
+from numba.extending import intrinsic, make_attribute_wrapper, models, overload, overload_method, register_model
 
 SFC64_WARMUP = 12  # rounds discarded after seeding, as numpy.random.SFC64 does
 
@@ -63,6 +64,61 @@ def _stream_random(st):
     def impl(st):
         # NumPy's next_double: the top 53 bits scaled to [0, 1)
         return np.float64(sfc64_next(st) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+    return impl
+
+
+class SFC64ViewType(types.Type):
+    """Numba type of a stream's state seen through a raw pointer (`stream_view`): a plain value with no
+    reference count, for the rules a kernel inlines (Numba keeps the atomic reference-count updates of
+    a structref passed into an inlined function with a loop; `memory.unmanaged` for arrays)."""
+
+    def __init__(self):
+        super().__init__(name="SFC64View")
+
+
+SFC64_VIEW = SFC64ViewType()
+
+
+@register_model(SFC64ViewType)
+class _SFC64ViewModel(models.StructModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, [("ptr", types.CPointer(types.uint64))])
+
+
+make_attribute_wrapper(SFC64ViewType, "ptr", "ptr")
+
+
+@intrinsic
+def stream_view(typingctx, st):
+    """A view of the `SFC64Stream` `st`'s words a, b, c, w: its `random()` draws from, and advances, the
+    very state `st` holds, so the stream is unchanged. The kernel keeps `st` alive while it uses the
+    view (`memory.keep_alive`)."""
+    if not isinstance(st, SFC64StreamType):
+        return None
+
+    def codegen(context, builder, sig, args):
+        meminfo = cgutils.create_struct_proxy(sig.args[0])(context, builder, value=args[0]).meminfo
+        view = cgutils.create_struct_proxy(sig.return_type)(context, builder)
+        view.ptr = builder.bitcast(context.nrt.meminfo_data(builder, meminfo),
+                                   context.get_value_type(types.CPointer(types.uint64)))
+        return view._getvalue()
+
+    return SFC64_VIEW(st), codegen
+
+
+@overload_method(SFC64ViewType, "random", inline="always")
+def _view_random(v):
+    def impl(v):
+        # `sfc64_next` and `random()` on the words a, b, c, w (the structref's field order)
+        w = v.ptr
+        a, b, c, n = w[0], w[1], w[2], w[3]
+        out = a + b + n
+        w[3] = n + np.uint64(1)
+        w[0] = b ^ (b >> np.uint64(11))
+        w[1] = c + (c << np.uint64(3))
+        w[2] = ((c << np.uint64(24)) | (c >> np.uint64(40))) + out
+        return np.float64(out >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
     return impl
 
