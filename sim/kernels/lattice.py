@@ -101,10 +101,16 @@ def occupancy_bits(occ: np.ndarray) -> np.ndarray:
 @njit(cache=True, inline='always')
 def row_bits(bits, site):
     """The bits of the three consecutive sites site, site+1, site+2 as an integer 0..7 (bit 0 = site)."""
-    w = site >> 6
     o = site & 63
     if o <= 61:
-        return (bits[w] >> o) & 7
+        return (bits[site >> 6] >> o) & 7
+    return row_bits_split(bits, site)
+
+
+@njit(cache=True)
+def row_bits_split(bits, site):
+    """`row_bits` for a row that straddles two words (2 rows in 64): a call, so the 9 inlined row reads
+    of a 3D neighbourhood stay small."""
     v = 0
     for t in range(3):
         if occupied(bits, site + t):
