@@ -78,8 +78,19 @@ def run(scenario: Any, seed: int | None = None, out: str | Path | None = None, p
     if out is not None:
         out = Path(out)
         safe_io.check_target(out, overwrite=overwrite, name=cfg.name)  # before anything is touched
+    checkpoint = None if checkpoint is None else Path(checkpoint)
     if checkpoint is not None:
-        checkpoint = Path(checkpoint)
+        safe_io.check_file_target(checkpoint)  # a folder, FIFO or link there is refused before the lock
+    # one run per checkpoint: a second process on the same path is refused before it touches anything
+    with (ckpt.exclusive(checkpoint) if checkpoint is not None else nullcontext()):
+        return _run_checked(eff, cfg, seed, days, out, overwrite, progress, checkpoint, checkpoint_every_h, restart,
+                            on_resume, snap_every, t0)
+
+
+def _run_checked(eff, cfg, seed, days, out, overwrite, progress, checkpoint, checkpoint_every_h, restart, on_resume,
+                 snap_every, t0) -> Result:
+    """`run` once its input is checked and its checkpoint (if any) is held."""
+    if checkpoint is not None:
         safe_io.check_file_target(checkpoint)
         safe_io.clean_leftovers(checkpoint)
         ckpt.check_snapshot_store(checkpoint)  # nksim's own or absent (and dropped without its checkpoint)

@@ -21,6 +21,7 @@ import re
 import shutil
 import warnings
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -42,6 +43,64 @@ FORMAT = 5  # 3: cell ids (populations' cell_id, the model's next_ids); 4: the t
 _STORE_MARKER = ".nksim-checkpoint-snapshots"  # what makes a snapshot store nksim's own: it names its checkpoint
 #: the only files nksim puts in a store: snapshot files (`output.snapshot_name`) and their temporary copies
 _STORE_FILE = re.compile(r"(t\d+\.\d{2}h\.npz|\.t\d+\.\d{2}h\.npz\.tmp-\d+-[0-9a-f]+)")
+
+
+def lock_file(path: str | Path) -> Path:
+    """The lock beside a checkpoint that the run using it holds (`exclusive`): ``.<name>.nksim-lock``."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.nksim-lock")
+
+
+@contextmanager
+def exclusive(path: str | Path) -> Iterator[None]:
+    """Hold the checkpoint `path` for one run: a second nksim process given the same path is refused
+    with a CheckpointError naming the holder's pid, before it touches anything. Otherwise the two runs
+    take turns replacing the checkpoint, and each prunes the other's snapshot files from the store.
+
+    An advisory lock (`flock`) on `lock_file(path)`, so it ends with its process, kill -9 included;
+    the file is removed on the way out. Where the platform or filesystem has no `flock`, runs are not
+    locked."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    lock = lock_file(path)
+    safe_io.check_file_target(lock, what="checkpoint lock", fix="remove it or choose another checkpoint path")
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise OutputError(f"cannot use {path} for the checkpoint: {e.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            who = f" (pid {holder})" if holder.isdigit() else ""
+            raise CheckpointError(f"checkpoint {path} is in use by another nksim run{who}; wait for it to finish, "
+                                  f"or give this run another checkpoint path (nksim run: another --out)") from None
+        except OSError:  # a filesystem without flock (some network mounts): not locked
+            os.close(fd)
+            yield
+            return
+        try:  # a holder that finished between our open and flock removed this file: lock the new one
+            held = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            held = False
+        if held:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+        yield
+    finally:
+        try:
+            os.unlink(lock)  # still held: no other process can have taken this file
+        except OSError:
+            pass
+        os.close(fd)
 
 
 def snapshot_store(path: str | Path) -> Path:

@@ -331,6 +331,45 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
     time.sleep(0.5)  # a few more checkpoints
 
 
+def test_a_second_run_on_a_checkpoint_in_use_is_refused_and_harms_nothing(tmp_path):
+    """Two runs given one checkpoint path used to take turns replacing it, and each pruned the other's
+    snapshot files from the store (its resume then failed as damaged). Now the first holds a lock
+    (`checkpoint.exclusive`) and the second is refused: exit 2, one line naming the checkpoint. The
+    first run's checkpoint and store are untouched, and its lock dies with it (kill -9 included)."""
+    s = scenario(tmp_path, time__snapshot_every_h=2.0)
+    ck = tmp_path / "run.checkpoint.npz"
+    proc = _start_long_run(tmp_path, s, tmp_path / "run")
+    try:
+        _wait_for(ck, proc)
+        store = checkpoint.snapshot_store(ck)
+        before = sorted(p.name for p in store.iterdir())
+        same = ("run", s, "--out", tmp_path / "run", "--quiet", "--days", LONG_DAYS, "--checkpoint-every-h", "6")
+        p = nksim(*same, cwd=tmp_path)  # the same command again (a second terminal, a resubmitted job)
+        assert p.returncode == 2, p.stderr
+        line = one_clean_line(p)
+        assert "in use" in line and "run.checkpoint.npz" in line and f"pid {proc.pid}" in line, line
+        p = nksim(*same, "--restart", cwd=tmp_path)
+        assert p.returncode == 2 and "in use" in one_clean_line(p)  # --restart may not delete it either
+        assert proc.poll() is None and ck.is_file()
+        assert set(before) <= set(q.name for q in store.iterdir())  # nothing of the first run's pruned
+    finally:
+        proc.kill()
+        proc.communicate()
+    # killed: its lock went with it; the next run gets past the lock (to the usual refusal of other days)
+    p = nksim("run", s, "--out", tmp_path / "run", "--quiet", "--days", "1", "--checkpoint-every-h", "6", cwd=tmp_path)
+    assert p.returncode == 2 and "does not match" in one_clean_line(p)
+
+
+def test_the_checkpoint_lock_is_released_and_removed_after_a_run(tmp_path, small_scenario):
+    ck = tmp_path / "c.npz"
+    sim.run(small_scenario, seed=3, days=0.25, checkpoint=ck, checkpoint_every_h=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no checkpoint, store or lock left
+    with checkpoint.exclusive(ck):
+        with pytest.raises(CheckpointError, match="in use"):
+            sim.run(small_scenario, seed=3, days=0.25, checkpoint=ck, checkpoint_every_h=1)
+    sim.run(small_scenario, seed=3, days=0.25, checkpoint=ck, checkpoint_every_h=1)  # free again
+
+
 def test_kill_9_then_resume_with_other_days_is_refused(tmp_path):
     s = scenario(tmp_path, time__snapshot_every_h=24.0)
     out = tmp_path / "run"
