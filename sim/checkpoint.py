@@ -58,48 +58,78 @@ def exclusive(path: str | Path) -> Iterator[None]:
     take turns replacing the checkpoint, and each prunes the other's snapshot files from the store.
 
     An advisory lock (`flock`) on `lock_file(path)`, so it ends with its process, kill -9 included;
-    the file is removed on the way out. Where the platform or filesystem has no `flock`, runs are not
-    locked."""
+    the file is removed on the way out if it is still the one held. Where the platform or filesystem
+    has no `flock`, runs are not locked."""
+    path = Path(path)
+    lock = lock_file(path)
+    safe_io.check_file_target(lock, what="checkpoint lock", fix="remove it or choose another checkpoint path")
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)  # as the run folder and checkpoint would make it
+    except OSError as e:
+        raise OutputError(f"cannot use {path} for the checkpoint: {e.strerror}") from None
+    fd = _lock(lock, path)
+    try:
+        yield
+    finally:
+        if fd is not None:
+            _unlock(lock, fd)
+
+
+def _lock(lock: Path, path: Path) -> int | None:
+    """`exclusive`'s acquisition: the held descriptor of `lock`, or None where there is no flock. The
+    descriptor is closed on every way out but success (a Ctrl-C in between included)."""
     try:
         import fcntl
     except ImportError:  # Windows
-        yield
-        return
-    lock = lock_file(path)
-    safe_io.check_file_target(lock, what="checkpoint lock", fix="remove it or choose another checkpoint path")
+        return None
     while True:
         try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         except OSError as e:
             raise OutputError(f"cannot use {path} for the checkpoint: {e.strerror}") from None
+        ok = False
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-            os.close(fd)
-            who = f" (pid {holder})" if holder.isdigit() else ""
-            raise CheckpointError(f"checkpoint {path} is in use by another nksim run{who}; wait for it to finish, "
-                                  f"or give this run another checkpoint path (nksim run: another --out)") from None
-        except OSError:  # a filesystem without flock (some network mounts): not locked
-            os.close(fd)
-            yield
-            return
-        try:  # a holder that finished between our open and flock removed this file: lock the new one
-            held = os.path.samestat(os.fstat(fd), os.stat(lock))
-        except FileNotFoundError:
-            held = False
-        if held:
-            break
-        os.close(fd)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+                who = f" (pid {holder})" if holder.isdigit() else ""
+                raise CheckpointError(f"checkpoint {path} is in use by another nksim run{who}; wait for it to "
+                                      f"finish, or give this run another checkpoint path (nksim run: another --out)") from None
+            except OSError:  # a filesystem without flock (some network mounts): not locked
+                _remove_if_same(lock, fd)
+                return None
+            # a holder that finished between our open and flock removed this file: lock the new one
+            if _same_file(lock, fd):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+                ok = True
+                return fd
+        finally:
+            if not ok:
+                os.close(fd)
+
+
+def _same_file(lock: Path, fd: int) -> bool:
     try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
-        yield
+        return os.path.samestat(os.fstat(fd), os.stat(lock, follow_symlinks=False))
+    except FileNotFoundError:
+        return False
+
+
+def _remove_if_same(lock: Path, fd: int) -> None:
+    """Remove `lock` if it is still the file open as `fd` (never another run's newer lock)."""
+    try:
+        if _same_file(lock, fd):
+            os.unlink(lock)
+    except OSError:
+        pass
+
+
+def _unlock(lock: Path, fd: int) -> None:
+    try:
+        _remove_if_same(lock, fd)  # while still held, so no run can take this file in between
     finally:
-        try:
-            os.unlink(lock)  # still held: no other process can have taken this file
-        except OSError:
-            pass
         os.close(fd)
 
 

@@ -370,6 +370,56 @@ def test_the_checkpoint_lock_is_released_and_removed_after_a_run(tmp_path, small
     sim.run(small_scenario, seed=3, days=0.25, checkpoint=ck, checkpoint_every_h=1)  # free again
 
 
+def test_the_checkpoint_lock_makes_the_folder_and_never_removes_another_runs_lock(tmp_path, small_scenario):
+    """From the review of d991469, each failing there: a checkpoint in a folder that does not exist
+    yet (`--out results/x` on a fresh clone) was refused; a run whose lock file had been removed
+    under it (by hand, a cleanup script) removed the newer run's lock on its way out."""
+    ck = tmp_path / "new" / "sub" / "c.npz"
+    sim.run(small_scenario, seed=3, days=0.25, checkpoint=ck, checkpoint_every_h=1)
+    assert (tmp_path / "new" / "sub").is_dir() and list((tmp_path / "new" / "sub").iterdir()) == []
+    lock = checkpoint.lock_file(ck)
+    with checkpoint.exclusive(ck):
+        lock.unlink()  # removed under the first holder, so a second one gets in (nothing can stop that) ...
+        b = checkpoint.exclusive(ck)
+        b.__enter__()
+    assert lock.exists()  # ... but the first one's exit leaves the second one's lock alone
+    with pytest.raises(CheckpointError, match="in use"):
+        with checkpoint.exclusive(ck):
+            pass
+    b.__exit__(None, None, None)
+    assert not lock.exists()
+
+
+def test_an_interrupt_while_taking_the_lock_or_no_flock_leaves_nothing_held(tmp_path, monkeypatch):
+    """A Ctrl-C between open and the lock's try block leaked a held descriptor (the checkpoint stayed
+    'in use' for the rest of a notebook session); a filesystem without flock left the lock file, and
+    chained every later error of the run to the flock error."""
+    import fcntl
+
+    ck = tmp_path / "c.npz"
+    real = os.path.samestat
+
+    def interrupted(a, b):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os.path, "samestat", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with checkpoint.exclusive(ck):
+            pass
+    monkeypatch.setattr(os.path, "samestat", real)
+    with checkpoint.exclusive(ck):  # not held by the interrupted attempt
+        pass
+
+    def no_flock(fd, op):
+        raise OSError(37, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    with pytest.raises(ValueError) as e:
+        with checkpoint.exclusive(ck):
+            raise ValueError("the run's own error")
+    assert e.value.__context__ is None and list(tmp_path.iterdir()) == []
+
+
 def test_kill_9_then_resume_with_other_days_is_refused(tmp_path):
     s = scenario(tmp_path, time__snapshot_every_h=24.0)
     out = tmp_path / "run"

@@ -94,8 +94,8 @@ def stream_view(typingctx, st):
     """A view of the `SFC64Stream` `st`'s words a, b, c, w: its `random()` draws from, and advances, the
     very state `st` holds, so the stream is unchanged. The kernel keeps `st` alive while it uses the
     view (`memory.keep_alive`)."""
-    if not isinstance(st, SFC64StreamType):
-        return None
+    if not isinstance(st, SFC64StreamType) or list(st.field_dict.items()) != [(k, types.uint64) for k in "abcw"]:
+        return None  # the view reads the words as four uint64 in this order
 
     def codegen(context, builder, sig, args):
         meminfo = cgutils.create_struct_proxy(sig.args[0])(context, builder, value=args[0]).meminfo
