@@ -91,7 +91,6 @@ def _run_checked(eff, cfg, seed, days, out, overwrite, progress, checkpoint, che
                  snap_every, t0) -> Result:
     """`run` once its input is checked and its checkpoint (if any) is held."""
     if checkpoint is not None:
-        safe_io.check_file_target(checkpoint)
         safe_io.clean_leftovers(checkpoint)
         ckpt.check_snapshot_store(checkpoint)  # nksim's own or absent (and dropped without its checkpoint)
         if restart and checkpoint.exists():
