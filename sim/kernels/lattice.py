@@ -154,41 +154,63 @@ def flagged_mask(bits, flag, x, y, z, ny, nz, k):
 
 
 @njit(cache=True, inline='always')
+def neighbour_site(site, offsets, u, ny, nz):
+    """The neighbour of `site` at row `u` of the Moore offsets (one that exists: a row of a mask)."""
+    off = offset_at(offsets, u)
+    return site + (off[0] * ny + off[1]) * nz + off[2]
+
+
+@njit(cache=True, inline='always')
+def flagged_neighbours(bits, flag, x, y, z, offsets, nx, ny, nz):
+    """(mask, interior): the existing Moore neighbours of (x, y, z) whose bit in `bits` equals `flag`, as
+    a mask over the rows of `offsets`, and whether the site is interior (every neighbour exists).
+
+    An interior site's mask is a few row reads (`flagged_mask`), inlined with no loop; an edge site's is
+    a call (`edge_mask`). Inlined code keeps no loop: Numba cannot drop the reference counting of the
+    arrays an inlined function with a loop takes, an atomic add per array and call (that cost the NK
+    step ~40 % of its time)."""
+    k = offsets.shape[0]
+    # interior: every neighbour exists (a 3D neighbourhood, 26 offsets, needs z inside as well)
+    if 0 < x < nx - 1 and 0 < y < ny - 1 and (k == 8 or 0 < z < nz - 1):
+        return flagged_mask(bits, flag, x, y, z, ny, nz, k), True
+    return edge_mask(bits, flag, x, y, z, offsets, nx, ny, nz), False
+
+
+@njit(cache=True)
+def edge_mask(bits, flag, x, y, z, offsets, nx, ny, nz):
+    """`flagged_neighbours`' mask for a site on the domain edge: bounds-checked, one offset at a time."""
+    m = 0
+    for u in range(offsets.shape[0]):
+        s2 = neighbour_at(x, y, z, offset_at(offsets, u), nx, ny, nz)
+        if s2 >= 0 and occupied(bits, s2) == flag:
+            m |= np.int64(1) << u
+    return m
+
+
+@njit(cache=True, inline='always')
+def random_start_scan(rng, mask, interior, k):
+    """The row a cyclic scan of `mask` from a random start offset stops at (`first_cyclic`), or -1.
+
+    The start is drawn unless an interior site has no candidate; an edge site always draws one, as the
+    offset-by-offset scan it replaced did, so the random stream is unchanged."""
+    if mask == 0 and interior:
+        return -1
+    start = uniform_index(rng, k)
+    if mask == 0:
+        return -1
+    return first_cyclic(mask, start)
+
+
+@njit(cache=True, inline='always')
 def scan_neighbours(rng, site, x, y, z, offsets, bits, flag, nx, ny, nz):
     """The first Moore neighbour of `site` (at x, y, z) whose bit in `bits` equals `flag`, scanning
     the offsets (`moore_offsets`, in its order) cyclically from a random one, or -1.
 
-    An interior site with no such neighbour returns -1 after a row test and no random draw; for an
-    interior site the scan is one mask (`neighbour_mask`, `first_cyclic`), with no bound checks and
-    no loop. Inlined code keeps no loop: Numba cannot drop the reference counting of the arrays an
-    inlined function with a loop takes, an atomic add per array and call (that cost the NK step ~40 %
-    of its time); the domain edge's scan is a call (`scan_edge_neighbours`)."""
-    k = offsets.shape[0]
-    # interior: every neighbour exists (a 3D neighbourhood, 26 offsets, needs z inside as well)
-    inside = 0 < x < nx - 1 and 0 < y < ny - 1 and (k == 8 or 0 < z < nz - 1)
-    if not inside:
-        return scan_edge_neighbours(rng, x, y, z, offsets, bits, flag, nx, ny, nz)
-    mask = flagged_mask(bits, flag, x, y, z, ny, nz, k)
-    if mask == 0:
-        return -1
-    off = offset_at(offsets, first_cyclic(mask, uniform_index(rng, k)))
-    return site + (off[0] * ny + off[1]) * nz + off[2]
-
-
-@njit(cache=True)
-def scan_edge_neighbours(rng, x, y, z, offsets, bits, flag, nx, ny, nz):
-    """`scan_neighbours` for a site on the domain edge: a random start offset, then the first existing
-    neighbour whose bit equals `flag`, cyclically, or -1."""
-    k = offsets.shape[0]
-    start = uniform_index(rng, k)
-    for t in range(k):
-        u = start + t
-        if u >= k:
-            u -= k
-        s2 = neighbour_at(x, y, z, offset_at(offsets, u), nx, ny, nz)
-        if s2 >= 0 and occupied(bits, s2) == flag:
-            return s2
-    return -1
+    An interior site with no such neighbour returns -1 after a row test and no random draw; the scan
+    is one mask (`flagged_neighbours`) and a trailing-zero count (`first_cyclic`), with no loop."""
+    mask, interior = flagged_neighbours(bits, flag, x, y, z, offsets, nx, ny, nz)
+    u = random_start_scan(rng, mask, interior, offsets.shape[0])
+    return -1 if u < 0 else neighbour_site(site, offsets, u, ny, nz)
 
 
 @njit(cache=True, inline='always')
@@ -231,18 +253,13 @@ def random_room_neighbour(rng, site, offsets, bits, count, cap, nx, ny, nz):
 
     Draws exactly as `random_free_neighbour` does (none for an interior site without a tumor-free
     neighbour, else one offset) and returns the same site while no site around is full. Inlined code
-    keeps no loop (see `scan_neighbours`): the scan past a full site, and the domain edge's, are calls."""
+    keeps no loop (see `flagged_neighbours`): the scan past a full site is a call."""
     x, y, z = site_coords(site, ny, nz)
-    k = offsets.shape[0]
-    inside = 0 < x < nx - 1 and 0 < y < ny - 1 and (k == 8 or 0 < z < nz - 1)
-    if not inside:
-        return room_edge_neighbour(rng, x, y, z, offsets, bits, count, cap, nx, ny, nz)
-    free = flagged_mask(bits, False, x, y, z, ny, nz, k)
-    if free == 0:
+    free, interior = flagged_neighbours(bits, False, x, y, z, offsets, nx, ny, nz)
+    u = random_start_scan(rng, free, interior, offsets.shape[0])
+    if u < 0:
         return -1
-    u = first_cyclic(free, uniform_index(rng, k))
-    off = offset_at(offsets, u)
-    s2 = site + (off[0] * ny + off[1]) * nz + off[2]
+    s2 = neighbour_site(site, offsets, u, ny, nz)
     if count[s2] < cap:
         return s2
     return room_past_full(site, u, free, offsets, count, cap, ny, nz)
@@ -250,32 +267,16 @@ def random_room_neighbour(rng, site, offsets, bits, count, cap, nx, ny, nz):
 
 @njit(cache=True)
 def room_past_full(site, u, free, offsets, count, cap, ny, nz):
-    """The interior scan of `random_room_neighbour` on from the full free neighbour at offset `u`: the
-    next tumor-free neighbours (`free`, a `neighbour_mask`) in the cyclic order, the first not full, or -1."""
+    """The scan of `random_room_neighbour` on from the full free neighbour at offset `u`: the next
+    tumor-free neighbours (`free`, a `flagged_neighbours` mask) in the cyclic order, the first not full,
+    or -1."""
     free &= ~(np.int64(1) << u)
     while free != 0:
         u = first_cyclic(free, u)
-        off = offset_at(offsets, u)
-        s2 = site + (off[0] * ny + off[1]) * nz + off[2]
+        s2 = neighbour_site(site, offsets, u, ny, nz)
         if count[s2] < cap:
             return s2
         free &= ~(np.int64(1) << u)
-    return -1
-
-
-@njit(cache=True)
-def room_edge_neighbour(rng, x, y, z, offsets, bits, count, cap, nx, ny, nz):
-    """`random_room_neighbour` for a site on the domain edge: a random start offset, then the first
-    existing neighbour an immune cell may enter, cyclically, or -1."""
-    k = offsets.shape[0]
-    start = uniform_index(rng, k)
-    for t in range(k):
-        u = start + t
-        if u >= k:
-            u -= k
-        s2 = neighbour_at(x, y, z, offset_at(offsets, u), nx, ny, nz)
-        if s2 >= 0 and immune_can_enter(bits, count, s2, cap):
-            return s2
     return -1
 
 
