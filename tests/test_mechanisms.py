@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from sim.kernels import recognition as R
-from sim.kernels.killing import PATH_DEATH_RECEPTOR, PATH_GRANULE, PATH_NONE, choose_kill_path, regenerate_granules
+from sim.kernels.killing import PATH_DEATH_RECEPTOR, PATH_GRANULE, PATH_NONE, choose_kill_path, granules_per_step, regenerate_granules
 from sim.kernels.persistence import effective_half_life
 from sim.model import TumorImmuneModel
 
@@ -88,8 +88,8 @@ def test_kill_path_choice_and_granule_regeneration():
     assert choose_kill_path(True, 1.0, 1.0) == PATH_GRANULE
     assert choose_kill_path(True, 0.5, 1.0) == PATH_DEATH_RECEPTOR
     assert choose_kill_path(False, 5.0, 0.0) == PATH_NONE
-    assert regenerate_granules(1.0, 4.0, 60.0, 30.0) == pytest.approx(1.5)
-    assert regenerate_granules(3.9, 4.0, 60.0, 30.0) == 4.0
+    assert regenerate_granules(1.0, 4.0, granules_per_step(60.0, 30.0)) == pytest.approx(1.5)
+    assert regenerate_granules(3.9, 4.0, granules_per_step(60.0, 30.0)) == 4.0
 
 
 def test_ifng_upregulates_mhc_and_protects_from_nk():

@@ -7,9 +7,16 @@ PATH_DEATH_RECEPTOR = 2
 
 
 @njit(cache=True, inline='always')
-def regenerate_granules(granules, max_granules, regen_min, dt_min):
-    """Granule stock after `dt_min` of linear regeneration, capped at the full stock."""
-    g = granules + dt_min / regen_min
+def granules_per_step(regen_min, dt_min):
+    """Granules regenerated in one step of `dt_min` (linear regeneration, one granule per `regen_min`)."""
+    return dt_min / regen_min
+
+
+@njit(cache=True, inline='always')
+def regenerate_granules(granules, max_granules, per_step):
+    """Granule stock after one step's regeneration (`granules_per_step`, computed once per step: the
+    kernel reads parameters through a record, so LLVM cannot hoist the division), capped at the full stock."""
+    g = granules + per_step
     return max_granules if g > max_granules else g
 
 

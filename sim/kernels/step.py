@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit
 
 from .growth import dies_spontaneously, division_acceptance, next_division_delay, tumor_event_rate
-from .killing import PATH_GRANULE, PATH_NONE, choose_kill_path, is_exhausted, regenerate_granules
+from .killing import PATH_GRANULE, PATH_NONE, choose_kill_path, granules_per_step, is_exhausted, regenerate_granules
 from .lattice import (
     immune_can_enter, immune_move, neighbour_at, occupied, offset_at, place_immune_cells, random_free_neighbour,
     random_room_neighbour, scan_neighbours, set_occupied, site_coords, voxel_of,
@@ -248,6 +248,7 @@ def nk_step(step, now, n_used, cells):
     p_attach = hazard_probability(p.attach_rate, dt)
     p_turn = turn_probability(p.persistence_min, dt)
     p_egress = hazard_probability(p.egress_per_min, dt)
+    regen = granules_per_step(p.regen_min, dt)
     need_voxel = fnonzero[TGFB] or fnonzero[IL15] or p.il15_rate > 0.0 or p.ifng_rate > 0.0
     # a cell's death and IL-15 division probabilities depend on it only through its voxel's IL-15 (fixed
     # during the step) and its half-life class (memory, exhausted): with more cells than voxels they are
@@ -316,7 +317,7 @@ def nk_step(step, now, n_used, cells):
             nd += 1
             counters[C_NKDEATH if dies else C_NKEGRESS] += 1
             continue
-        n_gran[i] = regenerate_granules(n_gran[i], p.max_granules, p.regen_min, dt)
+        n_gran[i] = regenerate_granules(n_gran[i], p.max_granules, regen)
         if p.il15_rate > 0.0:
             fsrc[IL15, v] += p.il15_rate * src_scale
         # IL-15-driven division, plus antigen-driven expansion when a kill completes (CAR-T)
