@@ -56,7 +56,7 @@ class Rejection(_Block):
     hypoimmune: bool = Field(False, description="HLA-edited (B2M/CIITA knockout, CD47+) product that host T cells do not reject")
     max_rate_per_day: Float = P(0.35, "1/day", "assumed (Miller 2005, Blood 105:3051: haploidentical NK cells expand only after high-dose Cy/Flu and are cleared otherwise; t½ ≈ 2 d at full mismatch)", "rejection hazard at full host recovery and full mismatch", ge=0)
     recovery_delay_days: Float = P(7.0, "day", "assumed (Miller 2005: donor NK cells expand in blood for about 2 weeks after Hi-Cy/Flu)", "days after the lymphodepletion plateau ends before host T cells begin to recover", ge=0)
-    recovery_half_time_days: Float = P(14.0, "day", "assumed (lymphocyte counts recover over weeks after Cy/Flu)", "half-time of host immune recovery", gt=0)
+    recovery_half_time_days: Float = P(14.0, "day", "assumed; with recovery_delay_days, 90 % recovered about 8 weeks after Cy/Flu, as the CD8+ T cells (the HLA class I-restricted effectors of rejection) recover within the first months after Cy/Flu and CD19 CAR-T while CD4+ T cells stay low for a year or more (Strati 2021; Logue 2021)", "half-time of host immune recovery", gt=0)
 
 
 class Product(_Block):
