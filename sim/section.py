@@ -66,3 +66,13 @@ def reporters(state: np.ndarray, tstats: np.ndarray, patient_cells: float | None
     if patient_cells is not None:
         cols["tumor_patient_cells"] = lambda m: total() * patient_cells / state[OUT_TOTAL0] if state[OUT_TOTAL0] > 0 else 0.0
     return cols
+
+
+def entry_enrichment(tissue_fraction: float, state: np.ndarray, patient_cells: float | None) -> float | None:
+    """How many times an even spread of the patient's tumor-bed entries over the disease a sample
+    receives: `dosing.tissue_fraction` over the section's share of the disease at day 0 (its tumor cells
+    over `patient_cells`); None without a patient burden. Far above 1, the section is enriched in
+    effectors by that factor, which nothing in the model explains (docs/cohorts.md, the tissue-entry knob)."""
+    if patient_cells is None or state[OUT_TOTAL0] <= 0:
+        return None
+    return float(tissue_fraction * patient_cells / state[OUT_TOTAL0])

@@ -428,3 +428,21 @@ def test_il2_pk_and_its_il15_equivalent_signal():
     ts = m.datacollector.get_model_vars_dataframe()
     assert ts["il2_serum_ng_ml"].max() > 0 and ts["il15_systemic_ng_ml"].max() > m.therapy.il15_base
     assert coerce(cfg()).nk.il2.doses == []  # no IL-2 unless given
+
+
+def test_a_sample_reports_its_entry_enrichment_over_an_even_spread():
+    """`therapy.dosing.entry_enrichment` = tissue_fraction × patient_cells / section tumor cells at day 0:
+    the factor by which a sample's share of the tumor-bed entries exceeds its share of the disease
+    (exact arithmetic on the run's own inputs); a whole lesion, or a sample without a burden, has none."""
+    base = {"domain": {"dims": 2, "size_um": [400.0, 400.0],
+                       "section": {"represents": "sample", "boundary": "open", "patient_cells": 1e9}},
+            "tumor": {"init": {"count": 200}}, "nk": {"dose": {"cells": 0}},
+            "dosing": {"infusions": [{"day": 0, "dose": 1e6}], "tissue_fraction": 1e-5},
+            "time": {"days": 0.05}, "output": {"snapshots": False, "figure": False}}
+    r = api.run(base)
+    n0 = r.timeseries["tumor"].iloc[0]
+    assert r.summary["therapy"]["dosing"]["entry_enrichment"] == pytest.approx(1e-5 * 1e9 / n0, rel=1e-12)
+    lesion = {**base, "domain": {"dims": 2, "size_um": [400.0, 400.0]}}
+    assert "entry_enrichment" not in api.run(lesion).summary["therapy"]["dosing"]
+    no_burden = {**base, "domain": {**base["domain"], "section": {"represents": "sample", "boundary": "open"}}}
+    assert api.run(no_burden).summary["therapy"]["dosing"]["entry_enrichment"] is None

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from .. import section
 from ..kernels.step import NK_EMPTY
 from .blood import BloodCompartment
 from .clinical_units import car_per_ul, transgene_copies_per_ug
@@ -235,6 +236,10 @@ class Therapy:
                              "blood_cells_daily": [self.blood.blood(d * MIN_PER_DAY) for d in days],
                              "car_per_ul_daily": [self.car_per_ul(d * MIN_PER_DAY) for d in days],
                              "transgene_copies_per_ug_daily": [self.transgene_copies_per_ug(d * MIN_PER_DAY) for d in days]}
+            m = self.model
+            if m._sample:  # a sample of a larger burden: how far its share of the entries exceeds an even one
+                out["dosing"]["entry_enrichment"] = section.entry_enrichment(
+                    self.tissue_fraction, m.section_state, m.config.domain.section.patient_cells)
         if self._il15_active:
             out["il15_systemic_now_ng_ml"] = self.il15_systemic(self.model.now_min)
         if self.suicide is not None:
